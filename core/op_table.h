@@ -1,0 +1,38 @@
+// The operation table: the single source of truth for every formula operation (signature, dims, rewrite, lowering).
+#pragma once
+#include <string_view>
+#include <vector>
+
+#include "node.h"
+
+namespace keops {
+
+class Lowerer;
+using Vals = std::vector<int>;
+
+// Output dimension of a node about to be created; throws UserError naming the operation when inconsistent.
+using DimFn = int (*)(const NodeKey&);
+// Construction-time rewrite; returns nullptr when it does not apply. Must keep the dimension.
+using SimplifyFn = NodeRef (*)(const NodeKey&, int dim);
+// Scalar code for a node, given the lowered values of its formula arguments.
+using LowerFn = Vals (*)(Lowerer&, const Node&, const std::vector<Vals>&);
+
+struct OpInfo {
+  std::string_view name;
+  // Argument kinds in order: F formula, I integer, L integer list; those after '?' are optional.
+  std::string_view signature;
+  std::string_view doc;
+  DimFn dim;
+  LowerFn lower = nullptr;        // nullptr: parses, but "not supported yet" at compile time
+  SimplifyFn simplify = nullptr;
+  std::string_view infix = {};    // printed as (a <infix> b) when set
+  std::string_view accuracy = {};
+};
+
+const OpInfo* find_op(std::string_view name);
+const std::vector<OpInfo>& all_ops();
+
+// Counts of each argument kind against the signature; UserError naming the operation otherwise.
+void check_signature(const NodeKey& key);
+
+}  // namespace keops

@@ -1,0 +1,445 @@
+// Recursive-descent parser of formulas, reductions and aliases, with Python's operator precedence.
+#include "parser.h"
+
+#include <cctype>
+#include <optional>
+#include <unordered_map>
+
+#include "errors.h"
+#include "op_table.h"
+
+namespace keops {
+
+namespace {
+
+enum class Tok { Ident, Int, Float, Op, End };
+
+struct Token {
+  Tok kind;
+  std::string text;
+  int col;  // 1-based
+};
+
+std::vector<Token> tokenize(std::string_view s, const std::string& what) {
+  static const char* two_char_ops[] = {"**", "<=", ">=", "==", "!="};
+  std::vector<Token> out;
+  size_t k = 0;
+  while (k < s.size()) {
+    char c = s[k];
+    int col = static_cast<int>(k) + 1;
+    if (std::isspace(static_cast<unsigned char>(c))) { ++k; continue; }
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      size_t e = k;
+      while (e < s.size() && (std::isalnum(static_cast<unsigned char>(s[e])) || s[e] == '_')) ++e;
+      out.push_back({Tok::Ident, std::string(s.substr(k, e - k)), col});
+      k = e;
+      continue;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && k + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[k + 1])))) {
+      size_t e = k;
+      bool is_float = false;
+      while (e < s.size() && std::isdigit(static_cast<unsigned char>(s[e]))) ++e;
+      if (e < s.size() && s[e] == '.') { is_float = true; ++e; while (e < s.size() && std::isdigit(static_cast<unsigned char>(s[e]))) ++e; }
+      if (e < s.size() && (s[e] == 'e' || s[e] == 'E')) {
+        size_t f = e + 1;
+        if (f < s.size() && (s[f] == '+' || s[f] == '-')) ++f;
+        if (f < s.size() && std::isdigit(static_cast<unsigned char>(s[f]))) {
+          is_float = true;
+          e = f;
+          while (e < s.size() && std::isdigit(static_cast<unsigned char>(s[e]))) ++e;
+        }
+      }
+      out.push_back({is_float ? Tok::Float : Tok::Int, std::string(s.substr(k, e - k)), col});
+      k = e;
+      continue;
+    }
+    bool matched = false;
+    for (const char* op : two_char_ops)
+      if (s.substr(k, 2) == op) {
+        out.push_back({Tok::Op, op, col});
+        k += 2;
+        matched = true;
+        break;
+      }
+    if (matched) continue;
+    if (std::string_view("+-*/|<>()[],=").find(c) != std::string_view::npos) {
+      out.push_back({Tok::Op, std::string(1, c), col});
+      ++k;
+      continue;
+    }
+    throw UserError(what + ": column " + std::to_string(col) + ": unexpected character '" + std::string(1, c) + "'");
+  }
+  out.push_back({Tok::End, "", static_cast<int>(s.size()) + 1});
+  return out;
+}
+
+// A parsed sub-expression: Python ints stay ints until a formula needs them (then IntCst), as in KeOps.
+struct Value {
+  enum Kind { Formula, Int, List, Red } kind;
+  NodeRef f = nullptr;
+  int64_t i = 0;
+  IntList list;
+  Reduction red;
+  int col = 0;
+};
+
+class Parser {
+ public:
+  Parser(std::string_view text, const std::vector<Alias>& aliases, std::string what)
+      : toks_(tokenize(text, what)), what_(std::move(what)) {
+    for (const Alias& a : aliases)
+      if (!a.name.empty()) names_[a.name] = &a;
+  }
+
+  Value parse_all() {
+    Value v = expr();
+    if (peek().kind != Tok::End) fail(peek(), "expected an operator or the end of the formula");
+    return v;
+  }
+
+ private:
+  const Token& peek() const { return toks_[pos_]; }
+  const Token& next() { return toks_[pos_++]; }
+  bool accept(const char* op) {
+    if (peek().kind == Tok::Op && peek().text == op) { ++pos_; return true; }
+    return false;
+  }
+  void expect(const char* op) {
+    if (!accept(op)) fail(peek(), std::string("expected '") + op + "'");
+  }
+  [[noreturn]] void fail(const Token& t, const std::string& msg) const {
+    std::string found = t.kind == Tok::End ? "the end of the formula" : "'" + t.text + "'";
+    throw UserError(what_ + ": column " + std::to_string(t.col) + ": " + msg + ", found " + found);
+  }
+  [[noreturn]] void fail_at(int col, const std::string& msg) const {
+    throw UserError(what_ + ": column " + std::to_string(col) + ": " + msg);
+  }
+
+  NodeRef formula(const Value& v) {
+    switch (v.kind) {
+      case Value::Formula: return v.f;
+      case Value::Int: return int_cst(v.i);
+      case Value::List: fail_at(v.col, "a list is not a formula");
+      case Value::Red: fail_at(v.col, "a reduction cannot be used inside a formula");
+    }
+    KEOPS_ASSERT(false, "unreachable");
+  }
+
+  // Builds a node, adding the column to the operation's own error message.
+  NodeRef build(int col, std::string_view op, std::vector<NodeRef> args, IntList ints = {}, std::vector<IntList> lists = {}) {
+    try {
+      return make(op, std::move(args), std::move(ints), std::move(lists));
+    } catch (const UserError& e) {
+      fail_at(col, e.what());
+    }
+  }
+
+  Value formula_value(NodeRef f, int col) { return Value{Value::Formula, f, 0, {}, {}, col}; }
+
+  Value expr() {  // comparisons: lowest precedence, not chained
+    Value a = bitor_();
+    const Token& t = peek();
+    if (t.kind == Tok::Op && (t.text == "<" || t.text == ">" || t.text == "<=" || t.text == ">=")) {
+      std::string op = next().text;
+      Value b = bitor_();
+      NodeRef x = formula(a), y = formula(b);
+      if (op == "<") return formula_value(build(t.col, "LessThan", {x, y}), a.col);
+      if (op == ">") return formula_value(build(t.col, "LessThan", {y, x}), a.col);
+      if (op == "<=") return formula_value(build(t.col, "LessOrEqual", {x, y}), a.col);
+      return formula_value(build(t.col, "LessOrEqual", {y, x}), a.col);
+    }
+    if (t.kind == Tok::Op && (t.text == "==" || t.text == "!="))
+      fail(t, "'==' and '!=' are not operations of the formula language (use Equal(f, g) or NotEqual(f, g))");
+    return a;
+  }
+
+  Value bitor_() {
+    Value a = arith();
+    while (peek().kind == Tok::Op && peek().text == "|") {
+      int col = next().col;
+      Value b = arith();
+      a = formula_value(build(col, "Scalprod", {formula(a), formula(b)}), a.col);
+    }
+    return a;
+  }
+
+  Value arith() {
+    Value a = term();
+    while (peek().kind == Tok::Op && (peek().text == "+" || peek().text == "-")) {
+      const Token& t = next();
+      Value b = term();
+      if (a.kind == Value::Int && b.kind == Value::Int) {
+        a.i = t.text == "+" ? a.i + b.i : a.i - b.i;
+        continue;
+      }
+      a = formula_value(build(t.col, t.text == "+" ? "Add" : "Subtract", {formula(a), formula(b)}), a.col);
+    }
+    return a;
+  }
+
+  Value term() {
+    Value a = unary();
+    while (peek().kind == Tok::Op && (peek().text == "*" || peek().text == "/")) {
+      const Token& t = next();
+      Value b = unary();
+      if (a.kind == Value::Int && b.kind == Value::Int) {
+        if (t.text == "/") fail_at(t.col, "dividing two integers gives a float, and formulas take no float constants (use IntInv(n) or RatCst(p, q))");
+        a.i *= b.i;
+        continue;
+      }
+      a = formula_value(build(t.col, t.text == "*" ? "Mult" : "Divide", {formula(a), formula(b)}), a.col);
+    }
+    return a;
+  }
+
+  Value unary() {
+    const Token& t = peek();
+    if (t.kind == Tok::Op && (t.text == "-" || t.text == "+")) {
+      next();
+      Value v = unary();
+      if (t.text == "+") return v;
+      if (v.kind == Value::Int) { v.i = -v.i; v.col = t.col; return v; }
+      return formula_value(build(t.col, "Minus", {formula(v)}), t.col);
+    }
+    return power();
+  }
+
+  Value power() {
+    Value base = atom();
+    if (peek().kind == Tok::Op && peek().text == "**") {
+      const Token& t = next();
+      Value e = unary();
+      if (e.kind != Value::Int) fail_at(e.col, "the exponent of '**' must be an integer (use Powf(f, g) for other exponents)");
+      if (base.kind == Value::Int) {
+        if (e.i < 0) fail_at(e.col, "a negative integer power of an integer is a float");
+        int64_t r = 1;
+        for (int64_t k = 0; k < e.i; ++k) r *= base.i;
+        base.i = r;
+        return base;
+      }
+      NodeRef f = formula(base);
+      return formula_value(e.i == 2 ? build(t.col, "Square", {f}) : build(t.col, "Pow", {f}, {e.i}), base.col);
+    }
+    return base;
+  }
+
+  Value atom() {
+    const Token& t = next();
+    switch (t.kind) {
+      case Tok::Int:
+        try {
+          return Value{Value::Int, nullptr, std::stoll(t.text), {}, {}, t.col};
+        } catch (const std::out_of_range&) {
+          fail_at(t.col, "integer " + t.text + " is too large");
+        }
+      case Tok::Float:
+        fail_at(t.col, "float literal " + t.text +
+                           ": formulas take no float constants; pass them as parameters (Pm) or use IntInv(n) / RatCst(p, q)");
+      case Tok::Ident: return identifier(t);
+      case Tok::Op:
+        if (t.text == "(") {
+          Value v = expr();
+          expect(")");
+          return v;
+        }
+        if (t.text == "[") return list(t);
+        fail(t, "expected a formula");
+      case Tok::End: fail(t, "expected a formula");
+    }
+    KEOPS_ASSERT(false, "unreachable");
+  }
+
+  Value list(const Token& open) {
+    Value v{Value::List, nullptr, 0, {}, {}, open.col};
+    if (accept("]")) return v;
+    do {
+      Value e = unary();
+      if (e.kind != Value::Int) fail_at(e.col, "lists may only contain integers");
+      v.list.push_back(e.i);
+    } while (accept(","));
+    expect("]");
+    return v;
+  }
+
+  std::vector<Value> call_args() {
+    std::vector<Value> args;
+    expect("(");
+    if (accept(")")) return args;
+    do args.push_back(expr());
+    while (accept(","));
+    expect(")");
+    return args;
+  }
+
+  int64_t int_arg(const Value& v, const std::string& fn, size_t k) {
+    if (v.kind != Value::Int) fail_at(v.col, fn + ": argument " + std::to_string(k + 1) + " must be an integer");
+    return v.i;
+  }
+
+  Value identifier(const Token& t) {
+    const std::string& name = t.text;
+    bool is_call = peek().kind == Tok::Op && peek().text == "(";
+    if (!is_call) {
+      auto it = names_.find(name);
+      if (it != names_.end()) return formula_value(build(t.col, "Var", {}, {it->second->pos, it->second->dim, it->second->cat}), t.col);
+      if (find_op(name) || find_reduction(name)) fail_at(t.col, "'" + name + "' is an operation and needs arguments");
+      fail_at(t.col, "unknown name '" + name + "' (not an alias nor an operation)");
+    }
+    if (name == "Vi" || name == "Vj" || name == "Pm") {
+      std::vector<Value> args = call_args();
+      if (args.size() != 2) fail_at(t.col, name + "(pos, dim) inside a formula needs 2 integer arguments");
+      int cat = name == "Vi" ? 0 : name == "Vj" ? 1 : 2;
+      return formula_value(build(t.col, "Var", {}, {int_arg(args[0], name, 0), int_arg(args[1], name, 1), cat}), t.col);
+    }
+    if (const ReductionInfo* r = find_reduction(name)) return reduction(t, *r);
+    const OpInfo* op = find_op(name);
+    if (!op) fail_at(t.col, "unknown operation '" + name + "'");
+    std::vector<Value> args = call_args();
+    std::vector<NodeRef> fs;
+    IntList is;
+    std::vector<IntList> ls;
+    size_t k = 0;
+    bool optional = false;
+    for (char c : op->signature) {
+      if (c == '?') { optional = true; continue; }
+      if (k >= args.size()) {
+        if (optional) break;
+        fail_at(t.col, name + ": too few arguments (signature " + signature_text(op->signature) + ")");
+      }
+      const Value& v = args[k];
+      if (c == 'F') fs.push_back(formula(v));
+      else if (c == 'I') is.push_back(int_arg(v, name, k));
+      else {
+        if (v.kind != Value::List) fail_at(v.col, name + ": argument " + std::to_string(k + 1) + " must be a list of integers");
+        ls.push_back(v.list);
+      }
+      ++k;
+    }
+    if (k < args.size()) fail_at(args[k].col, name + ": too many arguments (signature " + signature_text(op->signature) + ")");
+    return formula_value(build(t.col, name, std::move(fs), std::move(is), std::move(ls)), t.col);
+  }
+
+  static std::string signature_text(std::string_view sig) {
+    std::string out = "(";
+    bool first = true, optional = false;
+    for (char c : sig) {
+      if (c == '?') { optional = true; out += "["; continue; }
+      if (!first) out += ", ";
+      first = false;
+      out += c == 'F' ? "formula" : c == 'I' ? "int" : "list";
+    }
+    return out + (optional ? "])" : ")");
+  }
+
+  Value reduction(const Token& t, const ReductionInfo& info) {
+    std::vector<Value> args = call_args();
+    Value v{Value::Red, nullptr, 0, {}, {}, t.col};
+    Reduction& r = v.red;
+    r.info = &info;
+    auto need = [&](size_t lo, size_t hi) {
+      if (args.size() < lo || args.size() > hi)
+        fail_at(t.col, std::string(info.name) + ": expected arguments " + signature_text(info.signature));
+    };
+    std::string name(info.name);
+    if (info.kind == ReductionKind::Zero) {
+      need(2, 2);
+      r.zero_dim = static_cast<int>(int_arg(args[0], name, 0));
+      r.tag = static_cast<int>(int_arg(args[1], name, 1));
+      if (r.zero_dim <= 0) fail_at(args[0].col, name + ": dimension must be positive");
+    } else if (info.signature == "FII") {
+      need(3, 3);
+      r.formula = formula(args[0]);
+      r.opt = static_cast<int>(int_arg(args[1], name, 1));
+      r.tag = static_cast<int>(int_arg(args[2], name, 2));
+      if (r.opt <= 0) fail_at(args[1].col, name + ": K must be positive, got " + std::to_string(r.opt));
+    } else {
+      bool weighted = info.kind == ReductionKind::MaxSumShiftExpWeight;
+      need(2, weighted ? 3 : 2);
+      r.formula = formula(args[0]);
+      r.tag = static_cast<int>(int_arg(args[1], name, 1));
+      if (args.size() == 3) r.formula2 = formula(args[2]);
+      if (weighted && r.formula->dim() != 1)
+        fail_at(args[0].col, name + ": the formula must be scalar, got dimension " + std::to_string(r.formula->dim()));
+    }
+    if (r.tag != 0 && r.tag != 1) fail_at(t.col, name + ": the tag must be 0 (output indexed by i) or 1 (by j), got " + std::to_string(r.tag));
+    return v;
+  }
+
+  std::vector<Token> toks_;
+  size_t pos_ = 0;
+  std::string what_;
+  std::unordered_map<std::string, const Alias*> names_;
+};
+
+}  // namespace
+
+std::vector<Alias> parse_aliases(const std::vector<std::string>& texts) {
+  std::vector<Alias> out;
+  for (size_t k = 0; k < texts.size(); ++k) {
+    const std::string& text = texts[k];
+    std::string what = "alias '" + text + "'";
+    std::vector<Token> t = tokenize(text, what);
+    size_t p = 0;
+    Alias a;
+    if (t.size() > 2 && t[0].kind == Tok::Ident && t[1].kind == Tok::Op && t[1].text == "=") {
+      a.name = t[0].text;
+      p = 2;
+    }
+    auto bad = [&](const std::string& msg) -> UserError {
+      return UserError(what + ": " + msg + " (expected e.g. 'x = Vi(3)', 'x = Vj(1,3)', 'p = Pm(2)' or 'x = Var(0,3,0)')");
+    };
+    if (t[p].kind != Tok::Ident) throw bad("expected Vi, Vj, Pm or Var");
+    std::string kind = t[p].text;
+    if (kind == "Vx") kind = "Vi";
+    if (kind == "Vy") kind = "Vj";
+    int cat = kind == "Vi" ? 0 : kind == "Vj" ? 1 : kind == "Pm" ? 2 : kind == "Var" ? -1 : -2;
+    if (cat == -2) throw bad("unknown declaration '" + kind + "'");
+    ++p;
+    if (!(t[p].kind == Tok::Op && t[p].text == "(")) throw bad("expected '('");
+    ++p;
+    IntList v;
+    while (true) {
+      bool neg = t[p].kind == Tok::Op && t[p].text == "-";
+      if (neg) ++p;
+      if (t[p].kind != Tok::Int) throw bad("expected an integer");
+      v.push_back(neg ? -std::stoll(t[p].text) : std::stoll(t[p].text));
+      ++p;
+      if (t[p].kind == Tok::Op && t[p].text == ",") { ++p; continue; }
+      break;
+    }
+    if (!(t[p].kind == Tok::Op && t[p].text == ")") || t[p + 1].kind != Tok::End) throw bad("expected ')' at the end");
+    if (cat == -1) {
+      if (v.size() != 3) throw bad("Var needs (pos, dim, cat)");
+      a.pos = (int)v[0]; a.dim = (int)v[1]; a.cat = (int)v[2];
+    } else if (v.size() == 1) {
+      a.pos = (int)k; a.dim = (int)v[0]; a.cat = cat;
+    } else if (v.size() == 2) {
+      a.pos = (int)v[0]; a.dim = (int)v[1]; a.cat = cat;
+    } else {
+      throw bad(kind + " takes (dim) or (pos, dim)");
+    }
+    if (a.pos < 0) throw bad("negative position");
+    if (a.dim <= 0) throw bad("dimension must be positive");
+    if (a.cat < 0 || a.cat > 2) throw bad("category must be 0, 1 or 2");
+    for (const Alias& b : out)
+      if (!a.name.empty() && b.name == a.name) throw bad("name '" + a.name + "' is declared twice");
+    out.push_back(a);
+  }
+  return out;
+}
+
+NodeRef parse_formula(std::string_view text, const std::vector<Alias>& aliases) {
+  Value v = Parser(text, aliases, "formula").parse_all();
+  if (v.kind == Value::Red) throw UserError("formula: expected a formula, got a reduction");
+  if (v.kind == Value::List) throw UserError("formula: expected a formula, got a list");
+  return v.kind == Value::Int ? int_cst(v.i) : v.f;
+}
+
+Reduction parse_reduction(std::string_view text, const std::vector<Alias>& aliases) {
+  Value v = Parser(text, aliases, "reduction").parse_all();
+  if (v.kind != Value::Red)
+    throw UserError("reduction: expected a reduction such as Sum_Reduction(formula, 0) at the top level");
+  return v.red;
+}
+
+}  // namespace keops

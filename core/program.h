@@ -1,0 +1,56 @@
+// The lowered map-reduce program: scalar SSA code for one (i, j) pair plus the reduction. Backends see only this.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace keops {
+
+// Scalar primitives every backend renders. Operations of the table lower to these.
+enum class Prim : uint8_t {
+  Const, Load,                                   // immediate; component `comp` of argument `pos`
+  Add, Sub, Mul, Div, Neg, Abs, Sqrt,
+  Exp, Log, Sin, Cos, Atan, Atan2, Asin, Acos,
+  Floor, Round,                                  // Round: to nearest, ties to even
+  Min, Max,                                      // NaN-propagating
+  IfPos,                                         // a >= 0 ? b : c (NaN a picks c)
+  Lt, Le, Eq, Ne,                                // 1.0 or 0.0
+};
+const char* prim_name(Prim p);
+int prim_arity(Prim p);
+
+struct Instr {
+  Prim op;
+  int a = -1, b = -1, c = -1;   // operands: earlier values
+  double imm = 0;               // Const
+  int pos = -1, comp = -1;      // Load
+  bool operator==(const Instr&) const = default;
+};
+
+// Where a value depends on: parameters only, the output-side index, or the reduced index.
+enum class Level : uint8_t { Param = 0, Outer = 1, Inner = 2 };
+
+struct ArgInfo {
+  int dim = 0;
+  int cat = 0;   // 0 i, 1 j, 2 parameter
+};
+
+enum class ReductionKind { Sum, Min, Max, ArgMin, ArgMax, MinArgMin, MaxArgMax, KMin, ArgKMin, KMinArgKMin,
+                           MaxSumShiftExpWeight, Zero };
+
+struct Program {
+  std::vector<Instr> code;     // topologically ordered SSA
+  std::vector<Level> level;    // per value
+  std::vector<int> out;        // value of each component of the reduced formula
+  std::vector<int> out2;       // second formula (Max_SumShiftExpWeight's weight), if any
+  std::vector<ArgInfo> args;   // per argument position
+  ReductionKind reduction = ReductionKind::Sum;
+  std::string reduction_name;
+  int tag = 0;                 // category of the output index: 0 -> output indexed by i
+  int opt = 0;                 // K of the K-reductions
+  int dim_formula = 0;         // dimension of the reduced formula
+  int dim_out = 0;             // columns of the output array
+  std::string canonical;       // canonical reduction string (identifies the program)
+};
+
+}  // namespace keops

@@ -1,0 +1,386 @@
+// Emits branch-free, vectorisable LLVM IR for exp, log, sin, cos, atan, atan2, asin, acos.
+//
+// Method: range reduction + minimax polynomial (coefficients fitted for this file by a weighted
+// discrete-minimax LP in 50-digit arithmetic, then rounded to the target type one coefficient at a
+// time, refitting the rest). Relative polynomial error before rounding: exp 2^-28 / 2^-58,
+// log 2^-30 / 2^-59, sin/cos 2^-31 / 2^-63, atan 2^-30 / 2^-59, asin 2^-31 / 2^-60 (f32 / f64).
+//
+// accuracy (measured by tests/cpp/test_vec_math.cpp against long double std:: functions; f32
+// figures also hold over exhaustive sweeps of every float in the stated ranges):
+//   RESULTS_TABLE
+//
+// sin/cos argument range: the 3-part Cody-Waite reduction by pi/2 keeps the error within the
+// figures above for |x| <= 1e5 (f32) and |x| <= 1e9 (f64). Beyond that the result degrades
+// and eventually carries no information, but it always stays within [-1, 1] for finite x.
+
+#include "vec_math.h"
+
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/DerivedTypes.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+
+#include <cassert>
+#include <cstdint>
+#include <limits>
+
+namespace keops::cpu {
+namespace {
+
+using llvm::Value;
+
+// ---- polynomial coefficients, lowest order first (see the header comment for how they were made) --
+
+// exp(r) = 1 + r + sum_{j>=2} c_j r^j on |r| <= ln2/2
+const double kExpF[] = {0x1.fffffcp-2, 0x1.555494p-3, 0x1.5558bep-5, 0x1.123856p-7, 0x1.6a3d12p-10};
+const double kExpD[] = {0x1.000000000000ap-1,  0x1.555555555550dp-3,  0x1.55555555507b9p-5,
+                        0x1.1111111124540p-7,  0x1.6c16c18431f80p-10, 0x1.a01a013850499p-13,
+                        0x1.a0199a20883a8p-16, 0x1.71df0cc0444b3p-19, 0x1.28ad4d687e28ep-22,
+                        0x1.ad9ef5e335f81p-26};
+// log(1+f) = 2s + s R(z), s = f/(2+f), z = s^2, R = sum_{j>=1} c_j z^j on |s| <= 0.1716
+const double kLogF[] = {0x1.55557ap-1, 0x1.995ec2p-2, 0x1.31e414p-2};
+const double kLogD[] = {0x1.5555555555593p-1, 0x1.999999997f992p-2, 0x1.2492494234235p-2,
+                        0x1.c71c51cced0eap-3, 0x1.74664c6f9aee1p-3, 0x1.39a0427b1181ap-3,
+                        0x1.2f1534e7572d1p-3};
+// sin(r) = r + r sum_{j>=1} c_j z^j, z = r^2; fitted on |r| <= 0.9 (f32, tolerates a mis-rounded
+// quadrant for large |x|) and |r| <= pi/4 + 1e-3 (f64)
+const double kSinF[] = {-0x1.555556p-3, 0x1.111156p-7, -0x1.a035bcp-13, 0x1.7276f8p-19};
+const double kSinD[] = {-0x1.5555555555555p-3, 0x1.1111111111069p-7,  -0x1.a01a019ffe523p-13,
+                        0x1.71de3a33a580bp-19, -0x1.ae642c51b646ep-26, 0x1.6109bd7fdfe17p-33,
+                        -0x1.9ffd8205fd504p-41};
+// cos(r) = 1 - z/2 + sum_{j>=2} c_j z^j (same intervals as sin)
+const double kCosF[] = {0x1.55553cp-5, -0x1.6c04a0p-10, 0x1.980092p-16};
+const double kCosD[] = {0x1.555555555554bp-5,  -0x1.6c16c16c15000p-10, 0x1.a01a019c8bab7p-16,
+                        -0x1.27e4f7ee484bap-22, 0x1.1ee9d92861d36p-29, -0x1.8fa4f762435cbp-37};
+// atan(t) = t + t sum_{j>=1} c_j z^j, z = t^2, on |t| <= tan(pi/8)
+const double kAtanF[] = {-0x1.55554ap-2, 0x1.9991e2p-3, -0x1.23b9a2p-3, 0x1.b22452p-4, -0x1.f2e570p-5};
+const double kAtanD[] = {-0x1.555555555553dp-2, 0x1.9999999995860p-3,  -0x1.24924922acf77p-3,
+                         0x1.c71c70e5dc5b5p-4,  -0x1.745cf8d5e86aep-4, 0x1.3b11189f7349fp-4,
+                         -0x1.10ebb278a4ccep-4, 0x1.df0ef42ec438bp-5,  -0x1.9cd12cd6f6768p-5,
+                         0x1.37d19d7078d85p-5,  -0x1.25616e944ad17p-6};
+// asin(s) = s + s sum_{j>=1} c_j z^j, z = s^2, on |s| <= 1/2
+const double kAsinF[] = {0x1.55554cp-3, 0x1.3338acp-4, 0x1.6ca754p-5,
+                         0x1.04d2e6p-5, 0x1.d522dap-7, 0x1.34c5aep-5};
+const double kAsinD[] = {0x1.5555555555577p-3, 0x1.333333332e131p-4, 0x1.6db6db721267ep-5,
+                         0x1.f1c71a94f2eccp-6, 0x1.6e8bdee041060p-6, 0x1.1c49f05ca9acfp-6,
+                         0x1.ca1f8d787a1c2p-7, 0x1.7585894b76271p-7, 0x1.613c8ec1184c6p-7,
+                         0x1.e5f5665f1030ep-9, 0x1.639c7a8e3aa9ep-6, -0x1.57fd835704ff9p-6,
+                         0x1.0b46bddd21178p-5};
+
+// ---- constants split into a leading part (the type's rounding of the value) and the rest ----
+struct Split2 {
+  double f1, f2, d1, d2;
+};
+constexpr Split2 kLn2 = {0x1.62e430p-1, -0x1.05c610p-29, 0x1.62e42fefa39efp-1, 0x1.abc9e3b39803fp-56};
+constexpr Split2 kPio4 = {0x1.921fb6p-1, -0x1.777a5cp-26, 0x1.921fb54442d18p-1, 0x1.1a62633145c07p-55};
+constexpr Split2 kPio2 = {0x1.921fb6p+0, -0x1.777a5cp-25, 0x1.921fb54442d18p+0, 0x1.1a62633145c07p-54};
+constexpr Split2 kPi = {0x1.921fb6p+1, -0x1.777a5cp-24, 0x1.921fb54442d18p+1, 0x1.1a62633145c07p-53};
+// pi/2 in three parts for the sin/cos reduction
+constexpr double kPio2F[3] = {0x1.921fb6p+0, -0x1.777a5cp-25, -0x1.ee59dap-50};
+constexpr double kPio2D[3] = {0x1.921fb54442d18p+0, 0x1.1a62633145c07p-54, -0x1.f1976b7ed8fbcp-110};
+
+template <size_t N>
+constexpr int len(const double (&)[N]) {
+  return static_cast<int>(N);
+}
+
+// Thin typed wrapper over the builder: every constant is splatted to x's type, integer ops use the
+// same-shaped integer type, so each helper works for scalars and vectors alike.
+class Em {
+ public:
+  Em(llvm::IRBuilderBase& b, llvm::Type* ty) : b_(b), guard_(b), ty_(ty) {
+    b_.clearFastMathFlags();  // NaN/inf handling below needs IEEE semantics
+    llvm::Type* el = ty->getScalarType();
+    assert((el->isFloatTy() || el->isDoubleTy()) && "vec_math: float or double (vector) expected");
+    dbl = el->isDoubleTy();
+    bits = dbl ? 64 : 32;
+    mant = dbl ? 52 : 23;
+    bias = dbl ? 1023 : 127;
+    if (auto* vt = llvm::dyn_cast<llvm::VectorType>(ty)) {
+      ity_ = llvm::VectorType::getInteger(vt);
+      i32ty_ = llvm::VectorType::get(b_.getInt32Ty(), vt->getElementCount());
+    } else {
+      ity_ = b_.getIntNTy(bits);
+      i32ty_ = b_.getInt32Ty();
+    }
+  }
+
+  bool dbl;
+  int bits, mant, bias;
+
+  Value* c(double v) { return llvm::ConstantFP::get(ty_, v); }
+  Value* c(const Split2& s, int part) { return c(part == 0 ? (dbl ? s.d1 : s.f1) : (dbl ? s.d2 : s.f2)); }
+  Value* inf() { return c(std::numeric_limits<double>::infinity()); }
+  Value* nan() { return c(std::numeric_limits<double>::quiet_NaN()); }
+  Value* ci(int64_t v) { return llvm::ConstantInt::get(ity_, static_cast<uint64_t>(v), true); }
+
+  Value* add(Value* a, Value* b) { return b_.CreateFAdd(a, b); }
+  Value* sub(Value* a, Value* b) { return b_.CreateFSub(a, b); }
+  Value* mul(Value* a, Value* b) { return b_.CreateFMul(a, b); }
+  Value* div(Value* a, Value* b) { return b_.CreateFDiv(a, b); }
+  Value* neg(Value* a) { return b_.CreateFNeg(a); }
+  // fma: exact product, used where exactness matters; mad: fused when profitable (polynomials)
+  Value* fma(Value* a, Value* b, Value* c) { return b_.CreateIntrinsic(llvm::Intrinsic::fma, {ty_}, {a, b, c}); }
+  Value* mad(Value* a, Value* b, Value* c) { return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {ty_}, {a, b, c}); }
+  Value* un(llvm::Intrinsic::ID id, Value* a) { return b_.CreateUnaryIntrinsic(id, a); }
+  Value* abs(Value* a) { return un(llvm::Intrinsic::fabs, a); }
+  Value* rint(Value* a) { return un(llvm::Intrinsic::rint, a); }
+  Value* floor(Value* a) { return un(llvm::Intrinsic::floor, a); }
+  Value* sqrt(Value* a) { return un(llvm::Intrinsic::sqrt, a); }
+  Value* copysign(Value* mag, Value* sgn) { return b_.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, mag, sgn); }
+
+  Value* sel(Value* cnd, Value* a, Value* b) { return b_.CreateSelect(cnd, a, b); }
+  Value* lt(Value* a, Value* b) { return b_.CreateFCmpOLT(a, b); }
+  Value* gt(Value* a, Value* b) { return b_.CreateFCmpOGT(a, b); }
+  Value* eq(Value* a, Value* b) { return b_.CreateFCmpOEQ(a, b); }
+  Value* isnan(Value* a) { return b_.CreateFCmpUNO(a, a); }
+  Value* land(Value* a, Value* b) { return b_.CreateAnd(a, b); }
+  Value* lor(Value* a, Value* b) { return b_.CreateOr(a, b); }
+
+  Value* as_int(Value* a) { return b_.CreateBitCast(a, ity_); }
+  Value* as_fp(Value* a) { return b_.CreateBitCast(a, ty_); }
+  Value* iadd(Value* a, Value* b) { return b_.CreateAdd(a, b); }
+  Value* isub(Value* a, Value* b) { return b_.CreateSub(a, b); }
+  Value* iand(Value* a, Value* b) { return b_.CreateAnd(a, b); }
+  Value* ixor(Value* a, Value* b) { return b_.CreateXor(a, b); }
+  Value* shl(Value* a, int n) { return b_.CreateShl(a, static_cast<uint64_t>(n)); }
+  Value* ashr(Value* a, int n) { return b_.CreateAShr(a, static_cast<uint64_t>(n)); }
+  Value* sign_bit_set(Value* a) { return b_.CreateICmpSLT(as_int(a), ci(0)); }
+  // fp <-> int through i32 lanes: cvt(t)ps2dq / cvt(t)pd2dq exist everywhere, 64-bit lane
+  // conversions would need AVX-512DQ. Callers guarantee |v| < 2^31 and no NaN (else poison).
+  Value* to_int(Value* v) {
+    Value* i = b_.CreateFPToSI(v, i32ty_);
+    return dbl ? b_.CreateSExt(i, ity_) : i;
+  }
+  Value* to_fp(Value* i) { return b_.CreateSIToFP(dbl ? b_.CreateTrunc(i, i32ty_) : i, ty_); }
+
+  // c[0] + x (c[1] + x (...))
+  Value* horner(Value* x, const double* cf, int n) {
+    Value* acc = c(cf[n - 1]);
+    for (int k = n - 2; k >= 0; --k) acc = mad(acc, x, c(cf[k]));
+    return acc;
+  }
+  template <size_t NF, size_t ND>
+  Value* horner(Value* x, const double (&f)[NF], const double (&d)[ND]) {
+    return dbl ? horner(x, d, len(d)) : horner(x, f, len(f));
+  }
+
+ private:
+  llvm::IRBuilderBase& b_;
+  llvm::IRBuilderBase::FastMathFlagGuard guard_;
+  llvm::Type* ty_;
+  llvm::Type* ity_;
+  llvm::Type* i32ty_;
+};
+
+// sin (cosine = false) or cos of x: reduce x = q pi/2 + r, |r| <~ pi/4, then pick the sin or cos
+// polynomial and the sign from q mod 4.
+Value* emit_sincos(llvm::IRBuilderBase& b, Value* x, bool cosine) {
+  Em e(b, x->getType());
+  // Non-finite lanes are zeroed so every lane below stays well defined; they become NaN at the end.
+  Value* fin = e.lt(e.abs(x), e.inf());
+  Value* xs = e.sel(fin, x, e.c(0));
+  Value* q = e.rint(e.mul(xs, e.c(0.63661977236758134)));  // 2/pi
+  Value* nq = e.neg(q);
+  const double* p = e.dbl ? kPio2D : kPio2F;
+  // Cody-Waite: q*p[0] is a multiple of ulp(p[0]) and so is x (|x| >= 1 whenever q != 0), so the
+  // first fma is exact; the next two add the tail of pi/2 with one rounding each relative to r.
+  Value* r = e.fma(nq, e.c(p[0]), xs);
+  r = e.fma(nq, e.c(p[1]), r);
+  r = e.fma(nq, e.c(p[2]), r);
+  // q mod 4 computed in floating point (exact for integral q, any magnitude): fptosi of a huge q
+  // would be poison.
+  Value* qm = e.fma(e.floor(e.mul(q, e.c(0.25))), e.c(-4.0), q);
+  Value* qi = e.to_int(qm);
+  if (cosine) qi = e.iadd(qi, e.ci(1));
+
+  Value* z = e.mul(r, r);
+  Value* sin_r = e.mad(e.mul(r, z), e.horner(z, kSinF, kSinD), r);
+  // cos: w = 1 - z/2 rounded, and the tail recovers both w's rounding error and that of z = r*r,
+  // so the result is rounded essentially once.
+  Value* hz = e.mul(z, e.c(0.5));
+  Value* hz_lo = e.mul(e.fma(r, r, e.neg(z)), e.c(0.5));
+  Value* w = e.sub(e.c(1.0), hz);
+  Value* tail = e.sub(e.sub(e.sub(e.c(1.0), w), hz), hz_lo);
+  tail = e.mad(e.mul(z, z), e.horner(z, kCosF, kCosD), tail);
+  Value* cos_r = e.add(w, tail);
+
+  Value* odd = b.CreateICmpNE(e.iand(qi, e.ci(1)), e.ci(0));
+  Value* res = e.sel(odd, cos_r, sin_r);
+  Value* flip = e.shl(e.iand(qi, e.ci(2)), e.bits - 2);  // bit 1 of the quadrant -> sign bit
+  res = e.as_fp(e.ixor(e.as_int(res), flip));
+  // Beyond the documented range r can be huge; keep the (meaningless) result inside [-1, 1].
+  res = e.sel(b.CreateFCmpUGT(res, e.c(1.0)), e.c(1.0), res);
+  res = e.sel(b.CreateFCmpULT(res, e.c(-1.0)), e.c(-1.0), res);
+  if (!cosine) res = e.sel(e.eq(x, e.c(0)), x, res);  // sin(-0) = -0 (the reduction gives +0)
+  return e.sel(fin, res, e.nan());
+}
+
+// First-quadrant angle of the point (ax, ay), ax, ay >= 0 and not both 0 or inf, as k*pi/4 + p with
+// k in {0,1,2}: the ratio t is reduced to |t| <= tan(pi/8) via
+//   atan(r) = pi/4 + atan((r-1)/(r+1)) and atan(r) = pi/2 - atan(1/r), one division in all.
+struct AtanParts {
+  Value* k;
+  Value* p;
+};
+AtanParts atan_core(Em& e, Value* ay, Value* ax) {
+  Value* big = e.gt(ay, e.mul(ax, e.c(2.4142135623730951)));  // ay/ax > tan(3pi/8)
+  Value* mid = e.gt(ay, e.mul(ax, e.c(0.41421356237309503)));  // ay/ax > tan(pi/8)
+  Value* num = e.sel(big, e.neg(ax), e.sel(mid, e.sub(ay, ax), ay));
+  Value* den = e.sel(big, ay, e.sel(mid, e.add(ay, ax), ax));
+  Value* t = e.div(num, den);
+  Value* k = e.sel(big, e.c(2.0), e.sel(mid, e.c(1.0), e.c(0.0)));
+  Value* z = e.mul(t, t);
+  Value* p = e.mad(e.mul(t, z), e.horner(z, kAtanF, kAtanD), t);
+  return {k, p};
+}
+
+// k*pi/4 + p with pi/4 split in two: the product with the leading part is exact inside the fma.
+Value* quarter_pi_plus(Em& e, Value* k, Value* p) {
+  return e.fma(k, e.c(kPio4, 0), e.fma(k, e.c(kPio4, 1), p));
+}
+
+// asin(|x|) for |x| <= 1 as u + v, u the leading part and v a small tail:
+//   |x| <= 1/2: u = |x|, v = |x| z P(z), z = x^2
+//   |x| >  1/2: asin(|x|) = pi/2 - 2 asin(s), s = sqrt((1-|x|)/2); here u = 2s and v = 2(s_lo + s z P(z))
+//              with z = s^2 exact and s_lo the rounding error of the sqrt (so 2s carries extra bits).
+// big says which branch each lane took (big lanes still need pi/2 - (u + v)).
+struct AsinParts {
+  Value* big;
+  Value* u;
+  Value* v;
+};
+AsinParts asin_core(Em& e, Value* a) {
+  Value* big = e.gt(a, e.c(0.5));
+  Value* zb = e.mul(e.sub(e.c(1.0), a), e.c(0.5));  // exact for a in [1/2, 1]
+  Value* s = e.sqrt(zb);
+  Value* ds = e.sel(e.eq(s, e.c(0)), e.c(1.0), s);  // avoid 0/0 at |x| = 1
+  Value* s_lo = e.div(e.fma(e.neg(s), s, zb), e.mul(ds, e.c(2.0)));
+  Value* z = e.sel(big, zb, e.mul(a, a));
+  Value* ss = e.sel(big, s, a);
+  Value* tail = e.mul(e.mul(ss, z), e.horner(z, kAsinF, kAsinD));
+  Value* u = e.sel(big, e.mul(s, e.c(2.0)), a);
+  Value* v = e.sel(big, e.mul(e.add(s_lo, tail), e.c(2.0)), tail);
+  return {big, u, v};
+}
+
+}  // namespace
+
+Value* emit_exp(llvm::IRBuilderBase& b, Value* x) {
+  Em e(b, x->getType());
+  // Clamp to a range that already overflows / underflows to 0 at its ends, so 2^n below stays
+  // within the split scaling; NaN lanes are zeroed (fptosi of NaN is poison) and restored at the end.
+  const double hi = e.dbl ? 710.0 : 89.0, lo = e.dbl ? -746.0 : -104.0;
+  Value* is_nan = e.isnan(x);
+  Value* xc = e.sel(is_nan, e.c(0), x);
+  xc = e.sel(e.gt(xc, e.c(hi)), e.c(hi), xc);
+  xc = e.sel(e.lt(xc, e.c(lo)), e.c(lo), xc);
+  // x = n ln2 + r, |r| <= ln2/2; the first fma is exact, the second adds ln2's tail.
+  Value* n = e.rint(e.mul(xc, e.c(1.4426950408889634)));
+  Value* nn = e.neg(n);
+  Value* r = e.fma(nn, e.c(kLn2, 0), xc);
+  r = e.fma(nn, e.c(kLn2, 1), r);
+  // exp(r) = 1 + r (1 + r (c2 + ...)): the last fma rounds once.
+  Value* poly = e.mad(e.horner(r, kExpF, kExpD), r, e.c(1.0));
+  poly = e.mad(poly, r, e.c(1.0));
+  // 2^n as two factors 2^(n/2) and 2^(n - n/2), each a normal number built from exponent bits:
+  // this covers n up to the overflow side and down into subnormal results, where the second
+  // multiplication rounds once (gradual underflow).
+  Value* ni = e.to_int(n);
+  Value* n1 = e.ashr(ni, 1);
+  Value* n2 = e.isub(ni, n1);
+  Value* s1 = e.as_fp(e.shl(e.iadd(n1, e.ci(e.bias)), e.mant));
+  Value* s2 = e.as_fp(e.shl(e.iadd(n2, e.ci(e.bias)), e.mant));
+  Value* res = e.mul(e.mul(poly, s1), s2);
+  return e.sel(is_nan, e.add(x, x), res);
+}
+
+Value* emit_log(llvm::IRBuilderBase& b, Value* x) {
+  Em e(b, x->getType());
+  // Subnormals are scaled into the normal range first; the exponent is corrected below.
+  const int sub_shift = e.dbl ? 54 : 24;
+  Value* tiny = e.lt(x, e.c(e.dbl ? 0x1p-1022 : 0x1p-126));
+  Value* xs = e.sel(tiny, e.mul(x, e.c(e.dbl ? 0x1p54 : 0x1p24)), x);
+  // x = 2^k m with m in [sqrt(1/2), sqrt(2)): offsetting the bits by those of sqrt(1/2) makes the
+  // exponent field count from there, so one shift and one mask give k and m.
+  const int64_t k_sqrt_half = e.dbl ? 0x3fe6a09e667f3bcdLL : 0x3f3504f3LL;
+  Value* ix = e.isub(e.as_int(xs), e.ci(k_sqrt_half));
+  Value* k = e.iadd(e.ashr(ix, e.mant), e.sel(tiny, e.ci(-sub_shift), e.ci(0)));
+  Value* m = e.as_fp(e.iadd(e.iand(ix, e.ci((int64_t(1) << e.mant) - 1)), e.ci(k_sqrt_half)));
+  // log(1+f) = 2 atanh(s) = 2s + s R(z) with s = f/(2+f); since 2s = f - s f this is
+  // f - s (f - R): f is exact and the correction is O(f^2), so the result is rounded nearly once.
+  Value* f = e.sub(m, e.c(1.0));
+  Value* s = e.div(f, e.add(f, e.c(2.0)));
+  Value* z = e.mul(s, s);
+  Value* rz = e.mul(z, e.horner(z, kLogF, kLogD));
+  Value* log1p = e.mad(e.neg(s), e.sub(f, rz), f);
+  Value* kf = e.to_fp(k);
+  Value* res = e.fma(kf, e.c(kLn2, 0), e.fma(kf, e.c(kLn2, 1), log1p));
+  res = e.sel(e.eq(x, e.c(0)), e.neg(e.inf()), res);
+  res = e.sel(e.lt(x, e.c(0)), e.nan(), res);
+  res = e.sel(e.eq(x, e.inf()), e.inf(), res);
+  return e.sel(e.isnan(x), e.add(x, x), res);
+}
+
+Value* emit_sin(llvm::IRBuilderBase& b, Value* x) { return emit_sincos(b, x, false); }
+Value* emit_cos(llvm::IRBuilderBase& b, Value* x) { return emit_sincos(b, x, true); }
+
+Value* emit_atan(llvm::IRBuilderBase& b, Value* x) {
+  Em e(b, x->getType());
+  // atan(|x|) = atan2(|x|, 1): inf gives t = -0 and pi/2, NaN propagates through t.
+  AtanParts ap = atan_core(e, e.abs(x), e.c(1.0));
+  return e.copysign(quarter_pi_plus(e, ap.k, ap.p), x);
+}
+
+Value* emit_atan2(llvm::IRBuilderBase& b, Value* y, Value* x) {
+  Em e(b, x->getType());
+  assert(y->getType() == x->getType() && "emit_atan2: y and x must have the same type");
+  Value* ax = e.abs(x);
+  Value* ay = e.abs(y);
+  // (0,0) and (inf,inf) have no ratio: map them to (1,0) -> angle 0 and (1,1) -> angle pi/4.
+  Value* both_inf = e.land(e.eq(ax, e.inf()), e.eq(ay, e.inf()));
+  Value* both_zero = e.land(e.eq(ax, e.c(0)), e.eq(ay, e.c(0)));
+  ax = e.sel(e.lor(both_inf, both_zero), e.c(1.0), ax);
+  ay = e.sel(both_inf, e.c(1.0), ay);
+  // ay + ax must not overflow: scale both by 1/4 (exact) when either is large. A tiny partner
+  // losing bits here has a ratio that underflows to 0 anyway.
+  const double large = e.dbl ? 0x1p1021 : 0x1p125;
+  Value* scale = e.sel(e.lor(e.gt(ax, e.c(large)), e.gt(ay, e.c(large))), e.c(0.25), e.c(1.0));
+  AtanParts ap = atan_core(e, e.mul(ay, scale), e.mul(ax, scale));
+  // x < 0 (including -0): angle = pi - (k pi/4 + p) = (4 - k) pi/4 - p.
+  Value* xneg = e.sign_bit_set(x);
+  Value* k = e.sel(xneg, e.sub(e.c(4.0), ap.k), ap.k);
+  Value* p = e.sel(xneg, e.neg(ap.p), ap.p);
+  Value* res = e.copysign(quarter_pi_plus(e, k, p), y);
+  return e.sel(e.lor(e.isnan(x), e.isnan(y)), e.add(x, y), res);
+}
+
+Value* emit_asin(llvm::IRBuilderBase& b, Value* x) {
+  Em e(b, x->getType());
+  Value* a = e.abs(x);
+  AsinParts ap = asin_core(e, a);
+  Value* big_res = e.add(e.sub(e.c(kPio2, 0), ap.u), e.sub(e.c(kPio2, 1), ap.v));
+  Value* res = e.copysign(e.sel(ap.big, big_res, e.add(ap.u, ap.v)), x);
+  return e.sel(e.gt(a, e.c(1.0)), e.nan(), res);  // NaN already propagates through a
+}
+
+Value* emit_acos(llvm::IRBuilderBase& b, Value* x) {
+  Em e(b, x->getType());
+  Value* a = e.abs(x);
+  AsinParts ap = asin_core(e, a);
+  // With asin(|x|) = u + v and sign folded in (us, vs):
+  //   |x| <= 1/2: acos = pi/2 - asin(x)                 = (pi/2 - us) + (pi/2_lo - vs)
+  //   |x| >  1/2: acos = 2 asin(s)       (x > 0)        = (0 + u) + (0 + v)
+  //               acos = pi - 2 asin(s)  (x < 0)        = (pi - u) + (pi_lo - v)
+  Value* xneg = e.lt(x, e.c(0));
+  Value* us = e.sel(xneg, e.neg(ap.u), ap.u);
+  Value* vs = e.sel(xneg, e.neg(ap.v), ap.v);
+  Value* wu = e.sel(ap.big, us, e.neg(us));
+  Value* wv = e.sel(ap.big, vs, e.neg(vs));
+  Value* d1 = e.sel(ap.big, e.sel(xneg, e.c(kPi, 0), e.c(0)), e.c(kPio2, 0));
+  Value* d2 = e.sel(ap.big, e.sel(xneg, e.c(kPi, 1), e.c(0)), e.c(kPio2, 1));
+  Value* res = e.add(e.add(d1, wu), e.add(d2, wv));
+  return e.sel(e.gt(a, e.c(1.0)), e.nan(), res);
+}
+
+}  // namespace keops::cpu

@@ -1,0 +1,117 @@
+// Persistent worker threads with dynamic chunk scheduling (an atomic counter), so a launch costs no thread creation.
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace keops {
+
+namespace {
+
+int default_threads() {
+  for (const char* var : {"PYKEOPS_NUM_THREADS", "OMP_NUM_THREADS"})
+    if (const char* v = std::getenv(var)) {
+      int n = std::atoi(v);
+      if (n > 0) return n;
+    }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::atomic<int> g_threads{0};
+
+class Pool {
+ public:
+  void run(int n_threads, int64_t n_chunks, const std::function<void(int64_t)>& body) {
+    std::lock_guard<std::mutex> launch(launch_mutex_);  // one parallel loop at a time
+    ensure_workers(n_threads - 1);
+    std::atomic<int64_t> next{0};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto work = [&] {
+      for (int64_t c; (c = next.fetch_add(1)) < n_chunks;) {
+        try {
+          body(c);
+        } catch (...) {
+          std::lock_guard<std::mutex> g(error_mutex);
+          if (!error) error = std::current_exception();
+        }
+      }
+    };
+    int helpers = std::min<int64_t>(n_threads - 1, n_chunks - 1);
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      job_ = work;
+      pending_ = helpers;
+      wanted_ = helpers;
+      ++generation_;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock<std::mutex> g(mutex_);
+    finished_.wait(g, [&] { return pending_ == 0; });
+    job_ = nullptr;
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  void ensure_workers(int n) {
+    while ((int)workers_.size() < n) {
+      int index = static_cast<int>(workers_.size());
+      workers_.emplace_back([this, index] { loop(index); });
+      workers_.back().detach();  // workers live as long as the process
+    }
+  }
+  void loop(int index) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> g(mutex_);
+    for (;;) {
+      wake_.wait(g, [&] { return generation_ != seen; });
+      seen = generation_;
+      if (index >= wanted_) continue;
+      auto job = job_;
+      g.unlock();
+      job();
+      g.lock();
+      if (--pending_ == 0) finished_.notify_one();
+    }
+  }
+
+  std::mutex launch_mutex_, mutex_;
+  std::condition_variable wake_, finished_;
+  std::vector<std::thread> workers_;
+  std::function<void()> job_;
+  uint64_t generation_ = 0;
+  int pending_ = 0, wanted_ = 0;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: detached workers wait on it
+  return *p;
+}
+
+}  // namespace
+
+int num_threads() {
+  int n = g_threads.load();
+  return n > 0 ? n : default_threads();
+}
+
+void set_num_threads(int n) { g_threads.store(n > 0 ? n : 0); }
+
+void parallel_for(int64_t n_chunks, const std::function<void(int64_t)>& body) {
+  if (n_chunks <= 0) return;
+  int n = num_threads();
+  if (n <= 1 || n_chunks == 1) {
+    for (int64_t c = 0; c < n_chunks; ++c) body(c);
+    return;
+  }
+  pool().run(n, n_chunks, body);
+}
+
+}  // namespace keops

@@ -1,0 +1,85 @@
+"""ArrayTools: the few array primitives that Genred and LazyTensor need, implemented once per framework."""
+
+# dtypes the CPU engine computes in; float16 needs the GPU backend (later) and integers are never data.
+SUPPORTED_DTYPES = ("float32", "float64")
+
+
+def class_name(cls):
+    """Short qualified class name for error messages, e.g. 'torch.Tensor', 'numpy.ndarray', 'list'."""
+    module = cls.__module__.split(".")[0]
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def type_name(x):
+    return class_name(type(x))
+
+
+class ArrayTools:
+    """Adapter interface; pykeops.numpy and pykeops.torch each subclass it with static methods.
+
+    dtypes are passed around as names ("float32"), devices as strings ("cpu"), so that the shared code
+    never imports a framework.
+    """
+
+    name = None  # framework name, as in "pykeops.<name>"
+    array_type = None  # the array class that this framework's Genred and LazyTensor accept
+
+    @classmethod
+    def is_array(cls, x):
+        return isinstance(x, cls.array_type)
+
+    @classmethod
+    def check_dtype(cls, x, what):
+        """Raise TypeError unless x holds float32/float64 data; `what` names x in the message."""
+        dtype = cls.dtype_name(x)
+        if dtype not in SUPPORTED_DTYPES:
+            raise TypeError(
+                f"{what} has dtype {dtype}: pykeops computes on float32 or float64 arrays only "
+                "(integers can only appear as constants in formulas; float16 needs the GPU backend)"
+            )
+        return dtype
+
+    # Framework-specific primitives, overridden by each subclass.
+    @staticmethod
+    def dtype_name(x):
+        """Name of x's dtype, e.g. 'float32'."""
+        raise NotImplementedError
+
+    @staticmethod
+    def device(x):
+        """Device of x as a string; 'cpu' for host memory."""
+        raise NotImplementedError
+
+    @staticmethod
+    def default_dtype():
+        """dtype used when a computation has no array to take it from."""
+        raise NotImplementedError
+
+    @staticmethod
+    def contiguous(x):
+        """x as a C-contiguous, aligned array detached from any autograd graph (x itself when it already is)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def is_writable_contiguous(x):
+        """Whether the engine may write into x in place (C-contiguous, aligned, writable)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def empty(shape, dtype, device):
+        raise NotImplementedError
+
+    @staticmethod
+    def from_values(values, dtype, device):
+        """1-D array from a list of Python floats (parameters written as numbers in formulas)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def data_ptr(x):
+        """Address of x's first element."""
+        raise NotImplementedError
+
+    @staticmethod
+    def needs_grad(arrays):
+        """Whether autograd would have to track a computation on these arrays."""
+        raise NotImplementedError

@@ -1,0 +1,15 @@
+"""LazyTensor, Vi, Vj, Pm for NumPy arrays."""
+
+from ..common.lazy_tensor import GenericLazyTensor, variable_helpers
+from .genred import Genred
+from .tools import NumpyTools
+
+
+class LazyTensor(GenericLazyTensor):
+    """Symbolic wrapper for NumPy arrays (see pykeops.common.lazy_tensor.GenericLazyTensor)."""
+
+    tools = NumpyTools
+    Genred = Genred
+
+
+Vi, Vj, Pm = variable_helpers(LazyTensor)

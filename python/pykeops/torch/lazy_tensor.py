@@ -1,0 +1,15 @@
+"""LazyTensor, Vi, Vj, Pm for torch tensors."""
+
+from ..common.lazy_tensor import GenericLazyTensor, variable_helpers
+from .genred import Genred
+from .tools import TorchTools
+
+
+class LazyTensor(GenericLazyTensor):
+    """Symbolic wrapper for torch tensors (see pykeops.common.lazy_tensor.GenericLazyTensor)."""
+
+    tools = TorchTools
+    Genred = Genred
+
+
+Vi, Vj, Pm = variable_helpers(LazyTensor)

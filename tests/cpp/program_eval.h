@@ -1,0 +1,69 @@
+// Test helper: a straightforward double-precision evaluation of a lowered Program, the reference for kernels.
+#pragma once
+#include <cmath>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/program.h"
+
+namespace keops::test {
+
+// args[pos]: row-major data as the kernels take it (i: (nx, dim), j: (ny, dim), parameters (dim)).
+inline std::vector<double> eval_pair(const Program& p, const std::vector<std::vector<double>>& args, int64_t i, int64_t j) {
+  std::vector<double> v(p.code.size());
+  for (size_t id = 0; id < p.code.size(); ++id) {
+    const Instr& in = p.code[id];
+    double a = in.a >= 0 ? v[in.a] : 0, b = in.b >= 0 ? v[in.b] : 0, c = in.c >= 0 ? v[in.c] : 0;
+    switch (in.op) {
+      case Prim::Const: v[id] = in.imm; break;
+      case Prim::Load: {
+        int cat = p.args[in.pos].cat;
+        int64_t row = cat == 2 ? 0 : cat == 0 ? i : j;
+        v[id] = args[in.pos][row * p.args[in.pos].dim + in.comp];
+        break;
+      }
+      case Prim::Add: v[id] = a + b; break;
+      case Prim::Sub: v[id] = a - b; break;
+      case Prim::Mul: v[id] = a * b; break;
+      case Prim::Div: v[id] = a / b; break;
+      case Prim::Neg: v[id] = -a; break;
+      case Prim::Abs: v[id] = std::fabs(a); break;
+      case Prim::Sqrt: v[id] = std::sqrt(a); break;
+      case Prim::Exp: v[id] = std::exp(a); break;
+      case Prim::Log: v[id] = std::log(a); break;
+      case Prim::Sin: v[id] = std::sin(a); break;
+      case Prim::Cos: v[id] = std::cos(a); break;
+      case Prim::Atan: v[id] = std::atan(a); break;
+      case Prim::Atan2: v[id] = std::atan2(a, b); break;
+      case Prim::Asin: v[id] = std::asin(a); break;
+      case Prim::Acos: v[id] = std::acos(a); break;
+      case Prim::Floor: v[id] = std::floor(a); break;
+      case Prim::Round: v[id] = std::nearbyint(a); break;
+      case Prim::Min: v[id] = std::isnan(a) ? a : (a < b ? a : b); break;
+      case Prim::Max: v[id] = std::isnan(a) ? a : (a > b ? a : b); break;
+      case Prim::IfPos: v[id] = a >= 0 ? b : c; break;
+      case Prim::Lt: v[id] = a < b; break;
+      case Prim::Le: v[id] = a <= b; break;
+      case Prim::Eq: v[id] = a == b; break;
+      case Prim::Ne: v[id] = a != b; break;
+    }
+  }
+  std::vector<double> out;
+  for (int o : p.out) out.push_back(v[o]);
+  return out;
+}
+
+// Sum reduction of the program over the reduced index, for every output row.
+inline std::vector<double> eval_sum(const Program& p, const std::vector<std::vector<double>>& args, int64_t nx, int64_t ny) {
+  int64_t n_out = p.tag == 0 ? nx : ny, n_red = p.tag == 0 ? ny : nx;
+  size_t d = p.out.size();
+  std::vector<double> out(n_out * d, 0.0);
+  for (int64_t r = 0; r < n_out; ++r)
+    for (int64_t s = 0; s < n_red; ++s) {
+      auto v = p.tag == 0 ? eval_pair(p, args, r, s) : eval_pair(p, args, s, r);
+      for (size_t k = 0; k < d; ++k) out[r * d + k] += v[k];
+    }
+  return out;
+}
+
+}  // namespace keops::test

@@ -1,0 +1,260 @@
+"""Genred option checks and argument validation, run against a stub kernel signature (no engine needed)."""
+
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pykeops.common.genred import bind_arguments, check_arrays, check_backend, check_out
+
+# Signature of Sum_Reduction(Exp(-SqDist(x,y))*b, 0) with x = Vi(3), y = Vj(3), b = Vj(1), p = Pm(2).
+SPEC = SimpleNamespace(nargs=4, arg_dims=[3, 3, 1, 2], arg_cats=[0, 1, 1, 2])
+
+
+def make_args(fw, M=5, N=4, dtype=np.float64):
+    rng = np.random.default_rng(1)
+    shapes = [(M, 3), (N, 3), (N, 1), (2,)]
+    return [fw.array(rng.random(s).astype(dtype)) for s in shapes]
+
+
+# --------------------------------------------------------------------------------------- Genred options
+
+
+def test_reduction_string(fw):
+    g = fw.module.Genred("Exp(-SqDist(x,y))*b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"], axis=1)
+    assert g.formula == "Sum_Reduction(Exp(-SqDist(x,y))*b,0)"
+    assert fw.module.Genred("x", ["x = Vi(3)"]).formula == "Sum_Reduction(x,1)"  # default axis=0
+    assert g.aliases == ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"reduction_op": "Min"}, NotImplementedError, "reduction 'Min' is not supported yet"),
+        ({"reduction_op": "LogSumExp"}, NotImplementedError, "reduction 'LogSumExp'"),
+        ({"reduction_op": "Avg"}, ValueError, "unknown reduction_op 'Avg'"),
+        ({"axis": 2}, ValueError, "axis must be 0"),
+        ({"axis": -1}, ValueError, "axis must be 0"),
+        ({"axis": True}, ValueError, "axis must be 0"),
+        ({"opt_arg": 3}, ValueError, "opt_arg"),
+        ({"formula2": "x"}, ValueError, "formula2"),
+        ({"dtype_acc": "int32"}, ValueError, "dtype_acc"),
+        ({"use_double_acc": True, "dtype_acc": "float64"}, ValueError, "mutually exclusive"),
+        ({"sum_scheme": "block_red"}, ValueError, "sum_scheme"),
+        ({"sum_scheme": "kahan_scheme"}, NotImplementedError, "sum_scheme='kahan_scheme' is not supported yet"),
+        ({"sum_scheme": "direct_sum"}, NotImplementedError, "direct_sum"),
+    ],
+)
+def test_option_errors(fw, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fw.module.Genred("x", ["x = Vi(3)"], **kwargs)
+
+
+def test_formula_and_aliases_types(fw):
+    with pytest.raises(TypeError, match="formula"):
+        fw.module.Genred(3, ["x = Vi(3)"])
+    with pytest.raises(TypeError, match="aliases"):
+        fw.module.Genred("x", "x = Vi(3)")
+
+
+@pytest.mark.parametrize("name", ["dtype", "cuda_type"])
+def test_deprecated_dtype_arguments(fw, name):
+    with pytest.warns(DeprecationWarning, match=f"{name}= argument is deprecated"):
+        fw.module.Genred("x", ["x = Vi(3)"], **{name: "float32"})
+
+
+def test_gpu_only_flags_are_accepted(fw):
+    fw.module.Genred("x", ["x = Vi(3)"], enable_chunks=False, rec_multVar_highdim=True, use_fast_math=False)
+
+
+def test_pickle_roundtrip(fw):
+    g = fw.module.Genred("SqNorm2(x-y)", ["x = Vi(3)", "y = Vj(3)"], axis=1)
+    h = pickle.loads(pickle.dumps(g))
+    assert type(h) is type(g) and h.formula == g.formula and h.aliases == g.aliases and h._kernels == {}
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"backend": "GPU"}, RuntimeError, "no GPU backend"),
+        ({"backend": "GPU_2D_device"}, RuntimeError, "no GPU backend"),
+        ({"backend": "TPU"}, ValueError, "unknown backend 'TPU'"),
+        ({"ranges": ()}, NotImplementedError, "ranges"),
+    ],
+)
+def test_call_option_errors(fw, kwargs, error, match):
+    g = fw.module.Genred("x", ["x = Vi(3)"])
+    with pytest.raises(error, match=match):
+        g(fw.array(np.ones((2, 3))), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"dtype_acc": "float64"}, "dtype_acc='float64'"), ({"use_double_acc": True}, "use_double_acc=True")],
+)
+def test_accumulator_dtype_other_than_data(fw, kwargs, match):
+    g = fw.module.Genred("x", ["x = Vi(3)"], **kwargs)
+    with pytest.raises(NotImplementedError, match=f"{match} is not supported yet with float32"):
+        g(fw.array(np.ones((2, 3), dtype=np.float32)))
+
+
+def test_lazytensor_call_errors_name_the_option(fw):
+    x_i = fw.module.Vi(fw.array(np.ones((2, 3))))
+    with pytest.raises(RuntimeError, match="no GPU backend"):
+        x_i.sum(dim=1, backend="GPU")
+    with pytest.raises(NotImplementedError, match="ranges"):
+        x_i.sum(dim=0, ranges=((),))
+
+
+# -------------------------------------------------------------------------------------- argument checks
+
+
+def test_check_backend_accepts_cpu():
+    check_backend("auto")
+    check_backend("CPU")
+
+
+def test_check_arrays(fw):
+    tools = fw.module.Genred.tools
+    assert check_arrays(make_args(fw), tools) == ("float64", "cpu")
+    assert check_arrays(make_args(fw, dtype=np.float32), tools) == ("float32", "cpu")
+    assert check_arrays((), tools)[0] in ("float32", "float64")
+
+
+@pytest.mark.parametrize(
+    "dtype, error, match",
+    [
+        (np.int64, TypeError, "argument 2 has dtype int64"),
+        (np.int32, TypeError, "argument 2 has dtype int32"),
+        (np.float16, TypeError, "argument 2 has dtype float16"),
+        (np.float32, ValueError, "argument 2 has dtype float32 but argument 0 has float64"),
+    ],
+)
+def test_check_arrays_dtype_errors(fw, dtype, error, match):
+    args = make_args(fw)
+    args[2] = fw.array(np.ones((4, 1), dtype=dtype))
+    with pytest.raises(error, match=match):
+        check_arrays(args, fw.module.Genred.tools)
+
+
+def test_check_arrays_rejects_other_types(fw):
+    args = make_args(fw)
+    args[1] = [[1.0, 2.0, 3.0]]
+    with pytest.raises(TypeError, match=f"argument 1 is a list: pykeops.{fw.name} expects"):
+        check_arrays(args, fw.module.Genred.tools)
+
+
+def test_check_arrays_rejects_the_other_framework(fw):
+    torch = pytest.importorskip("torch")
+    args = make_args(fw)
+    args[3] = np.ones(2) if fw.name == "torch" else torch.ones(2, dtype=torch.float64)
+    other = "numpy.ndarray" if fw.name == "torch" else "torch.Tensor"
+    with pytest.raises(TypeError, match=f"argument 3 is a {other}"):
+        check_arrays(args, fw.module.Genred.tools)
+
+
+def test_check_arrays_rejects_non_cpu_tensors():
+    torch = pytest.importorskip("torch")
+    from pykeops.torch.tools import TorchTools
+
+    meta = torch.empty(3, 3, device="meta", dtype=torch.float64)
+    with pytest.raises(ValueError, match="on device meta: only CPU"):
+        check_arrays((meta,), TorchTools)
+    with pytest.raises(ValueError, match="argument 1 is on device meta but argument 0 is on cpu"):
+        check_arrays((torch.ones(3, 3, dtype=torch.float64), meta), TorchTools)
+
+
+def test_bind_arguments(fw):
+    args = make_args(fw, M=5, N=4)
+    arrays, nx, ny = bind_arguments(args, SPEC, fw.module.Genred.tools)
+    assert (nx, ny) == (5, 4)
+    assert all(a is b or fw.name == "torch" for a, b in zip(arrays, args))  # no copy of contiguous numpy input
+
+
+def test_bind_arguments_without_i_or_j_variables(fw):
+    spec = SimpleNamespace(nargs=2, arg_dims=[3, 2], arg_cats=[1, 2])
+    _, nx, ny = bind_arguments([fw.array(np.ones((7, 3))), fw.array(np.ones(2))], spec, fw.module.Genred.tools)
+    assert (nx, ny) == (1, 7)
+    spec = SimpleNamespace(nargs=1, arg_dims=[3], arg_cats=[0])
+    assert bind_arguments([fw.array(np.ones((6, 3)))], spec, fw.module.Genred.tools)[1:] == (6, 1)
+
+
+def test_bind_arguments_copies_non_contiguous_input(fw):
+    args = make_args(fw)
+    wide = fw.array(np.arange(30.0).reshape(5, 6))
+    args[0] = wide[:, ::2]
+    arrays, _, _ = bind_arguments(args, SPEC, fw.module.Genred.tools)
+    assert fw.numpy(arrays[0]).flags.c_contiguous
+    np.testing.assert_array_equal(fw.numpy(arrays[0]), np.arange(30.0).reshape(5, 6)[:, ::2])
+
+
+@pytest.mark.parametrize(
+    "position, shape, error, match",
+    [
+        (0, (5, 2), ValueError, r"argument 0 \(Vi variable of dim 3\) should have shape \(M, 3\), got \(5, 2\)"),
+        (0, (15,), ValueError, r"argument 0 \(Vi variable of dim 3\) should have shape \(M, 3\), got \(15,\)"),
+        (1, (4, 1), ValueError, r"argument 1 \(Vj variable of dim 3\) should have shape \(N, 3\)"),
+        (2, (4,), ValueError, r"argument 2 \(Vj variable of dim 1\) should have shape \(N, 1\), got \(4,\)"),
+        (2, (3, 1), ValueError, r"argument 2 \(Vj variable of dim 1\) has 3 rows but argument 1 has 4"),
+        (3, (1, 2), NotImplementedError, r"argument 3 \(Pm variable of dim 2\) has shape \(1, 2\): batch"),
+        (3, (3,), ValueError, r"argument 3 \(Pm variable of dim 2\) should have shape \(2,\), got \(3,\)"),
+        (0, (2, 5, 3), NotImplementedError, "batch dimensions are not supported yet"),
+    ],
+)
+def test_bind_arguments_shape_errors(fw, position, shape, error, match):
+    args = make_args(fw)
+    args[position] = fw.array(np.ones(shape))
+    with pytest.raises(error, match=match):
+        bind_arguments(args, SPEC, fw.module.Genred.tools)
+
+
+def test_bind_arguments_counts_arguments(fw):
+    with pytest.raises(ValueError, match="the formula has 4 variables but 3 arguments were given"):
+        bind_arguments(make_args(fw)[:3], SPEC, fw.module.Genred.tools)
+
+
+def test_check_out(fw):
+    tools = fw.module.Genred.tools
+    good = fw.array(np.zeros((5, 2)))
+    check_out(good, (5, 2), "float64", "cpu", tools)
+    with pytest.raises(ValueError, match=r"out should have shape \(5, 2\), got \(2, 5\)"):
+        check_out(fw.array(np.zeros((2, 5))), (5, 2), "float64", "cpu", tools)
+    with pytest.raises(ValueError, match="out has dtype float32 but the arguments have float64"):
+        check_out(fw.array(np.zeros((5, 2), dtype=np.float32)), (5, 2), "float64", "cpu", tools)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        check_out(fw.array(np.zeros((2, 5))).T, (5, 2), "float64", "cpu", tools)
+    with pytest.raises(TypeError, match="out is a list"):
+        check_out([[0.0] * 2] * 5, (5, 2), "float64", "cpu", tools)
+
+
+def test_check_out_rejects_read_only_numpy_arrays():
+    from pykeops.numpy.tools import NumpyTools
+
+    out = np.zeros((5, 2))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        check_out(out, (5, 2), "float64", "cpu", NumpyTools)
+
+
+def test_check_out_rejects_tensors_requiring_grad():
+    torch = pytest.importorskip("torch")
+    from pykeops.torch.tools import TorchTools
+
+    out = torch.zeros(5, 2, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="out requires grad"):
+        check_out(out, (5, 2), "float64", "cpu", TorchTools)
+    with torch.no_grad():
+        check_out(out, (5, 2), "float64", "cpu", TorchTools)
+
+
+def test_requires_grad_is_refused_before_compiling():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch
+
+    x = torch.ones(3, 3, dtype=torch.float64, requires_grad=True)
+    g = pykeops.torch.Genred("SqNorm2(x)", ["x = Vi(3)"], axis=1)
+    with pytest.raises(NotImplementedError, match="gradients .* not supported yet"):
+        g(x)
+    with pytest.raises(NotImplementedError, match="gradients .* not supported yet"):
+        pykeops.torch.Vi(x).sqnorm2().sum(dim=1)
