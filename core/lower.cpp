@@ -39,7 +39,7 @@ std::optional<double> fold(Prim op, double a, double b) {
 const char* prim_name(Prim p) {
   static const char* names[] = {"Const", "Load", "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Exp", "Log",
                                 "Sin", "Cos", "Atan", "Atan2", "Asin", "Acos", "Floor", "Round", "Min", "Max",
-                                "IfPos", "Lt", "Le", "Eq", "Ne"};
+                                "IfPos", "Lt", "Le", "Eq", "Ne", "Select"};
   return names[static_cast<int>(p)];
 }
 
@@ -48,7 +48,7 @@ int prim_arity(Prim p) {
     case Prim::Const: case Prim::Load: return 0;
     case Prim::Add: case Prim::Sub: case Prim::Mul: case Prim::Div: case Prim::Atan2: case Prim::Min:
     case Prim::Max: case Prim::Lt: case Prim::Le: case Prim::Eq: case Prim::Ne: return 2;
-    case Prim::IfPos: return 3;
+    case Prim::IfPos: case Prim::Select: return 3;
     default: return 1;
   }
 }

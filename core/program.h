@@ -11,9 +11,10 @@ enum class Prim : uint8_t {
   Const, Load,                                   // immediate; component `comp` of argument `pos`
   Add, Sub, Mul, Div, Neg, Abs, Sqrt,
   Exp, Log, Sin, Cos, Atan, Atan2, Asin, Acos,
-  Floor, Round,                                  // Round: to nearest, ties to even
+  Floor, Round,                                  // Round: to nearest, halves away from zero (C round)
   Min, Max,                                      // NaN-propagating
   IfPos,                                         // a >= 0 ? b : c (NaN a picks c)
+  Select,                                        // a != 0 ? b : c (a is a 0/1 comparison result)
   Lt, Le, Eq, Ne,                                // 1.0 or 0.0
 };
 const char* prim_name(Prim p);

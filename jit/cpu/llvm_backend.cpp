@@ -110,7 +110,7 @@ class Emitter {
       case Prim::Abs: return intrinsic(llvm::Intrinsic::fabs, {x});
       case Prim::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, {x});
       case Prim::Floor: return intrinsic(llvm::Intrinsic::floor, {x});
-      case Prim::Round: return intrinsic(llvm::Intrinsic::roundeven, {x});
+      case Prim::Round: return intrinsic(llvm::Intrinsic::round, {x});
       case Prim::Exp: return emit_exp(b_, x);
       case Prim::Log: return emit_log(b_, x);
       case Prim::Sin: return emit_sin(b_, x);
@@ -126,6 +126,7 @@ class Emitter {
         return b_.CreateSelect(is_nan(x), x, r);
       }
       case Prim::IfPos: return b_.CreateSelect(b_.CreateFCmpOGE(x, constant(0)), y, z);
+      case Prim::Select: return b_.CreateSelect(b_.CreateFCmpUNE(x, constant(0)), y, z);
       case Prim::Lt: return b_.CreateSelect(b_.CreateFCmpOLT(x, y), constant(1), constant(0));
       case Prim::Le: return b_.CreateSelect(b_.CreateFCmpOLE(x, y), constant(1), constant(0));
       case Prim::Eq: return b_.CreateSelect(b_.CreateFCmpOEQ(x, y), constant(1), constant(0));

@@ -4,7 +4,7 @@ import importlib
 import os
 
 from .common.engine import load_engine
-from .config import gpu_available, numpy_found, torch_found
+from .config import gpu_available, numpy_found, torch_found  # noqa: F401  (re-exported)
 
 __version__ = "2.3"
 

@@ -38,10 +38,11 @@ inline std::vector<double> eval_pair(const Program& p, const std::vector<std::ve
       case Prim::Asin: v[id] = std::asin(a); break;
       case Prim::Acos: v[id] = std::acos(a); break;
       case Prim::Floor: v[id] = std::floor(a); break;
-      case Prim::Round: v[id] = std::nearbyint(a); break;
+      case Prim::Round: v[id] = std::round(a); break;
       case Prim::Min: v[id] = std::isnan(a) ? a : (a < b ? a : b); break;
       case Prim::Max: v[id] = std::isnan(a) ? a : (a > b ? a : b); break;
       case Prim::IfPos: v[id] = a >= 0 ? b : c; break;
+      case Prim::Select: v[id] = a != 0 ? b : c; break;
       case Prim::Lt: v[id] = a < b; break;
       case Prim::Le: v[id] = a <= b; break;
       case Prim::Eq: v[id] = a == b; break;

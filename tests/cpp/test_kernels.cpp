@@ -51,6 +51,13 @@ const std::vector<std::string> kFormulas = {
     "Sin(x) * Cos(y) + Abs(x - y) + Rsqrt(b + x) + Pow(x - y, 3) + Pow(y, -2)",
     "SqNorm2(x) * b - IntCst(3)",
     "Zero(3) + x*y*0",
+    "Sign(x-y) + Step(x-y) + ReLU(x-y) + Floor(x*y*IntCst(3)) + Round(x*y, 1)",
+    "IfElse(x-y, x, y) + Clamp(x, y, b) + ClampInt(x*IntCst(2), 1, 2) + Mod(x, b, y) + DiffClampInt(x, 0, 1)",
+    "ArgMax(x-y) + Max(x) + Min(y) + ArgMin(x*y) + (x < y) + (x >= y) + Equal(x, x) + NotEqual(x, y)",
+    "Concat(Elem(x,1), Extract(y,0,2)) + ElemT(b, 3, 2) + ExtractT(Elem(x, 0), 1, 3) + SumT(b, 3)",
+    "Asin(Sin(x)) + Acos(Cos(y)) + Atan(x - y) + Atan2(x - b, y - b) + Powf(x, y) + XLogX(x) + SinXDivX(x - y)",
+    "MatVecMult(Concat(x, Concat(y, y)), y) + VecMatMult(y, Concat(x, Concat(x, y))) + Norm2(x) + Normalize(x - y)",
+    "TensorProd(Elem(x,0), y) + WeightedSqNorm(b, x) + WeightedSqDist(x, x, y) + OneHot(b*IntCst(2), 3) + RatCst(2,3) + IntInv(4)",
 };
 const std::vector<std::string> kAliases = {"x = Vi(3)", "y = Vj(3)", "b = Vj(1)"};
 

@@ -39,7 +39,7 @@ CASES = [
      lambda x, y, s, p: ((x - y) ** 2).sum(-1, keepdims=True)),
     ("SqDist", lambda x, y, s, p: x.sqdist(y), "SqDist(x, y)", lambda x, y, s, p: ((x - y) ** 2).sum(-1, keepdims=True)),
     ("Scalprod", lambda x, y, s, p: x | y, "(x | y)", lambda x, y, s, p: (x * y).sum(-1, keepdims=True)),
-    ("IntCst", lambda x, y, s, p: 3 * x - 2, "IntCst(3) * x - 2", lambda x, y, s, p: 3 * x - 2),
+    ("IntCst", lambda x, y, s, p: (3 * x - 2) * y, "(IntCst(3) * x - 2) * y", lambda x, y, s, p: (3 * x - 2) * y),
     ("IntCst-divide", lambda x, y, s, p: x / 2 + y * 3, "x / IntCst(2) + y * 3", lambda x, y, s, p: x / 2 + y * 3),
     ("Zero", lambda x, y, s, p: x * 0 + y, "Zero(3) + y", lambda x, y, s, p: 0 * x + y),
     ("Zero-alone", lambda x, y, s, p: (x - y) * 0, "Zero(3)", lambda x, y, s, p: np.zeros_like(x - y)),
@@ -67,10 +67,12 @@ def inputs():
 def dense_reference(dense, axis):
     x, y, s, p = inputs()
     full = dense(x[:, None, :], y[None, :, :], s[None, :, :], p[None, None, :])
-    return full.sum(axis=1 - axis)  # axis=1 reduces over j, the second axis of the (M, N, dim) array
+    full = np.broadcast_to(full, (M, N, full.shape[-1]))
+    return full.sum(axis=axis)  # axis 0 of the (M, N, dim) array is i, axis 1 is j, as for reductions
 
 
 def assert_close(got, ref, dtype):
+    assert got.shape == ref.shape
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * 1e-2 * max(np.abs(ref).max(), 1.0))
 
