@@ -428,6 +428,7 @@ Vals lower_intinv(Lowerer& L, const Node& n, const Args&) { return {L.constant(1
 
 // ---- vector and structural rules ----
 
+Vals lower_first(Lowerer&, const Node&, const Args& a) { return a[0]; }
 Vals lower_sumt(Lowerer&, const Node& n, const Args& a) { return Vals(n.dim(), a[0][0]); }
 template <Prim P>
 Vals lower_extremum(Lowerer& L, const Node&, const Args& a) {
@@ -829,8 +830,9 @@ std::vector<OpInfo> build_table() {
       {"TraceOperator", "FF?F", "Trace of the linear map v -> f(v).", dim_one},
       {"AdjointOperator", "FFF", "AdjointOperator(f, v, u): adjoint of the linear map v -> f(v) applied to u.", dim_of_second},
       {"SumLinOperator", "FF?FF", "Sum of the entries of the linear map v -> f(v).", dim_one},
-      {"Factorize", B, "Factorize(f, g): computes the subformula g once.", dim_first},
-      {"AutoFactorize", U, "Factorizes repeated subformulas.", dim_first},
+      // Lowering numbers values (CSE), so a shared subformula is always computed once: both are f itself.
+      {"Factorize", B, "Factorize(f, g): f, with the subformula g computed once (always the case here).", dim_first, lower_first},
+      {"AutoFactorize", U, "AutoFactorize(f): f, with repeated subformulas computed once (always the case here).", dim_first, lower_first},
   };
 }
 

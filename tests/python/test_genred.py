@@ -331,3 +331,16 @@ def test_lazytensor_shape_errors_at_call(fw):
     reduction = (fw.module.Vi(0, 3) - fw.module.Vj(1, 3)).sum(dim=1)
     with pytest.raises(ValueError, match=r"argument 1 \(Vj variable of dim 3\) should have shape \(N, 3\), got \(4, 2\)"):
         reduction(fw.array(np.ones((5, 3))), fw.array(np.ones((4, 2))))
+
+
+def test_unsupported_operation_is_reported_by_the_engine(fw):
+    # Symbolic differentiation parses but has no code generation yet.
+    g = fw.module.Genred("Divergence(x, x)", ["x = Vi(3)"], axis=1)
+    with pytest.raises(NotImplementedError, match="operation Divergence is not supported yet"):
+        g(fw.array(np.ones((3, 3))))
+
+
+def test_float_powers(fw):
+    x = np.random.default_rng(3).uniform(0.5, 2.0, (4, 2))
+    out = (fw.module.Vi(fw.array(x)) ** 1.5).sum(dim=1)
+    np.testing.assert_allclose(fw.numpy(out), x**1.5, rtol=1e-12)

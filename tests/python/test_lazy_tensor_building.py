@@ -396,3 +396,13 @@ def test_helpers_metadata():
     assert Vi.__name__ == "Vi" and Vj.__name__ == "Vj" and Pm.__name__ == "Pm"
     assert Vi.__module__ == "pykeops.numpy.lazy_tensor"
     assert LazyTensor.__array_ufunc__ is None
+
+
+def test_mixed_devices():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch
+
+    cpu = pykeops.torch.Vi(torch.ones(3, 2, dtype=torch.float64))
+    meta = pykeops.torch.Vj(torch.empty(4, 2, dtype=torch.float64, device="meta"))
+    with pytest.raises(ValueError, match="devices: cpu and meta"):
+        cpu - meta
