@@ -25,11 +25,26 @@ void define_kernels(py::module_& m) {
       .def_property_readonly("tag", [](const Kernel& k) { return k.program().tag; })
       .def_property_readonly("formula", [](const Kernel& k) { return k.program().canonical; })
       .def_property_readonly("num_instructions", [](const Kernel& k) { return k.program().code.size(); })
+      .def_property_readonly("reduction", [](const Kernel& k) { return k.program().reduction_name; })
+      .def_property_readonly("outputs", [](const Kernel& k) {
+        std::vector<std::pair<std::string, int>> v;
+        for (auto& o : k.outputs()) v.emplace_back(o.indices ? "indices" : "values", o.cols);
+        return v;
+      }, "Output arrays as (kind, columns): kind 'values' (the data type) or 'indices' (int64).")
       // The only array conversion: Python passes data addresses of arrays it has validated and keeps alive.
-      .def("run", [](const Kernel& k, const std::vector<uintptr_t>& ptrs, int64_t nx, int64_t ny, uintptr_t out) {
+      .def("run", [](const Kernel& k, std::vector<uintptr_t> ptrs, int64_t nx, int64_t ny, py::object outs,
+                     std::vector<int64_t> batch, std::vector<std::vector<int64_t>> arg_batch,
+                     std::vector<uintptr_t> ranges, std::vector<int64_t> range_counts) {
+        keops::Launch launch{std::move(ptrs), nx, ny, {}, std::move(batch), std::move(arg_batch), std::move(ranges),
+                             std::move(range_counts)};
+        if (py::isinstance<py::int_>(outs)) launch.outs = {outs.cast<uintptr_t>()};
+        else launch.outs = outs.cast<std::vector<uintptr_t>>();
         py::gil_scoped_release release;
-        k.run(ptrs, nx, ny, out);
-      }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("out"));
+        k.run(launch);
+      }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("outs"), py::arg("batch") = std::vector<int64_t>{},
+         py::arg("arg_batch") = std::vector<std::vector<int64_t>>{}, py::arg("ranges") = std::vector<uintptr_t>{},
+         py::arg("range_counts") = std::vector<int64_t>{},
+         "Runs the kernel on data addresses; see the Launch structure in jit/kernel_cache.h for the layout.");
 
   m.def("get_kernel", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
                          const std::string& dtype_acc, const std::string& sum_scheme) {

@@ -39,6 +39,12 @@ struct ArgInfo {
 enum class ReductionKind { Sum, Min, Max, ArgMin, ArgMax, MinArgMin, MaxArgMax, KMin, ArgKMin, KMinArgKMin,
                            MaxSumShiftExpWeight, Zero };
 
+// One output array of a reduction: `cols` columns per row, of the data type or of int64 indices.
+struct OutputSpec {
+  bool indices = false;
+  int cols = 0;
+};
+
 struct Program {
   std::vector<Instr> code;     // topologically ordered SSA
   std::vector<Level> level;    // per value
@@ -53,5 +59,8 @@ struct Program {
   int dim_out = 0;             // columns of the output array
   std::string canonical;       // canonical reduction string (identifies the program)
 };
+
+// The output arrays of the program's reduction (values, indices, or both), each laid out row-major.
+std::vector<OutputSpec> output_specs(const Program& p);
 
 }  // namespace keops

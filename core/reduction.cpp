@@ -47,6 +47,20 @@ int Reduction::dim_out() const {
   }
 }
 
+std::vector<OutputSpec> output_specs(const Program& p) {
+  const int d = p.dim_formula, k = p.opt;
+  switch (p.reduction) {
+    case ReductionKind::ArgMin:
+    case ReductionKind::ArgMax: return {{true, d}};
+    case ReductionKind::MinArgMin:
+    case ReductionKind::MaxArgMax: return {{false, d}, {true, d}};
+    case ReductionKind::KMin: return {{false, k * d}};
+    case ReductionKind::ArgKMin: return {{true, k * d}};
+    case ReductionKind::KMinArgKMin: return {{false, k * d}, {true, k * d}};
+    default: return {{false, p.dim_out}};
+  }
+}
+
 std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alias>& aliases) {
   std::vector<ArgInfo> table;
   std::vector<bool> known;

@@ -6,8 +6,9 @@
 #include <vector>
 
 #include "../core/program.h"
+#include "../core/reduction.h"
 #include "cpu/llvm_backend.h"
-#include "dtype.h"
+#include "kernel_options.h"
 
 namespace keops {
 
@@ -19,20 +20,33 @@ struct KernelRequest {
   std::string sum_scheme = "auto";
 };
 
+// One call of a kernel on the caller's buffers (data addresses of C-contiguous arrays).
+struct Launch {
+  std::vector<uintptr_t> args;                // per argument position
+  int64_t nx = 0, ny = 0;
+  std::vector<uintptr_t> outs;                // per output_specs() entry: batch + (n_out, cols)
+  std::vector<int64_t> batch;                 // broadcast batch shape B (may be empty)
+  std::vector<std::vector<int64_t>> arg_batch;  // per argument: its batch shape, len(B) entries of 1 or B[k]
+  std::vector<uintptr_t> ranges;              // empty or the 6 KeOps block-sparse int64 arrays
+  std::vector<int64_t> range_counts;          // [n ranges_i, n redranges_j, n ranges_j, n redranges_i]
+};
+
 class Kernel {
  public:
-  Kernel(Program program, Dtype dtype, cpu::KernelFn fn) : program_(std::move(program)), dtype_(dtype), fn_(fn) {}
+  Kernel(Program program, KernelOptions options, cpu::KernelFn fn)
+      : program_(std::move(program)), options_(options), outputs_(output_specs(program_)), fn_(fn) {}
   const Program& program() const { return program_; }
-  Dtype dtype() const { return dtype_; }
+  const KernelOptions& options() const { return options_; }
+  const std::vector<OutputSpec>& outputs() const { return outputs_; }
 
-  // ptrs: one C-contiguous buffer per argument position (i-variables (nx, dim), j-variables (ny, dim),
-  // parameters (dim)); out: (nx or ny, dim_out). Validates counts and sizes, not the pointed-to memory.
-  void run(const std::vector<uintptr_t>& ptrs, int64_t nx, int64_t ny, uintptr_t out) const;
+  // Validates counts, shapes and ranges (UserError), then runs on all threads.
+  void run(const Launch& launch) const;
 
  private:
   Program program_;
-  Dtype dtype_;
-  cpu::KernelFn fn_;
+  KernelOptions options_;
+  std::vector<OutputSpec> outputs_;
+  cpu::KernelFn fn_;  // null for Zero_Reduction
 };
 
 std::shared_ptr<const Kernel> get_kernel(const KernelRequest& request);

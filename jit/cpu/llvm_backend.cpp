@@ -162,17 +162,304 @@ class Emitter {
   llvm::Type* t_;
 };
 
-void build_kernel(llvm::Module& m, const Program& p, Dtype dtype, const std::string& symbol) {
-  KEOPS_ASSERT(p.reduction == ReductionKind::Sum, "the CPU backend was given a reduction it does not implement");
+// The state of one reduction for one output row, at a width of W lanes (vector loop) or 1 (tails, merged result).
+// Every reduction is written as init / update(value, index) / merge / store, so that the loop structure is shared.
+using State = std::vector<Value*>;
+
+class ReductionCodegen {
+ public:
+  ReductionCodegen(IRBuilder<>& b, const Program& p, const KernelOptions& o, llvm::Type* t, llvm::Type* acc)
+      : b_(b), p_(p), o_(o), t_(t), acc_(acc), i64_(llvm::Type::getInt64Ty(b.getContext())) {}
+
+  // Types of the state slots at a width.
+  std::vector<llvm::Type*> types(int w) const {
+    std::vector<llvm::Type*> ts;
+    for (Slot s : slots()) ts.push_back(vec(s == Slot::Index ? i64_ : s == Slot::Value ? t_ : acc_, w));
+    return ts;
+  }
+
+  State init(int w) const {
+    State st;
+    for (Slot s : slots()) st.push_back(initial(s, w));
+    if (p_.reduction == ReductionKind::MaxSumShiftExpWeight)  // [m, s...] starts at m = -inf, s = 0
+      st[0] = llvm::ConstantFP::getInfinity(vec(acc_, w), true);
+    return st;
+  }
+
+  // Folds the formula's values `f` (and weights `g`) at reduced indices `j` into the state.
+  State update(State st, const std::vector<Value*>& f, const std::vector<Value*>& g, Value* j) {
+    const int d = p_.dim_formula;
+    switch (p_.reduction) {
+      case ReductionKind::Sum:
+        for (int c = 0; c < d; ++c) add_sum(st, c, to_acc(f[c]));
+        return st;
+      case ReductionKind::MaxSumShiftExpWeight: {
+        std::vector<Value*> weights;
+        for (Value* x : g) weights.push_back(to_acc(x));
+        return combine_shift_exp(st, to_acc(f[0]), weights);
+      }
+      case ReductionKind::Min: case ReductionKind::Max:
+        for (int c = 0; c < d; ++c) st[c] = b_.CreateSelect(better_value(f[c], st[c]), f[c], st[c]);
+        return st;
+      case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
+        for (int c = 0; c < d; ++c) {
+          Value* take = better_pair(f[c], j, st[c], st[d + c]);
+          st[c] = b_.CreateSelect(take, f[c], st[c]);
+          st[d + c] = b_.CreateSelect(take, j, st[d + c]);
+        }
+        return st;
+      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
+        for (int c = 0; c < d; ++c) insert_k(st, c, f[c], j);
+        return st;
+      case ReductionKind::Zero: return st;
+    }
+    KEOPS_ASSERT(false, "unknown reduction");
+  }
+
+  // Moves a block-sum's block into its total (called at the end of every interval of j).
+  State flush(State st) {
+    if (p_.reduction != ReductionKind::Sum || o_.scheme != SumScheme::Block) return st;
+    for (int c = 0; c < p_.dim_formula; ++c) {
+      st[2 * c] = b_.CreateFAdd(st[2 * c], st[2 * c + 1]);
+      st[2 * c + 1] = llvm::Constant::getNullValue(st[2 * c + 1]->getType());
+    }
+    return st;
+  }
+
+  // Folds every lane of a W-wide state into a scalar state.
+  State merge(State scalar, const State& lanes, int w) {
+    for (int l = 0; l < w; ++l) {
+      State lane;
+      for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
+      scalar = combine(scalar, lane);
+    }
+    return scalar;
+  }
+
+  // Writes the finished scalar state of row `i` into the output arrays.
+  void store(const State& st, const std::vector<Value*>& outs, Value* i) {
+    const int d = p_.dim_formula, k = p_.opt;
+    auto put = [&](size_t out, int cols, int col, Value* v) {
+      llvm::Type* et = v->getType();
+      Value* idx = b_.CreateAdd(b_.CreateMul(i, b_.getInt64(cols)), b_.getInt64(col));
+      b_.CreateStore(v, b_.CreateInBoundsGEP(et, b_.CreatePointerCast(outs[out], llvm::PointerType::getUnqual(et)), idx));
+    };
+    auto index_out = [&](Value* j) {  // "no candidate" (empty set, NaN only, fewer than K) reads -1
+      return b_.CreateSelect(b_.CreateICmpEQ(j, b_.getInt64(kNone)), b_.getInt64(-1), j);
+    };
+    switch (p_.reduction) {
+      case ReductionKind::Sum:
+        for (int c = 0; c < d; ++c) put(0, d, c, to_data(sum_value(st, c)));
+        return;
+      case ReductionKind::MaxSumShiftExpWeight:
+        for (size_t c = 0; c < st.size(); ++c) put(0, (int)st.size(), (int)c, to_data(st[c]));
+        return;
+      case ReductionKind::Min: case ReductionKind::Max:
+        for (int c = 0; c < d; ++c) put(0, d, c, st[c]);
+        return;
+      case ReductionKind::ArgMin: case ReductionKind::ArgMax:
+        for (int c = 0; c < d; ++c) put(0, d, c, index_out(st[d + c]));
+        return;
+      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
+        for (int c = 0; c < d; ++c) put(0, d, c, st[c]), put(1, d, c, index_out(st[d + c]));
+        return;
+      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin: {
+        bool values = p_.reduction != ReductionKind::ArgKMin, indices = p_.reduction != ReductionKind::KMin;
+        for (int c = 0; c < d; ++c)
+          for (int r = 0; r < k; ++r) {
+            if (values) put(0, k * d, r * d + c, st[(c * k + r) * 2]);
+            if (indices) put(values ? 1 : 0, k * d, r * d + c, index_out(st[(c * k + r) * 2 + 1]));
+          }
+        return;
+      }
+      case ReductionKind::Zero: return;
+    }
+  }
+
+ private:
+  enum class Slot { Acc, Value, Index };
+  static constexpr int64_t kNone = INT64_MAX;  // index of "no candidate yet": loses every tie
+
+  std::vector<Slot> slots() const {
+    const int d = p_.dim_formula;
+    std::vector<Slot> s;
+    switch (p_.reduction) {
+      case ReductionKind::Sum: s.assign(d * (o_.scheme == SumScheme::Direct ? 1 : 2), Slot::Acc); break;
+      case ReductionKind::MaxSumShiftExpWeight: s.assign(p_.dim_out, Slot::Acc); break;
+      case ReductionKind::Min: case ReductionKind::Max: s.assign(d, Slot::Value); break;
+      case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
+        s.assign(d, Slot::Value);
+        s.insert(s.end(), d, Slot::Index);
+        break;
+      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
+        for (int c = 0; c < d * p_.opt; ++c) s.push_back(Slot::Value), s.push_back(Slot::Index);
+        break;
+      case ReductionKind::Zero: break;
+    }
+    return s;
+  }
+
+  static llvm::Type* vec(llvm::Type* t, int w) { return w == 1 ? t : llvm::FixedVectorType::get(t, w); }
+
+  bool is_max() const {
+    return p_.reduction == ReductionKind::Max || p_.reduction == ReductionKind::ArgMax || p_.reduction == ReductionKind::MaxArgMax;
+  }
+
+  Value* initial(Slot s, int w) const {
+    llvm::Type* t = vec(s == Slot::Index ? i64_ : s == Slot::Value ? t_ : acc_, w);
+    if (s == Slot::Index) return llvm::ConstantInt::get(t, kNone);
+    if (s == Slot::Value) return llvm::ConstantFP::getInfinity(t, is_max());
+    return llvm::Constant::getNullValue(t);
+  }
+
+  Value* to_acc(Value* v) { return v->getType()->getScalarType() == acc_ ? v : b_.CreateFPExt(v, vec(acc_, width_of(v))); }
+  Value* to_data(Value* v) { return v->getType()->getScalarType() == t_ ? v : b_.CreateFPTrunc(v, vec(t_, width_of(v))); }
+  static int width_of(Value* v) {
+    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(v->getType());
+    return vt ? (int)vt->getNumElements() : 1;
+  }
+
+  // Sum slots: direct [acc], block [total, block], kahan [sum, compensation].
+  void add_sum(State& st, int c, Value* x) {
+    switch (o_.scheme) {
+      case SumScheme::Direct: st[c] = b_.CreateFAdd(st[c], x); return;
+      case SumScheme::Block: st[2 * c + 1] = b_.CreateFAdd(st[2 * c + 1], x); return;
+      case SumScheme::Kahan: {
+        Value *sum = st[2 * c], *comp = st[2 * c + 1];
+        Value* y = b_.CreateFSub(x, comp);
+        Value* t = b_.CreateFAdd(sum, y);
+        st[2 * c + 1] = b_.CreateFSub(b_.CreateFSub(t, sum), y);
+        st[2 * c] = t;
+        return;
+      }
+    }
+  }
+  Value* sum_value(const State& st, int c) {
+    switch (o_.scheme) {
+      case SumScheme::Direct: return st[c];
+      case SumScheme::Block: return b_.CreateFAdd(st[2 * c], st[2 * c + 1]);
+      case SumScheme::Kahan: return b_.CreateFSub(st[2 * c], st[2 * c + 1]);
+    }
+    return nullptr;
+  }
+
+  // Online log-sum-exp: state [m, s...] absorbs (f, g...) with a single exp: the larger maximum wins and the
+  // other side is scaled by exp(-|m - f|). -inf terms add nothing; NaN propagates.
+  State combine_shift_exp(State st, Value* f, const std::vector<Value*>& g) {
+    Value* m = st[0];
+    llvm::Type* ty = m->getType();
+    Value* e = emit_exp(b_, b_.CreateFNeg(intrinsic_fabs(b_.CreateFSub(m, f))));
+    e = b_.CreateSelect(b_.CreateFCmpOEQ(f, m), llvm::ConstantFP::get(ty, 1.0), e);
+    e = b_.CreateSelect(b_.CreateFCmpOEQ(f, llvm::ConstantFP::getInfinity(ty, true)), llvm::ConstantFP::get(ty, 0.0), e);
+    Value* bigger = b_.CreateFCmpOGT(f, m);
+    for (size_t c = 1; c < st.size(); ++c) {
+      Value* gc = g.empty() ? llvm::ConstantFP::get(ty, 1.0) : g[c - 1];
+      Value* rescaled = b_.CreateFAdd(b_.CreateFMul(st[c], e), gc);
+      Value* added = b_.CreateFAdd(st[c], b_.CreateFMul(gc, e));
+      st[c] = b_.CreateSelect(bigger, rescaled, added);
+    }
+    st[0] = b_.CreateSelect(bigger, f, m);
+    return st;
+  }
+  Value* intrinsic_fabs(Value* x) {
+    llvm::Module* m = b_.GetInsertBlock()->getModule();
+    return b_.CreateCall(llvm::Intrinsic::getDeclaration(m, llvm::Intrinsic::fabs, {x->getType()}), {x});
+  }
+
+  // v beats the current best (NaN never does).
+  Value* better_value(Value* v, Value* best) { return is_max() ? b_.CreateFCmpOGT(v, best) : b_.CreateFCmpOLT(v, best); }
+  // (v, j) beats (best, best_j): strictly better value, or the same value at a smaller index.
+  Value* better_pair(Value* v, Value* j, Value* best, Value* best_j) {
+    Value* tie = b_.CreateAnd(b_.CreateFCmpOEQ(v, best), b_.CreateICmpSLT(j, best_j));
+    return b_.CreateOr(better_value(v, best), tie);
+  }
+  // Inserts (v, j) into component c's sorted list of K (value, index) pairs by a compare-and-swap chain.
+  void insert_k(State& st, int c, Value* v, Value* j) {
+    for (int r = 0; r < p_.opt; ++r) {
+      Value *&lv = st[(c * p_.opt + r) * 2], *&lj = st[(c * p_.opt + r) * 2 + 1];
+      Value* take = b_.CreateOr(b_.CreateFCmpOLT(v, lv), b_.CreateAnd(b_.CreateFCmpOEQ(v, lv), b_.CreateICmpSLT(j, lj)));
+      Value *nv = b_.CreateSelect(take, v, lv), *nj = b_.CreateSelect(take, j, lj);
+      v = b_.CreateSelect(take, lv, v);
+      j = b_.CreateSelect(take, lj, j);
+      lv = nv;
+      lj = nj;
+    }
+  }
+
+  // Folds one lane's scalar state into a scalar state.
+  State combine(State st, const State& lane) {
+    const int d = p_.dim_formula;
+    switch (p_.reduction) {
+      case ReductionKind::Sum:
+        for (int c = 0; c < d; ++c) {
+          if (o_.scheme == SumScheme::Kahan) {
+            add_sum(st, c, lane[2 * c]);
+            add_sum(st, c, b_.CreateFNeg(lane[2 * c + 1]));
+          } else if (o_.scheme == SumScheme::Block) {
+            st[2 * c] = b_.CreateFAdd(st[2 * c], b_.CreateFAdd(lane[2 * c], lane[2 * c + 1]));
+          } else {
+            st[c] = b_.CreateFAdd(st[c], lane[c]);
+          }
+        }
+        return st;
+      case ReductionKind::MaxSumShiftExpWeight: {
+        std::vector<Value*> g(lane.begin() + 1, lane.end());
+        return combine_shift_exp(st, lane[0], g);
+      }
+      case ReductionKind::Min: case ReductionKind::Max: case ReductionKind::ArgMin: case ReductionKind::ArgMax:
+      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
+        if (p_.reduction == ReductionKind::Min || p_.reduction == ReductionKind::Max) {
+          for (int c = 0; c < d; ++c) st[c] = b_.CreateSelect(better_value(lane[c], st[c]), lane[c], st[c]);
+          return st;
+        }
+        for (int c = 0; c < d; ++c) {
+          Value* take = better_pair(lane[c], lane[d + c], st[c], st[d + c]);
+          st[c] = b_.CreateSelect(take, lane[c], st[c]);
+          st[d + c] = b_.CreateSelect(take, lane[d + c], st[d + c]);
+        }
+        return st;
+      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
+        for (int c = 0; c < d; ++c)
+          for (int r = 0; r < p_.opt; ++r) insert_k(st, c, lane[(c * p_.opt + r) * 2], lane[(c * p_.opt + r) * 2 + 1]);
+        return st;
+      case ReductionKind::Zero: return st;
+    }
+    return st;
+  }
+
+  IRBuilder<>& b_;
+  const Program& p_;
+  const KernelOptions& o_;
+  llvm::Type *t_, *acc_, *i64_;
+};
+
+// PHI nodes for a state, created at the top of the current block.
+std::vector<llvm::PHINode*> state_phis(IRBuilder<>& b, const std::vector<llvm::Type*>& types) {
+  std::vector<llvm::PHINode*> phis;
+  for (llvm::Type* t : types) phis.push_back(b.CreatePHI(t, 2));
+  return phis;
+}
+State as_state(const std::vector<llvm::PHINode*>& phis) { return State(phis.begin(), phis.end()); }
+void add_incoming(std::vector<llvm::PHINode*>& phis, const State& st, llvm::BasicBlock* from) {
+  for (size_t k = 0; k < phis.size(); ++k) phis[k]->addIncoming(st[k], from);
+}
+
+// The kernel: for each output row in [start, end), for each interval [j0, j1) of reduced indices, a loop over W
+// consecutive j at a time (vector state) and a scalar tail; lanes are merged at the end of the row.
+void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, const std::string& symbol) {
   llvm::LLVMContext& ctx = m.getContext();
-  llvm::Type* t = dtype == Dtype::F32 ? llvm::Type::getFloatTy(ctx) : llvm::Type::getDoubleTy(ctx);
+  auto fp = [&](Dtype d) { return d == Dtype::F32 ? llvm::Type::getFloatTy(ctx) : llvm::Type::getDoubleTy(ctx); };
+  llvm::Type *t = fp(o.dtype), *acc = fp(o.acc);
   llvm::Type* i64 = llvm::Type::getInt64Ty(ctx);
   llvm::Type* ptr = llvm::PointerType::getUnqual(llvm::Type::getInt8Ty(ctx));
   llvm::Type* tptr = llvm::PointerType::getUnqual(t);
-  const int w = vector_width(dtype);
+  const int w = vector_width(o.dtype);
   llvm::Type* vt = llvm::FixedVectorType::get(t, w);
 
-  auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {i64, i64, i64, i64, llvm::PointerType::getUnqual(ptr), ptr}, false);
+  // void f(i64 start, i64 end, const i64* intervals, i64 n_intervals, i64 ld, const void** args, void** outs)
+  auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx),
+                                      {i64, i64, llvm::PointerType::getUnqual(i64), i64, i64,
+                                       llvm::PointerType::getUnqual(ptr), llvm::PointerType::getUnqual(ptr)}, false);
   auto* fn = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, symbol, m);
   fn->addFnAttr("target-cpu", host().cpu);
   fn->addFnAttr("target-features", host().features);
@@ -181,39 +468,45 @@ void build_kernel(llvm::Module& m, const Program& p, Dtype dtype, const std::str
     fn->addFnAttr("min-legal-vector-width", "512");
   }
   fn->addFnAttr(llvm::Attribute::NoUnwind);
-  for (unsigned a = 4; a < 6; ++a) fn->addParamAttr(a, llvm::Attribute::NoAlias);
   auto arg = fn->arg_begin();
-  Value *start = &*arg++, *end = &*arg++, *n_inner = &*arg++, *ld = &*arg++, *args = &*arg++, *out_raw = &*arg++;
+  Value *start = &*arg++, *end = &*arg++, *intervals = &*arg++, *n_intervals = &*arg++, *ld = &*arg++;
+  Value *args = &*arg++, *outs_raw = &*arg++;
 
   IRBuilder<> b(ctx);
   llvm::FastMathFlags fmf;
   fmf.setAllowContract(true);  // fused multiply-add where the target has it
   b.setFastMathFlags(fmf);
   Emitter em(b, m, p, t);
+  ReductionCodegen red(b, p, o, t, acc);
 
-  auto* entry = llvm::BasicBlock::Create(ctx, "entry", fn);
-  auto* row_head = llvm::BasicBlock::Create(ctx, "row", fn);
-  auto* vec_head = llvm::BasicBlock::Create(ctx, "vec", fn);
-  auto* vec_body = llvm::BasicBlock::Create(ctx, "vec_body", fn);
-  auto* vec_exit = llvm::BasicBlock::Create(ctx, "vec_exit", fn);
-  auto* tail_head = llvm::BasicBlock::Create(ctx, "tail", fn);
-  auto* tail_body = llvm::BasicBlock::Create(ctx, "tail_body", fn);
-  auto* row_end = llvm::BasicBlock::Create(ctx, "row_end", fn);
-  auto* done = llvm::BasicBlock::Create(ctx, "done", fn);
+  auto block = [&](const char* name) { return llvm::BasicBlock::Create(ctx, name, fn); };
+  auto* entry = block("entry");
+  auto* row_head = block("row");
+  auto* interval_head = block("interval");
+  auto* vec_head = block("vec");
+  auto* vec_exit = block("vec_exit");
+  auto* tail_head = block("tail");
+  auto* interval_end = block("interval_end");
+  auto* row_end = block("row_end");
+  auto* done = block("done");
 
-  // entry: argument base pointers and parameter-level values, computed once.
+  // entry: argument and output pointers, parameter-level values (computed once per call).
   b.SetInsertPoint(entry);
   std::vector<Value*> base(p.args.size());
-  for (size_t pos = 0; pos < p.args.size(); ++pos) {
-    Value* slot = b.CreateConstInBoundsGEP1_64(ptr, args, pos);
-    base[pos] = b.CreatePointerCast(b.CreateLoad(ptr, slot), tptr);
-  }
-  Value* out = b.CreatePointerCast(out_raw, tptr);
+  for (size_t pos = 0; pos < p.args.size(); ++pos)
+    base[pos] = b.CreatePointerCast(b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, args, pos)), tptr);
+  std::vector<Value*> outs;
+  for (size_t k = 0; k < output_specs(p).size(); ++k)
+    outs.push_back(b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, outs_raw, k)));
   std::vector<Value*> scalar(p.code.size(), nullptr);
   em.emit_level(Level::Param, t, scalar, [&](const Instr& in) {
     return b.CreateLoad(t, b.CreateConstInBoundsGEP1_64(t, base[in.pos], in.comp));
   });
-  Value* n_vec = b.CreateAnd(n_inner, llvm::ConstantInt::get(i64, ~int64_t(w - 1)));
+  Value* lane_ids = llvm::ConstantVector::get([&] {
+    std::vector<llvm::Constant*> ids;
+    for (int l = 0; l < w; ++l) ids.push_back(llvm::ConstantInt::get(i64, l));
+    return ids;
+  }());
   b.CreateCondBr(b.CreateICmpSLT(start, end), row_head, done);
 
   // row: outer-level values for row i.
@@ -221,90 +514,101 @@ void build_kernel(llvm::Module& m, const Program& p, Dtype dtype, const std::str
   llvm::PHINode* i = b.CreatePHI(i64, 2, "i");
   i->addIncoming(start, entry);
   em.emit_level(Level::Outer, t, scalar, [&](const Instr& in) {
-    Value* idx = b.CreateAdd(b.CreateMul(i, llvm::ConstantInt::get(i64, p.args[in.pos].dim)), llvm::ConstantInt::get(i64, in.comp));
+    Value* idx = b.CreateAdd(b.CreateMul(i, b.getInt64(p.args[in.pos].dim)), b.getInt64(in.comp));
     return b.CreateLoad(t, b.CreateInBoundsGEP(t, base[in.pos], idx));
   });
   std::vector<Value*> vec(p.code.size(), nullptr);
   for (size_t id = 0; id < p.code.size(); ++id)
     if (p.level[id] != Level::Inner) vec[id] = b.CreateVectorSplat(w, scalar[id]);
-  const size_t d = p.out.size();
-  b.CreateCondBr(b.CreateICmpSGT(n_vec, llvm::ConstantInt::get(i64, 0)), vec_head, vec_exit);
+  State v_init = red.init(w), s_init = red.init(1);
+  b.CreateCondBr(b.CreateICmpSGT(n_intervals, b.getInt64(0)), interval_head, row_end);
+
+  // interval k: [j0, j1), its vector part ending at j_vec.
+  b.SetInsertPoint(interval_head);
+  llvm::PHINode* k = b.CreatePHI(i64, 2, "k");
+  auto iv_v = state_phis(b, red.types(w)), iv_s = state_phis(b, red.types(1));
+  k->addIncoming(b.getInt64(0), row_head);
+  add_incoming(iv_v, v_init, row_head);
+  add_incoming(iv_s, s_init, row_head);
+  Value* j0 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateMul(k, b.getInt64(2))));
+  Value* j1 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateAdd(b.CreateMul(k, b.getInt64(2)), b.getInt64(1))));
+  Value* j_vec = b.CreateAdd(j0, b.CreateAnd(b.CreateSub(j1, j0), b.getInt64(~int64_t(w - 1))));
+  b.CreateCondBr(b.CreateICmpSLT(j0, j_vec), vec_head, vec_exit);
 
   // vec: W consecutive j at a time.
   b.SetInsertPoint(vec_head);
   llvm::PHINode* j = b.CreatePHI(i64, 2, "j");
-  j->addIncoming(llvm::ConstantInt::get(i64, 0), row_head);
-  std::vector<llvm::PHINode*> acc(d);
-  for (size_t k = 0; k < d; ++k) {
-    acc[k] = b.CreatePHI(vt, 2);
-    acc[k]->addIncoming(llvm::ConstantFP::get(vt, 0.0), row_head);
-  }
-  b.CreateBr(vec_body);
-  b.SetInsertPoint(vec_body);
-  em.emit_level(Level::Inner, vt, vec, [&](const Instr& in) {
-    Value* idx = b.CreateAdd(b.CreateMul(ld, llvm::ConstantInt::get(i64, in.comp)), j);
-    Value* addr = b.CreatePointerCast(b.CreateInBoundsGEP(t, base[in.pos], idx), llvm::PointerType::getUnqual(vt));
-    return b.CreateAlignedLoad(vt, addr, llvm::Align(dtype_size(dtype)));
-  });
-  std::vector<Value*> acc_next(d);
-  for (size_t k = 0; k < d; ++k) {
-    acc_next[k] = b.CreateFAdd(acc[k], vec[p.out[k]]);
-    acc[k]->addIncoming(acc_next[k], vec_body);
-  }
-  Value* j_next = b.CreateAdd(j, llvm::ConstantInt::get(i64, w));
-  j->addIncoming(j_next, vec_body);
-  b.CreateCondBr(b.CreateICmpSLT(j_next, n_vec), vec_head, vec_exit);
-  // vec_exit: lane sums.
-  b.SetInsertPoint(vec_exit);
-  std::vector<llvm::PHINode*> acc_final(d);
-  for (size_t k = 0; k < d; ++k) {  // all PHIs first: a block starts with its PHIs
-    acc_final[k] = b.CreatePHI(vt, 2);
-    acc_final[k]->addIncoming(llvm::ConstantFP::get(vt, 0.0), row_head);
-    acc_final[k]->addIncoming(acc_next[k], vec_body);
-  }
-  std::vector<Value*> lane_sum(d);
-  for (size_t k = 0; k < d; ++k) lane_sum[k] = b.CreateFAddReduce(llvm::ConstantFP::get(t, -0.0), acc_final[k]);
-  b.CreateCondBr(b.CreateICmpSLT(n_vec, n_inner), tail_head, row_end);
+  auto lp_v = state_phis(b, red.types(w));
+  j->addIncoming(j0, interval_head);
+  add_incoming(lp_v, as_state(iv_v), interval_head);
+  auto load_inner = [&](Value* jj, llvm::Type* ty) {
+    return [&, jj, ty](const Instr& in) -> Value* {
+      Value* idx = b.CreateAdd(b.CreateMul(ld, b.getInt64(in.comp)), jj);
+      Value* addr = b.CreateInBoundsGEP(t, base[in.pos], idx);
+      if (ty == t) return b.CreateLoad(t, addr);
+      return b.CreateAlignedLoad(ty, b.CreatePointerCast(addr, llvm::PointerType::getUnqual(ty)), llvm::Align(dtype_size(o.dtype)));
+    };
+  };
+  em.emit_level(Level::Inner, vt, vec, load_inner(j, vt));
+  auto pick = [&](const std::vector<Value*>& vals, const std::vector<int>& ids) {
+    std::vector<Value*> r;
+    for (int id : ids) r.push_back(vals[id]);
+    return r;
+  };
+  Value* j_lanes = b.CreateAdd(b.CreateVectorSplat(w, j), lane_ids);
+  State v_next = red.update(as_state(lp_v), pick(vec, p.out), pick(vec, p.out2), j_lanes);
+  Value* j_next = b.CreateAdd(j, b.getInt64(w));
+  llvm::BasicBlock* vec_latch = b.GetInsertBlock();
+  j->addIncoming(j_next, vec_latch);
+  add_incoming(lp_v, v_next, vec_latch);
+  b.CreateCondBr(b.CreateICmpSLT(j_next, j_vec), vec_head, vec_exit);
 
-  // tail: the last n_inner mod W values of j, one at a time.
+  // vec_exit: the interval's remaining j one at a time.
+  b.SetInsertPoint(vec_exit);
+  auto ex_v = state_phis(b, red.types(w));
+  add_incoming(ex_v, as_state(iv_v), interval_head);
+  add_incoming(ex_v, v_next, vec_latch);
+  b.CreateCondBr(b.CreateICmpSLT(j_vec, j1), tail_head, interval_end);
+
   b.SetInsertPoint(tail_head);
   llvm::PHINode* jt = b.CreatePHI(i64, 2, "jt");
-  jt->addIncoming(n_vec, vec_exit);
-  std::vector<llvm::PHINode*> tacc(d);
-  for (size_t k = 0; k < d; ++k) {
-    tacc[k] = b.CreatePHI(t, 2);
-    tacc[k]->addIncoming(lane_sum[k], vec_exit);
-  }
-  b.CreateBr(tail_body);
-  b.SetInsertPoint(tail_body);
+  auto tl_s = state_phis(b, red.types(1));
+  jt->addIncoming(j_vec, vec_exit);
+  add_incoming(tl_s, as_state(iv_s), vec_exit);
   std::vector<Value*> tail_vals = scalar;
-  em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in) {
-    Value* idx = b.CreateAdd(b.CreateMul(ld, llvm::ConstantInt::get(i64, in.comp)), jt);
-    return b.CreateLoad(t, b.CreateInBoundsGEP(t, base[in.pos], idx));
-  });
-  std::vector<Value*> tacc_next(d);
-  for (size_t k = 0; k < d; ++k) {
-    tacc_next[k] = b.CreateFAdd(tacc[k], tail_vals[p.out[k]]);
-    tacc[k]->addIncoming(tacc_next[k], tail_body);
-  }
-  Value* jt_next = b.CreateAdd(jt, llvm::ConstantInt::get(i64, 1));
-  jt->addIncoming(jt_next, tail_body);
-  b.CreateCondBr(b.CreateICmpSLT(jt_next, n_inner), tail_head, row_end);
+  em.emit_level(Level::Inner, t, tail_vals, load_inner(jt, t));
+  State s_next = red.update(as_state(tl_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
+  Value* jt_next = b.CreateAdd(jt, b.getInt64(1));
+  llvm::BasicBlock* tail_latch = b.GetInsertBlock();
+  jt->addIncoming(jt_next, tail_latch);
+  add_incoming(tl_s, s_next, tail_latch);
+  b.CreateCondBr(b.CreateICmpSLT(jt_next, j1), tail_head, interval_end);
 
-  // row_end: store the row, next i.
+  // interval_end: flush block sums, next interval.
+  b.SetInsertPoint(interval_end);
+  auto ie_v = state_phis(b, red.types(w)), ie_s = state_phis(b, red.types(1));
+  add_incoming(ie_v, as_state(ex_v), vec_exit);
+  add_incoming(ie_v, as_state(ex_v), tail_latch);
+  add_incoming(ie_s, as_state(iv_s), vec_exit);
+  add_incoming(ie_s, s_next, tail_latch);
+  State v_flushed = red.flush(as_state(ie_v)), s_flushed = red.flush(as_state(ie_s));
+  Value* k_next = b.CreateAdd(k, b.getInt64(1));
+  llvm::BasicBlock* interval_latch = b.GetInsertBlock();
+  k->addIncoming(k_next, interval_latch);
+  add_incoming(iv_v, v_flushed, interval_latch);
+  add_incoming(iv_s, s_flushed, interval_latch);
+  b.CreateCondBr(b.CreateICmpSLT(k_next, n_intervals), interval_head, row_end);
+
+  // row_end: merge lanes, store, next row.
   b.SetInsertPoint(row_end);
-  std::vector<llvm::PHINode*> result(d);
-  for (size_t k = 0; k < d; ++k) {
-    result[k] = b.CreatePHI(t, 2);
-    result[k]->addIncoming(lane_sum[k], vec_exit);
-    result[k]->addIncoming(tacc_next[k], tail_body);
-  }
-  for (size_t k = 0; k < d; ++k) {
-    Value* idx = b.CreateAdd(b.CreateMul(i, llvm::ConstantInt::get(i64, d)), llvm::ConstantInt::get(i64, k));
-    b.CreateStore(result[k], b.CreateInBoundsGEP(t, out, idx));
-  }
-  Value* i_next = b.CreateAdd(i, llvm::ConstantInt::get(i64, 1));
-  i->addIncoming(i_next, row_end);
+  auto re_v = state_phis(b, red.types(w)), re_s = state_phis(b, red.types(1));
+  add_incoming(re_v, v_init, row_head);
+  add_incoming(re_v, v_flushed, interval_latch);
+  add_incoming(re_s, s_init, row_head);
+  add_incoming(re_s, s_flushed, interval_latch);
+  red.store(red.merge(as_state(re_s), as_state(re_v), w), outs, i);
+  Value* i_next = b.CreateAdd(i, b.getInt64(1));
+  i->addIncoming(i_next, b.GetInsertBlock());
   b.CreateCondBr(b.CreateICmpSLT(i_next, end), row_head, done);
 
   b.SetInsertPoint(done);
@@ -329,11 +633,11 @@ void optimize(llvm::Module& m) {
   pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(m, mam);
 }
 
-std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const Program& p, Dtype dtype, const std::string& symbol) {
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const Program& p, const KernelOptions& o, const std::string& symbol) {
   auto m = std::make_unique<llvm::Module>(symbol, ctx);
   m->setDataLayout(host().tm->createDataLayout());
   m->setTargetTriple(host().tm->getTargetTriple().str());
-  build_kernel(*m, p, dtype, symbol);
+  build_kernel(*m, p, o, symbol);
   optimize(*m);
   return m;
 }
@@ -364,10 +668,10 @@ int vector_width(Dtype dtype) {
   return bytes / dtype_size(dtype);
 }
 
-std::string compile_object(const Program& p, Dtype dtype, const std::string& symbol) {
+std::string compile_object(const Program& p, const KernelOptions& o, const std::string& symbol) {
   std::lock_guard<std::mutex> lock(jit_mutex());
   llvm::LLVMContext ctx;
-  auto m = build_module(ctx, p, dtype, symbol);
+  auto m = build_module(ctx, p, o, symbol);
   llvm::SmallVector<char, 0> buffer;
   llvm::raw_svector_ostream os(buffer);
   llvm::legacy::PassManager pm;
@@ -395,10 +699,10 @@ KernelFn load_object(const std::string& object, const std::string& symbol) {
   return fn;
 }
 
-std::string optimized_ir(const Program& p, Dtype dtype) {
+std::string optimized_ir(const Program& p, const KernelOptions& o) {
   std::lock_guard<std::mutex> lock(jit_mutex());
   llvm::LLVMContext ctx;
-  auto m = build_module(ctx, p, dtype, "keops_inspect");
+  auto m = build_module(ctx, p, o, "keops_inspect");
   std::string text;
   llvm::raw_string_ostream os(text);
   m->print(os, nullptr);

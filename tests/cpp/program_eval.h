@@ -49,8 +49,9 @@ inline std::vector<double> eval_pair(const Program& p, const std::vector<std::ve
       case Prim::Ne: v[id] = a != b; break;
     }
   }
-  std::vector<double> out;
+  std::vector<double> out;  // the formula's components, then those of formula2 (if any)
   for (int o : p.out) out.push_back(v[o]);
+  for (int o : p.out2) out.push_back(v[o]);
   return out;
 }
 

@@ -34,7 +34,7 @@ void check_kernel(const std::string& formula, const std::vector<std::string>& al
   for (auto& d : data) ptrs.push_back(reinterpret_cast<uintptr_t>(d.data()));
   int64_t n_out = p.tag == 0 ? nx : ny;
   std::vector<T> out(std::max<int64_t>(1, n_out * p.dim_out), T(-1234));
-  k->run(ptrs, nx, ny, reinterpret_cast<uintptr_t>(out.data()));
+  k->run({ptrs, nx, ny, {reinterpret_cast<uintptr_t>(out.data())}});
   auto ref = test::eval_sum(p, ref_args, nx, ny);
   double scale = 0;
   for (double r : ref) scale = std::max(scale, std::fabs(r));
@@ -83,19 +83,20 @@ TEST_CASE("parameters and i-only formulas") {
 TEST_CASE("empty reduced set gives zeros; empty output is a no-op") {
   auto k = get_kernel({"Sum_Reduction(Exp(x-y), 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
   std::vector<double> x = {1, 2, 3}, out(3, 7.0);
-  k->run({reinterpret_cast<uintptr_t>(x.data()), 0}, 3, 0, reinterpret_cast<uintptr_t>(out.data()));
+  uintptr_t xp = reinterpret_cast<uintptr_t>(x.data()), op = reinterpret_cast<uintptr_t>(out.data());
+  k->run({{xp, 0}, 3, 0, {op}});
   CHECK(out == std::vector<double>{0, 0, 0});
-  k->run({0, reinterpret_cast<uintptr_t>(x.data())}, 0, 3, 0);
-  CHECK_THROWS_AS(k->run({reinterpret_cast<uintptr_t>(x.data())}, 3, 3, reinterpret_cast<uintptr_t>(out.data())), UserError);
-  CHECK_THROWS_AS(k->run({0, reinterpret_cast<uintptr_t>(x.data())}, 3, 3, reinterpret_cast<uintptr_t>(out.data())), UserError);
+  k->run({{0, xp}, 0, 3, {0}});
+  CHECK_THROWS_AS(k->run({{xp}, 3, 3, {op}}), UserError);
+  CHECK_THROWS_AS(k->run({{0, xp}, 3, 3, {op}}), UserError);
 }
 
 TEST_CASE("NaN and inf propagate like the reference") {
   auto k = get_kernel({"Sum_Reduction(Exp(x)*y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float32"});
   std::vector<float> x = {NAN, 1000.f, -1000.f, 0.f}, y(19, 1.f), out(4);
   y[5] = INFINITY;
-  k->run({reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data())}, 4, 19,
-         reinterpret_cast<uintptr_t>(out.data()));
+  k->run({{reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data())}, 4, 19,
+          {reinterpret_cast<uintptr_t>(out.data())}});
   CHECK(std::isnan(out[0]));
   CHECK(std::isinf(out[1]));
   CHECK(std::isnan(out[2]));  // 0 * inf
@@ -111,9 +112,9 @@ TEST_CASE("threads give the same result as one thread") {
   for (auto& v : y) v = n(gen);
   std::vector<uintptr_t> ptrs = {reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data())};
   set_num_threads(1);
-  k->run(ptrs, 5000, 300, reinterpret_cast<uintptr_t>(a.data()));
+  k->run({ptrs, 5000, 300, {reinterpret_cast<uintptr_t>(a.data())}});
   set_num_threads(4);
-  k->run(ptrs, 5000, 300, reinterpret_cast<uintptr_t>(b.data()));
+  k->run({ptrs, 5000, 300, {reinterpret_cast<uintptr_t>(b.data())}});
   set_num_threads(0);
   CHECK(a == b);
 }
@@ -141,10 +142,226 @@ TEST_CASE("cache: same request, same program in another spelling, and the disk")
   std::filesystem::remove_all(tmp);
 }
 
-TEST_CASE("unsupported reductions, options and dtypes are named") {
-  CHECK_THROWS_WITH(get_kernel({"Min_Reduction(x, 0)", {"x = Vi(1)"}, "float32"}),
-                    "reduction Min_Reduction is not supported yet");
+TEST_CASE("bad options and dtypes are named") {
   CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float16"}), NotSupported);
   CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "int32"}), UserError);
-  CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float32", "float64"}), NotSupported);
+  CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float64", "float32"}), UserError);
+  CHECK_THROWS_AS(get_kernel({"Min_Reduction(x, 0)", {"x = Vi(1)"}, "float32", "float64"}), UserError);
+  CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float32", "auto", "pairwise"}), UserError);
+}
+
+namespace {
+
+// Reference of every reduction in double, from eval_pair, KeOps semantics (NaN skipped, ties to the smallest index).
+struct RefOut {
+  std::vector<double> values;
+  std::vector<int64_t> indices;
+};
+
+RefOut reference(const Program& p, const std::vector<std::vector<double>>& args, int64_t nx, int64_t ny,
+                 const std::vector<std::pair<int64_t, int64_t>>* rows_intervals = nullptr) {
+  const int64_t n_out = p.tag == 0 ? nx : ny, n_red = p.tag == 0 ? ny : nx;
+  const int d = p.dim_formula, K = p.opt;
+  RefOut r;
+  for (int64_t o = 0; o < n_out; ++o) {
+    std::vector<std::vector<std::pair<double, int64_t>>> cand(d);
+    std::vector<double> m_s;
+    double m = -INFINITY;
+    std::vector<std::pair<double, std::vector<double>>> terms;
+    for (int64_t s = 0; s < n_red; ++s) {
+      if (rows_intervals && !(s >= (*rows_intervals)[o].first && s < (*rows_intervals)[o].second)) continue;
+      auto v = p.tag == 0 ? test::eval_pair(p, args, o, s) : test::eval_pair(p, args, s, o);
+      for (int c = 0; c < d; ++c)
+        if (!std::isnan(v[c])) cand[c].push_back({v[c], s});
+      if (p.reduction == ReductionKind::MaxSumShiftExpWeight) {
+        std::vector<double> g(v.begin() + p.out.size(), v.end());
+        terms.push_back({v[0], g});
+        m = std::max(m, v[0]);
+      }
+    }
+    bool is_max = p.reduction == ReductionKind::Max || p.reduction == ReductionKind::ArgMax || p.reduction == ReductionKind::MaxArgMax;
+    for (auto& cs : cand)
+      std::stable_sort(cs.begin(), cs.end(), [&](auto& a, auto& b) { return is_max ? a.first > b.first : a.first < b.first; });
+    switch (p.reduction) {
+      case ReductionKind::MaxSumShiftExpWeight: {
+        size_t dg = p.dim_out - 1;
+        std::vector<double> s(dg, 0.0);
+        for (auto& [f, g] : terms)
+          for (size_t c = 0; c < dg; ++c) s[c] += std::exp(f - m) * (g.empty() ? 1.0 : g[c]);
+        r.values.push_back(m);
+        r.values.insert(r.values.end(), s.begin(), s.end());
+        break;
+      }
+      case ReductionKind::Min: case ReductionKind::Max: case ReductionKind::ArgMin: case ReductionKind::ArgMax:
+      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
+        for (int c = 0; c < d; ++c) {
+          r.values.push_back(cand[c].empty() ? (is_max ? -INFINITY : INFINITY) : cand[c][0].first);
+          r.indices.push_back(cand[c].empty() ? -1 : cand[c][0].second);
+        }
+        break;
+      default:  // K-reductions: (K, d) layout
+        for (int k = 0; k < K; ++k)
+          for (int c = 0; c < d; ++c) {
+            bool has = k < (int)cand[c].size();
+            r.values.push_back(has ? cand[c][k].first : INFINITY);
+            r.indices.push_back(has ? cand[c][k].second : -1);
+          }
+    }
+  }
+  return r;
+}
+
+// Data on a coarse grid so that ties happen; one NaN among the j-variable values.
+std::vector<double> grid_data(int64_t n, std::mt19937& gen) {
+  std::uniform_int_distribution<int> u(-3, 3);
+  std::vector<double> v(n);
+  for (double& x : v) x = u(gen) * 0.25;
+  return v;
+}
+
+template <class T>
+void check_reduction(const std::string& red, const std::vector<std::string>& aliases, int64_t nx, int64_t ny) {
+  auto k = get_kernel({red, aliases, sizeof(T) == 4 ? "float32" : "float64"});
+  const Program& p = k->program();
+  std::mt19937 gen(7);
+  std::vector<std::vector<double>> ref_args;
+  std::vector<std::vector<T>> data;
+  for (const ArgInfo& a : p.args) {
+    int64_t rows = a.cat == 2 ? 1 : a.cat == 0 ? nx : ny;
+    auto d = grid_data(rows * a.dim, gen);
+    if (a.cat == 1 && d.size() > 3 && p.reduction != ReductionKind::MaxSumShiftExpWeight) d[2] = NAN;
+    ref_args.push_back(d);
+    data.emplace_back(d.begin(), d.end());
+  }
+  std::vector<uintptr_t> ptrs;
+  for (auto& d : data) ptrs.push_back(reinterpret_cast<uintptr_t>(d.data()));
+  int64_t n_out = p.tag == 0 ? nx : ny;
+  std::vector<std::vector<T>> vals;
+  std::vector<std::vector<int64_t>> idx;
+  std::vector<uintptr_t> outs;
+  for (auto& o : k->outputs()) {
+    if (o.indices) idx.emplace_back(n_out * o.cols, -7), outs.push_back(reinterpret_cast<uintptr_t>(idx.back().data()));
+    else vals.emplace_back(n_out * o.cols, T(-7)), outs.push_back(reinterpret_cast<uintptr_t>(vals.back().data()));
+  }
+  k->run({ptrs, nx, ny, outs});
+  RefOut ref = reference(p, ref_args, nx, ny);
+  INFO(red << " " << (sizeof(T) == 4 ? "float32" : "float64") << " nx=" << nx << " ny=" << ny);
+  if (!vals.empty()) {
+    REQUIRE(vals[0].size() == ref.values.size());
+    for (size_t q = 0; q < ref.values.size(); ++q) {
+      INFO("value " << q << " got " << vals[0][q] << " expected " << ref.values[q]);
+      bool same_inf = std::isinf(ref.values[q]) && vals[0][q] == ref.values[q];
+      CHECK((same_inf || std::fabs(vals[0][q] - ref.values[q]) <= 1e-5 * (1 + std::fabs(ref.values[q]))));
+    }
+  }
+  if (!idx.empty()) {
+    REQUIRE(idx[0].size() == ref.indices.size());
+    for (size_t q = 0; q < ref.indices.size(); ++q) {
+      INFO("index " << q);
+      CHECK(idx[0][q] == ref.indices[q]);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every reduction against the reference: ties to the smallest index, NaN skipped") {
+  const std::vector<std::string> a = {"x = Vi(2)", "y = Vj(2)", "b = Vj(1)"};
+  for (std::string f : {"SqDist(x,y) * b", "x - y"})
+    for (int tag : {0, 1})
+      for (auto [nx, ny] : std::vector<std::pair<int64_t, int64_t>>{{5, 40}, {40, 5}, {6, 100}}) {
+        std::string t = std::to_string(tag);
+        for (std::string r : {"Min", "Max", "ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax"}) {
+          check_reduction<double>(r + "_Reduction(" + f + "," + t + ")", a, nx, ny);
+          check_reduction<float>(r + "_Reduction(" + f + "," + t + ")", a, nx, ny);
+        }
+        for (std::string r : {"KMin", "ArgKMin", "KMin_ArgKMin"}) {
+          check_reduction<double>(r + "_Reduction(" + f + ",3," + t + ")", a, nx, ny);
+          check_reduction<float>(r + "_Reduction(" + f + ",4," + t + ")", a, nx, ny);
+        }
+      }
+}
+
+TEST_CASE("log-sum-exp reduction (raw [m, s]) with and without weights, huge and tiny terms") {
+  const std::vector<std::string> a = {"x = Vi(1)", "y = Vj(1)", "b = Vj(2)"};
+  for (int tag : {0, 1}) {
+    std::string t = std::to_string(tag);
+    check_reduction<double>("Max_SumShiftExpWeight_Reduction(x*y, " + t + ")", a, 13, 37);
+    check_reduction<float>("Max_SumShiftExpWeight_Reduction(x*y*IntCst(10000), " + t + ", b)", a, 13, 37);
+    check_reduction<double>("Max_SumShiftExpWeight_Reduction(-x*y*IntCst(10000), " + t + ", b)", a, 13, 37);
+  }
+}
+
+TEST_CASE("sum schemes and float64 accumulation agree with the reference") {
+  for (std::string scheme : {"direct_sum", "block_sum", "kahan_scheme"})
+    for (std::string acc : {"auto", "float64"}) {
+      KernelRequest r{"Sum_Reduction(Exp(-SqDist(x,y))*b, 0)", kAliases, "float32", acc, scheme};
+      auto k = get_kernel(r);
+      std::mt19937 gen(3);
+      std::uniform_real_distribution<float> u(0, 1);
+      const int64_t nx = 9, ny = 5003;
+      std::vector<float> x(nx * 3), y(ny * 3), b(ny), out(nx);
+      for (auto* v : {&x, &y, &b})
+        for (float& e : *v) e = u(gen);
+      k->run({{reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data()), reinterpret_cast<uintptr_t>(b.data())},
+              nx, ny, {reinterpret_cast<uintptr_t>(out.data())}});
+      for (int64_t i = 0; i < nx; ++i) {
+        double s = 0;
+        for (int64_t j = 0; j < ny; ++j) {
+          double d2 = 0;
+          for (int c = 0; c < 3; ++c) d2 += std::pow(double(x[i * 3 + c]) - y[j * 3 + c], 2);
+          s += std::exp(-d2) * b[j];
+        }
+        INFO(scheme << " " << acc);
+        CHECK(std::fabs(out[i] - s) <= 2e-6 * s);
+      }
+    }
+}
+
+TEST_CASE("K larger than the reduced size, arg-reductions over nothing") {
+  auto k = get_kernel({"ArgKMin_Reduction(x - y, 5, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  std::vector<double> x(3), y(4);
+  std::vector<int64_t> out(15);
+  CHECK_THROWS_WITH(k->run({{reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data())}, 3, 4,
+                            {reinterpret_cast<uintptr_t>(out.data())}}),
+                    "ArgKMin_Reduction: K = 5 is larger than the number of reduced elements (4)");
+  auto a = get_kernel({"ArgMin_Reduction(x - y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  CHECK_THROWS_AS(a->run({{reinterpret_cast<uintptr_t>(x.data()), 0}, 3, 0, {reinterpret_cast<uintptr_t>(out.data())}}), UserError);
+}
+
+TEST_CASE("block-sparse ranges and batch dimensions") {
+  // Output rows i in [0,3) reduce over j in [2,5) and [7,9); rows [5,8) over [0,1); rows 3, 4 and 8, 9 over nothing.
+  auto k = get_kernel({"Sum_Reduction(x*y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  std::vector<double> x(10), y(10), out(10, -1);
+  for (int q = 0; q < 10; ++q) x[q] = q + 1, y[q] = 1 << q;
+  std::vector<int64_t> ranges_i = {0, 3, 5, 8}, slices_i = {2, 3}, red_j = {2, 5, 7, 9, 0, 1};
+  std::vector<int64_t> ranges_j = {0, 10}, slices_j = {1}, red_i = {0, 10};
+  auto addr = [](auto& v) { return reinterpret_cast<uintptr_t>(v.data()); };
+  Launch L{{addr(x), addr(y)}, 10, 10, {addr(out)}};
+  L.ranges = {addr(ranges_i), addr(slices_i), addr(red_j), addr(ranges_j), addr(slices_j), addr(red_i)};
+  L.range_counts = {2, 3, 1, 1};
+  k->run(L);
+  double s1 = 4 + 8 + 16 + 128 + 256, s2 = 1;
+  std::vector<double> expect = {s1, 2 * s1, 3 * s1, 0, 0, 6 * s2, 7 * s2, 8 * s2, 0, 0};
+  CHECK(out == expect);
+  red_j[1] = 11;  // out of bounds
+  CHECK_THROWS_WITH(k->run(L), Catch::Contains("redranges_j[0] = [2, 11) is not a valid range"));
+  red_j[1] = 5;
+  slices_i = {2, 1};
+  CHECK_THROWS_WITH(k->run(L), Catch::Contains("slices_i must be non-decreasing"));
+
+  // Batch (2, 3): x has batch shape (2, 1), y (1, 3); a loop over batches is the reference.
+  auto kb = get_kernel({"Sum_Reduction(x*y + p, 1)", {"x = Vi(1)", "y = Vj(1)", "p = Pm(1)"}, "float64"});
+  std::vector<double> xb(2 * 4), yb(3 * 5), pb = {0.5}, ob(2 * 3 * 5);
+  for (size_t q = 0; q < xb.size(); ++q) xb[q] = q + 1;
+  for (size_t q = 0; q < yb.size(); ++q) yb[q] = 0.1 * q;
+  Launch B{{addr(xb), addr(yb), addr(pb)}, 4, 5, {addr(ob)}, {2, 3}, {{2, 1}, {1, 3}, {1, 1}}};
+  kb->run(B);
+  for (int b0 = 0; b0 < 2; ++b0)
+    for (int b1 = 0; b1 < 3; ++b1)
+      for (int j = 0; j < 5; ++j) {
+        double s = 0;
+        for (int i = 0; i < 4; ++i) s += xb[b0 * 4 + i] * yb[b1 * 5 + j] + 0.5;
+        CHECK(ob[(b0 * 3 + b1) * 5 + j] == Approx(s).epsilon(1e-14));
+      }
 }

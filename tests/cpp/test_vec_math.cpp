@@ -283,7 +283,7 @@ Inputs<T> make_inputs(Fn fn, size_t n_random) {
       break;
     case Fn::sin:
     case Fn::cos: {
-      const double lim = dbl ? 1e9 : 1e5;
+      const double lim = dbl ? 1e12 : 1e6;
       sweep(-10, 10, 200000);
       sweep(-lim, lim, 200000);
       // neighbours of multiples of pi/2: the hardest cases for the reduction
@@ -352,7 +352,7 @@ Inputs<T> make_inputs(Fn fn, size_t n_random) {
   }
   if (fn == Fn::sin || fn == Fn::cos) {
     // beyond the documented accurate range only the [-1, 1] bound is promised
-    const T lim = dbl ? T(1e9) : T(1e5);
+    const T lim = dbl ? T(1e12) : T(1e6);
     for (size_t i = 0; i < in.a.size(); ++i)
       if (std::isfinite(in.a[i]) && std::fabs(in.a[i]) > lim) {
         in.ranged[i] = true;

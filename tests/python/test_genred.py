@@ -128,9 +128,9 @@ def test_formula_dimension_error(fw):
         g(fw.array(np.ones((2, 3))), fw.array(np.ones((2, 2))))
 
 
-def test_unsupported_reduction(fw):
-    with pytest.raises(NotImplementedError, match="'ArgKMin' is not supported yet"):
-        fw.module.Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="ArgKMin", opt_arg=3)
+def test_unknown_reduction(fw):
+    with pytest.raises(ValueError, match="unknown reduction_op 'KMax'"):
+        fw.module.Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="KMax", opt_arg=3)
 
 
 def test_requires_grad_raises():

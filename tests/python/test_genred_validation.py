@@ -31,9 +31,16 @@ def test_reduction_string(fw):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"reduction_op": "Min"}, NotImplementedError, "reduction 'Min' is not supported yet"),
-        ({"reduction_op": "LogSumExp"}, NotImplementedError, "reduction 'LogSumExp'"),
         ({"reduction_op": "Avg"}, ValueError, "unknown reduction_op 'Avg'"),
+        ({"reduction_op": "ArgKMin"}, ValueError, "needs opt_arg = K"),
+        ({"reduction_op": "KMin", "opt_arg": 0}, ValueError, "needs opt_arg = K"),
+        ({"reduction_op": "KMin", "opt_arg": 2.0}, ValueError, "needs opt_arg = K"),
+        ({"reduction_op": "SumSoftMaxWeight"}, ValueError, "needs formula2"),
+        ({"reduction_op": "LogSumExpWeight"}, ValueError, "needs formula2"),
+        ({"reduction_op": "Min", "formula2": "x"}, ValueError, "takes no formula2"),
+        ({"reduction_op": "Min", "use_double_acc": True}, ValueError, "only applies to sum-type reductions"),
+        ({"reduction_op": "ArgMin", "dtype_acc": "float64"}, ValueError, "only applies to sum-type"),
+        ({"reduction_op": "KMin", "opt_arg": 2, "sum_scheme": "kahan_scheme"}, ValueError, "only applies to sum-type"),
         ({"axis": 2}, ValueError, "axis must be 0"),
         ({"axis": -1}, ValueError, "axis must be 0"),
         ({"axis": True}, ValueError, "axis must be 0"),
@@ -42,8 +49,6 @@ def test_reduction_string(fw):
         ({"dtype_acc": "int32"}, ValueError, "dtype_acc"),
         ({"use_double_acc": True, "dtype_acc": "float64"}, ValueError, "mutually exclusive"),
         ({"sum_scheme": "block_red"}, ValueError, "sum_scheme"),
-        ({"sum_scheme": "kahan_scheme"}, NotImplementedError, "sum_scheme='kahan_scheme' is not supported yet"),
-        ({"sum_scheme": "direct_sum"}, NotImplementedError, "direct_sum"),
     ],
 )
 def test_option_errors(fw, kwargs, error, match):
@@ -80,7 +85,7 @@ def test_pickle_roundtrip(fw):
         ({"backend": "GPU"}, RuntimeError, "no GPU backend"),
         ({"backend": "GPU_2D_device"}, RuntimeError, "no GPU backend"),
         ({"backend": "TPU"}, ValueError, "unknown backend 'TPU'"),
-        ({"ranges": ()}, NotImplementedError, "ranges"),
+        ({"ranges": ()}, ValueError, "ranges must be a 6-tuple"),
     ],
 )
 def test_call_option_errors(fw, kwargs, error, match):
@@ -89,21 +94,34 @@ def test_call_option_errors(fw, kwargs, error, match):
         g(fw.array(np.ones((2, 3))), **kwargs)
 
 
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [({"dtype_acc": "float64"}, "dtype_acc='float64'"), ({"use_double_acc": True}, "use_double_acc=True")],
-)
-def test_accumulator_dtype_other_than_data(fw, kwargs, match):
-    g = fw.module.Genred("x", ["x = Vi(3)"], **kwargs)
-    with pytest.raises(NotImplementedError, match=f"{match} is not supported yet with float32"):
-        g(fw.array(np.ones((2, 3), dtype=np.float32)))
+@pytest.mark.parametrize("dtype_acc, match", [("float32", "less precise than the float64"), ("float16", "float16")])
+def test_accumulator_dtype_narrower_than_data(fw, dtype_acc, match):
+    g = fw.module.Genred("x", ["x = Vi(3)"], dtype_acc=dtype_acc)
+    with pytest.raises(ValueError, match=match):
+        g(fw.array(np.ones((2, 3))))
+
+
+def test_reduction_strings_of_every_kind(fw):
+    G = fw.module.Genred
+    aliases = ["x = Vi(1)", "y = Vj(1)", "b = Vj(2)"]
+    assert G("x-y", aliases, reduction_op="KMin", opt_arg=3, axis=1).formula == "KMin_Reduction(x-y,3,0)"
+    assert G("x-y", aliases, reduction_op="ArgKMin", opt_arg=2).formula == "ArgKMin_Reduction(x-y,2,1)"
+    assert G("x-y", aliases, reduction_op="Min_ArgMin", axis=1).formula == "Min_ArgMin_Reduction(x-y,0)"
+    lse = "Max_SumShiftExpWeight_Reduction"
+    assert G("x-y", aliases, reduction_op="LogSumExp", axis=1).formula == f"{lse}(x-y,0)"
+    assert G("x-y", aliases, reduction_op="LogSumExp", formula2="b", axis=1).formula == f"{lse}(x-y,0,b)"
+    assert G("x-y", aliases, reduction_op="LogSumExpWeight", formula2="b").formula == f"{lse}(x-y,1,b)"
+    assert G("x-y", aliases, reduction_op="Max_SumShiftExp").formula == f"{lse}(x-y,1)"
+    softmax = f"{lse}(x-y,0,Concat(IntCst(1),b))"
+    assert G("x-y", aliases, reduction_op="SumSoftMaxWeight", formula2="b", axis=1).formula == softmax
+    assert G("x-y", aliases, reduction_op="SoftMax", formula2="b", axis=1).formula == softmax
 
 
 def test_lazytensor_call_errors_name_the_option(fw):
     x_i = fw.module.Vi(fw.array(np.ones((2, 3))))
     with pytest.raises(RuntimeError, match="no GPU backend"):
         x_i.sum(dim=1, backend="GPU")
-    with pytest.raises(NotImplementedError, match="ranges"):
+    with pytest.raises(ValueError, match="ranges must be a 6-tuple"):
         x_i.sum(dim=0, ranges=((),))
 
 
@@ -167,24 +185,43 @@ def test_check_arrays_rejects_non_cpu_tensors():
 
 def test_bind_arguments(fw):
     args = make_args(fw, M=5, N=4)
-    arrays, nx, ny = bind_arguments(args, SPEC, fw.module.Genred.tools)
-    assert (nx, ny) == (5, 4)
+    arrays, nx, ny, batch, arg_batch = bind_arguments(args, SPEC, fw.module.Genred.tools)
+    assert (nx, ny, batch, arg_batch) == (5, 4, (), [(), (), (), ()])
     assert all(a is b or fw.name == "torch" for a, b in zip(arrays, args))  # no copy of contiguous numpy input
 
 
 def test_bind_arguments_without_i_or_j_variables(fw):
     spec = SimpleNamespace(nargs=2, arg_dims=[3, 2], arg_cats=[1, 2])
-    _, nx, ny = bind_arguments([fw.array(np.ones((7, 3))), fw.array(np.ones(2))], spec, fw.module.Genred.tools)
-    assert (nx, ny) == (1, 7)
+    bound = bind_arguments([fw.array(np.ones((7, 3))), fw.array(np.ones(2))], spec, fw.module.Genred.tools)
+    assert (bound.nx, bound.ny) == (1, 7)
     spec = SimpleNamespace(nargs=1, arg_dims=[3], arg_cats=[0])
-    assert bind_arguments([fw.array(np.ones((6, 3)))], spec, fw.module.Genred.tools)[1:] == (6, 1)
+    assert bind_arguments([fw.array(np.ones((6, 3)))], spec, fw.module.Genred.tools)[1:3] == (6, 1)
+
+
+def test_bind_arguments_broadcasts_batch_dimensions(fw):
+    args = make_args(fw)
+    args[0] = fw.array(np.ones((2, 1, 5, 3)))  # batch (2, 1)
+    args[1] = fw.array(np.ones((3, 4, 3)))  # batch (3,)
+    args[3] = fw.array(np.ones((1, 1, 2)))  # batch (1, 1)
+    bound = bind_arguments(args, SPEC, fw.module.Genred.tools)
+    assert bound.batch == (2, 3) and (bound.nx, bound.ny) == (5, 4)
+    assert bound.arg_batch == [(2, 1), (1, 3), (1, 1), (1, 1)]
+    assert [tuple(a.shape) for a in bound.arrays] == [(2, 1, 5, 3), (1, 3, 4, 3), (1, 1, 4, 1), (1, 1, 2)]
+
+
+def test_bind_arguments_batch_mismatch(fw):
+    args = make_args(fw)
+    args[0] = fw.array(np.ones((2, 5, 3)))
+    args[3] = fw.array(np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"argument 3 \(Pm variable of dim 2\) has batch dimensions \(3,\) that do not broadcast"):
+        bind_arguments(args, SPEC, fw.module.Genred.tools)
 
 
 def test_bind_arguments_copies_non_contiguous_input(fw):
     args = make_args(fw)
     wide = fw.array(np.arange(30.0).reshape(5, 6))
     args[0] = wide[:, ::2]
-    arrays, _, _ = bind_arguments(args, SPEC, fw.module.Genred.tools)
+    arrays = bind_arguments(args, SPEC, fw.module.Genred.tools).arrays
     assert fw.numpy(arrays[0]).flags.c_contiguous
     np.testing.assert_array_equal(fw.numpy(arrays[0]), np.arange(30.0).reshape(5, 6)[:, ::2])
 
@@ -197,9 +234,8 @@ def test_bind_arguments_copies_non_contiguous_input(fw):
         (1, (4, 1), ValueError, r"argument 1 \(Vj variable of dim 3\) should have shape \(N, 3\)"),
         (2, (4,), ValueError, r"argument 2 \(Vj variable of dim 1\) should have shape \(N, 1\), got \(4,\)"),
         (2, (3, 1), ValueError, r"argument 2 \(Vj variable of dim 1\) has 3 rows but argument 1 has 4"),
-        (3, (1, 2), NotImplementedError, r"argument 3 \(Pm variable of dim 2\) has shape \(1, 2\): batch"),
         (3, (3,), ValueError, r"argument 3 \(Pm variable of dim 2\) should have shape \(2,\), got \(3,\)"),
-        (0, (2, 5, 3), NotImplementedError, "batch dimensions are not supported yet"),
+        (0, (2, 5, 2), ValueError, r"should have shape \(M, 3\), got \(2, 5, 2\) \(batch dimensions may precede"),
     ],
 )
 def test_bind_arguments_shape_errors(fw, position, shape, error, match):

@@ -1,7 +1,15 @@
-"""GenericGenred: checks options and arguments, builds the KeOps reduction string, runs the engine's kernel."""
+"""GenericGenred: checks options and arguments, builds the KeOps reduction string, runs the engine's kernel.
 
+One Genred call goes: check the options (constructor) -> check the arrays and their batch dimensions ->
+get the engine's kernel for the data dtype (cached on the object) -> allocate (or check) the outputs the
+kernel announces -> run -> post-process the raw outputs the way KeOps does (logsumexp, softmax, K-shapes).
+"""
+
+import math
 import numbers
+import re
 import warnings
+from collections import namedtuple
 
 from .engine import load_engine
 from .tools import class_name, type_name
@@ -9,16 +17,39 @@ from .tools import class_name, type_name
 GPU_BACKENDS = ("GPU", "GPU_1D", "GPU_2D", "GPU_1D_device", "GPU_1D_host", "GPU_2D_device", "GPU_2D_host")
 SUM_SCHEMES = ("auto", "direct_sum", "block_sum", "kahan_scheme")
 ACC_DTYPES = ("auto", "float16", "float32", "float64")
-
-# KeOps reduction_op names. Only SUPPORTED_REDUCTIONS run for now; the others are valid KeOps
-# and get a NotImplementedError rather than an "unknown reduction" error.
-SUPPORTED_REDUCTIONS = ("Sum",)
-LATER_REDUCTIONS = (
-    "Max_SumShiftExp", "Max_SumShiftExpWeight", "LogSumExp", "LogSumExpWeight", "SumSoftMaxWeight",
-    "SoftMax", "Min", "Max", "ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax", "KMin", "ArgKMin", "KMin_ArgKMin",
-)
+PRECISION = {"float16": 0, "float32": 1, "float64": 2}
 
 CATEGORY_NAMES = ("Vi", "Vj", "Pm")
+
+
+# How each KeOps reduction_op maps onto an engine reduction:
+#   engine: name of the engine's "<engine>_Reduction(...)";  k: opt_arg is the K of a K-reduction;
+#   formula2: "no" | "optional" | "required";  sum_type: accepts dtype_acc / sum_scheme;
+#   post: how the raw engine outputs become the result ("raw", "kshape", "logsumexp", "softmax").
+Reduction = namedtuple("Reduction", "engine k formula2 sum_type post")
+_LSE = "Max_SumShiftExpWeight"
+REDUCTIONS = {
+    "Sum": Reduction("Sum", False, "no", True, "raw"),
+    "Max_SumShiftExp": Reduction(_LSE, False, "optional", True, "raw"),
+    "Max_SumShiftExpWeight": Reduction(_LSE, False, "optional", True, "raw"),
+    "LogSumExp": Reduction(_LSE, False, "optional", True, "logsumexp"),
+    "LogSumExpWeight": Reduction(_LSE, False, "required", True, "logsumexp"),
+    "SumSoftMaxWeight": Reduction(_LSE, False, "required", True, "softmax"),
+    "SoftMax": Reduction(_LSE, False, "required", True, "softmax"),
+    "Min": Reduction("Min", False, "no", False, "raw"),
+    "Max": Reduction("Max", False, "no", False, "raw"),
+    "ArgMin": Reduction("ArgMin", False, "no", False, "raw"),
+    "ArgMax": Reduction("ArgMax", False, "no", False, "raw"),
+    "Min_ArgMin": Reduction("Min_ArgMin", False, "no", False, "raw"),
+    "Max_ArgMax": Reduction("Max_ArgMax", False, "no", False, "raw"),
+    "KMin": Reduction("KMin", True, "no", False, "kshape"),
+    "ArgKMin": Reduction("ArgKMin", True, "no", False, "kshape"),
+    "KMin_ArgKMin": Reduction("KMin_ArgKMin", True, "no", False, "kshape"),
+}
+
+# The six arrays of a block-sparse `ranges=` argument and their number of axes.
+RANGE_NAMES = ("ranges_i", "slices_i", "redranges_j", "ranges_j", "slices_j", "redranges_i")
+RANGE_NDIMS = (2, 1, 2, 2, 1, 2)
 
 
 def is_int(x):
@@ -60,53 +91,145 @@ def check_arrays(args, tools):
     return dtype, device
 
 
+def broadcast_batch(batches, what):
+    """NumPy broadcast of batch shapes; what(k) names the k-th shape in the error message."""
+    ndims = max((len(b) for b in batches), default=0)
+    result = [1] * ndims
+    for k, b in enumerate(batches):
+        for axis, size in enumerate((1,) * (ndims - len(b)) + tuple(b)):
+            if size != 1:
+                if result[axis] not in (1, size):
+                    raise ValueError(
+                        f"{what(k)} has batch dimensions {tuple(b)} that do not broadcast with the others "
+                        f"(batch axis {axis - ndims}: {size} vs {result[axis]})"
+                    )
+                result[axis] = size
+    return tuple(result)
+
+
+BoundArguments = namedtuple("BoundArguments", "arrays nx ny batch arg_batch")
+
+
 def bind_arguments(args, spec, tools):
     """Check each argument against the kernel's signature (spec.nargs, .arg_dims, .arg_cats).
 
-    Returns the arguments as C-contiguous arrays (copies only where needed, silently) and the sizes
-    nx, ny: the row counts of the i- and j-variables, 1 when there is none.
+    Vi variables are (..., M, D) arrays, Vj (..., N, D), Pm (..., D); the leading dims are batch dims that
+    broadcast NumPy-style. Returns a BoundArguments: the arguments as C-contiguous arrays of shape
+    arg_batch[k] + core shape (copies only where needed, silently), the sizes nx, ny (the row counts of the
+    i- and j-variables, 1 when there is none), the broadcast batch shape and each argument's own batch shape
+    padded with leading 1's to its length.
     """
     if len(args) != spec.nargs:
         raise ValueError(f"the formula has {spec.nargs} variables but {len(args)} arguments were given")
     sizes, setters = [None, None], [None, None]
-    arrays = []
+    batches, whats = [], []
     for k, (a, dim, cat) in enumerate(zip(args, spec.arg_dims, spec.arg_cats)):
         shape = tuple(a.shape)
         what = f"argument {k} ({CATEGORY_NAMES[cat]} variable of dim {dim})"
-        expected_ndim, expected = (1, f"({dim},)") if cat == 2 else (2, f"({'MN'[cat]}, {dim})")
-        if len(shape) > expected_ndim:
-            raise NotImplementedError(
-                f"{what} has shape {shape}: batch dimensions are not supported yet, expected shape {expected}"
+        core, expected = (1, f"({dim},)") if cat == 2 else (2, f"({'MN'[cat]}, {dim})")
+        if len(shape) < core or shape[-1] != dim:
+            raise ValueError(
+                f"{what} should have shape {expected}, got {shape} (batch dimensions may precede {expected})"
+                if len(shape) > core
+                else f"{what} should have shape {expected}, got {shape}"
             )
-        if len(shape) < expected_ndim or shape[-1] != dim:
-            raise ValueError(f"{what} should have shape {expected}, got {shape}")
         if cat < 2:
+            rows = shape[-2]
             if sizes[cat] is None:
-                sizes[cat], setters[cat] = shape[0], k
-            elif shape[0] != sizes[cat]:
+                sizes[cat], setters[cat] = rows, k
+            elif rows != sizes[cat]:
                 raise ValueError(
-                    f"{what} has {shape[0]} rows but argument {setters[cat]} has {sizes[cat]}: all "
+                    f"{what} has {rows} rows but argument {setters[cat]} has {sizes[cat]}: all "
                     f"{CATEGORY_NAMES[cat]} variables must have the same number of rows"
                 )
-        arrays.append(tools.contiguous(a))
+        batches.append(shape[:-core])
+        whats.append(what)
+    batch = broadcast_batch(batches, lambda k: whats[k])
+    arg_batch, arrays = [], []
+    for a, b in zip(args, batches):
+        padded = (1,) * (len(batch) - len(b)) + tuple(b)
+        arg_batch.append(padded)
+        a = tools.contiguous(a)
+        arrays.append(a if len(b) == len(batch) else a.reshape(padded + tuple(a.shape[len(b):])))
     nx, ny = (1 if s is None else s for s in sizes)
-    return arrays, nx, ny
+    return BoundArguments(arrays, nx, ny, batch, arg_batch)
 
 
-def check_out(out, shape, dtype, device, tools):
-    """Check that a user-given out= array can receive the result in place."""
+def check_ranges(ranges, device, tools):
+    """Check a block-sparse `ranges=` 6-tuple; return it as C-contiguous int64 arrays and the range counts.
+
+    Only types and shapes are checked here; the engine checks the values (bounds, ordering).
+    """
+    if not isinstance(ranges, (tuple, list)) or len(ranges) != 6:
+        raise ValueError(
+            "ranges must be a 6-tuple (ranges_i, slices_i, redranges_j, ranges_j, slices_j, redranges_i) of "
+            f"integer arrays, got {type_name(ranges)}"
+            + (f" of length {len(ranges)}" if isinstance(ranges, (tuple, list)) else "")
+        )
+    arrays = []
+    for name, r, ndim in zip(RANGE_NAMES, ranges, RANGE_NDIMS):
+        if not tools.is_array(r):
+            raise TypeError(f"ranges: {name} is a {type_name(r)}, expected a {class_name(tools.array_type)}")
+        if not tools.is_integer(r):
+            raise TypeError(f"ranges: {name} has dtype {tools.dtype_name(r)}, expected integers (int64)")
+        shape = tuple(r.shape)
+        if len(shape) != ndim or (ndim == 2 and shape[1] != 2):
+            raise ValueError(f"ranges: {name} should have shape {'(n, 2)' if ndim == 2 else '(n,)'}, got {shape}")
+        if tools.device(r) != device:
+            raise ValueError(f"ranges: {name} is on device {tools.device(r)} but the arguments are on {device}")
+        arrays.append(tools.as_int64(r))
+    for ranges_name, slices_name, k in (("ranges_i", "slices_i", 0), ("ranges_j", "slices_j", 3)):
+        if arrays[k].shape[0] != arrays[k + 1].shape[0]:
+            raise ValueError(
+                f"ranges: {slices_name} has {arrays[k + 1].shape[0]} entries but {ranges_name} has "
+                f"{arrays[k].shape[0]} ranges: there must be one slice end per range"
+            )
+    counts = [arrays[0].shape[0], arrays[2].shape[0], arrays[3].shape[0], arrays[5].shape[0]]
+    return arrays, counts
+
+
+def check_out(out, shape, dtype, device, tools, what=None):
+    """Check that a user-given out= array can receive the result in place; what names the expected dtype."""
     if not tools.is_array(out):
         raise TypeError(f"out is a {type_name(out)}: pykeops.{tools.name} expects a {class_name(tools.array_type)}")
     if tuple(out.shape) != shape:
         raise ValueError(f"out should have shape {shape}, got {tuple(out.shape)}")
     if tools.dtype_name(out) != dtype:
-        raise ValueError(f"out has dtype {tools.dtype_name(out)} but the arguments have {dtype}")
+        raise ValueError(f"out has dtype {tools.dtype_name(out)} but {what or f'the arguments have {dtype}'}")
     if tools.device(out) != device:
         raise ValueError(f"out is on device {tools.device(out)} but the arguments are on {device}")
     if not tools.is_writable_contiguous(out):
         raise ValueError("out must be a C-contiguous, aligned and writable array")
     if tools.needs_grad((out,)):
         raise ValueError("out requires grad: results written in place into out= are not differentiable")
+
+
+def _final_shapes(reduction, outputs, lead, K):
+    """Shapes of the returned arrays (one per engine output except for logsumexp/softmax, which return one)."""
+    if reduction.post == "kshape":
+        return [lead + ((K,) if ncols == K else (K, ncols // K)) for _, ncols in outputs]
+    if reduction.post == "logsumexp":
+        return [lead + (outputs[0][1] - 1,)]
+    if reduction.post == "softmax":
+        return [lead + (outputs[0][1] - 2,)]
+    return [lead + (ncols,) for _, ncols in outputs]
+
+
+# TEMPORARY: engines built before the multi-output API have no Kernel.outputs and run(..., out) takes
+# one address; only Sum works there. Removed once every engine has the new API.
+def _kernel_outputs(kernel):
+    if hasattr(kernel, "outputs"):
+        return [tuple(o) for o in kernel.outputs]
+    return [("values", kernel.dim_out)]
+
+
+def _run_kernel(kernel, ptrs, nx, ny, outs, **extra):
+    if hasattr(kernel, "outputs"):
+        kernel.run(ptrs, nx, ny, outs, **extra)
+    elif extra:
+        raise NotImplementedError(f"this engine build does not support {' and '.join(extra)} yet")
+    else:
+        kernel.run(ptrs, nx, ny, outs[0])
 
 
 class GenericGenred:
@@ -130,12 +253,20 @@ class GenericGenred:
             raise TypeError(f"formula must be a string, got {type_name(formula)}")
         if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
             raise TypeError("aliases must be a list of strings such as 'x = Vi(3)'")
-        if reduction_op not in SUPPORTED_REDUCTIONS:
-            if reduction_op in LATER_REDUCTIONS:
-                raise NotImplementedError(f"reduction {reduction_op!r} is not supported yet (only 'Sum' is)")
-            raise ValueError(f"unknown reduction_op {reduction_op!r}")
-        if opt_arg is not None or formula2 is not None:
-            raise ValueError(f"the {reduction_op} reduction takes neither opt_arg nor formula2")
+        if reduction_op not in REDUCTIONS:
+            raise ValueError(f"unknown reduction_op {reduction_op!r}: expected one of {', '.join(REDUCTIONS)}")
+        red = REDUCTIONS[reduction_op]
+        if red.k:
+            if not (is_int(opt_arg) and opt_arg >= 1):
+                raise ValueError(f"the {reduction_op} reduction needs opt_arg = K, an integer >= 1, got {opt_arg!r}")
+        elif opt_arg is not None:
+            raise ValueError(f"the {reduction_op} reduction takes no opt_arg (only KMin, ArgKMin and KMin_ArgKMin do)")
+        if formula2 is not None and red.formula2 == "no":
+            raise ValueError(f"the {reduction_op} reduction takes no formula2")
+        if formula2 is None and red.formula2 == "required":
+            raise ValueError(f"the {reduction_op} reduction needs formula2 (the weights)")
+        if formula2 is not None and not isinstance(formula2, str):
+            raise TypeError(f"formula2 must be a string, got {type_name(formula2)}")
         if not (is_int(axis) and axis in (0, 1)):
             raise ValueError(f"axis must be 0 (reduce over i) or 1 (reduce over j), got {axis!r}")
         if dtype_acc not in ACC_DTYPES:
@@ -144,50 +275,158 @@ class GenericGenred:
             raise ValueError("use_double_acc=True and dtype_acc are mutually exclusive")
         if sum_scheme not in SUM_SCHEMES:
             raise ValueError(f"sum_scheme must be one of {SUM_SCHEMES}, got {sum_scheme!r}")
-        if sum_scheme != "auto":
-            raise NotImplementedError(f"sum_scheme={sum_scheme!r} is not supported yet (only 'auto' is)")
+        acc_option = "use_double_acc=True" if use_double_acc else f"dtype_acc={dtype_acc!r}"
+        if not red.sum_type:
+            for name, value in ((acc_option, use_double_acc or dtype_acc != "auto"), (f"sum_scheme={sum_scheme!r}", sum_scheme != "auto")):
+                if value:
+                    raise ValueError(
+                        f"{name} only applies to sum-type reductions (Sum, LogSumExp, SumSoftMaxWeight, "
+                        f"Max_SumShiftExp...), not to {reduction_op}"
+                    )
 
         self.reduction_op = reduction_op
         self.axis = int(axis)
         self.aliases = list(aliases)
+        self.opt_arg = opt_arg
+        self.formula2 = formula2
         # The category of the output: 0 = indexed by i (reduction over j), as in KeOps.
-        self.formula = f"{reduction_op}_Reduction({formula},{(self.axis + 1) % 2})"
+        tag = (self.axis + 1) % 2
+        if red.engine == _LSE:
+            weight = f"Concat(IntCst(1),{formula2})" if red.post == "softmax" else formula2
+            self.formula = f"{_LSE}_Reduction({formula},{tag}{'' if weight is None else ',' + weight})"
+        elif red.k:
+            self.formula = f"{red.engine}_Reduction({formula},{opt_arg},{tag})"
+        else:
+            self.formula = f"{red.engine}_Reduction({formula},{tag})"
         self.dtype_acc = "float64" if use_double_acc else dtype_acc
-        self._acc_option = "use_double_acc=True" if use_double_acc else f"dtype_acc={dtype_acc!r}"
+        self.sum_scheme = sum_scheme
+        self._acc_option = acc_option
         self._kernels = {}  # dtype name -> engine kernel, filled on first call
 
     def __getstate__(self):
         return {**self.__dict__, "_kernels": {}}  # native kernels do not pickle; they are rebuilt on call
 
+    def _engine_acc(self, dtype):
+        """The engine's dtype_acc for data of this dtype: 'auto' when it is the data's own dtype."""
+        if self.dtype_acc in ("auto", dtype):
+            return "auto"
+        if PRECISION[self.dtype_acc] < PRECISION[dtype]:
+            raise ValueError(f"{self._acc_option} is less precise than the {dtype} data: use 'auto' or a wider dtype")
+        if self.dtype_acc == "float16":
+            raise ValueError(f"{self._acc_option} needs float16 data and the GPU backend")
+        return self.dtype_acc
+
     def _kernel(self, dtype):
         kernel = self._kernels.get(dtype)
         if kernel is None:
-            kernel = self._kernels[dtype] = load_engine().get_kernel(self.formula, self.aliases, dtype)
+            kernel = load_engine().get_kernel(self.formula, self.aliases, dtype, self._engine_acc(dtype), self.sum_scheme)
+            self._kernels[dtype] = kernel
         return kernel
 
     def __call__(self, *args, backend="auto", device_id=-1, ranges=None, out=None):
         """Run the reduction; args follow the alias positions. device_id only matters for GPU backends."""
         tools = self.tools
         check_backend(backend)
-        if ranges is not None:
-            raise NotImplementedError("ranges= (block-sparse reductions) is not supported yet")
         dtype, device = check_arrays(args, tools)
-        if self.dtype_acc not in ("auto", dtype):
-            raise NotImplementedError(
-                f"{self._acc_option} is not supported yet with {dtype} data (the accumulator has the data's dtype)"
-            )
+        if ranges is not None:
+            ranges, range_counts = check_ranges(ranges, device, tools)
         if tools.needs_grad(args):
             raise NotImplementedError(
                 "gradients through pykeops reductions are not supported yet: an argument requires grad while "
                 "autograd is enabled; detach() it or call under torch.no_grad()"
             )
         kernel = self._kernel(dtype)
-        arrays, nx, ny = bind_arguments(args, kernel, tools)
-        shape = (nx if kernel.tag == 0 else ny, kernel.dim_out)
-        if out is None:
-            out = tools.empty(shape, dtype, device)
-        else:
-            check_out(out, shape, dtype, device, tools)
-        if shape[0] > 0:
-            kernel.run([tools.data_ptr(a) for a in arrays], nx, ny, tools.data_ptr(out))
-        return out
+        bound = bind_arguments(args, kernel, tools)
+        red = REDUCTIONS[self.reduction_op]
+        outputs = _kernel_outputs(kernel)
+        lead = bound.batch + (bound.nx if kernel.tag == 0 else bound.ny,)
+        kinds = [dtype if kind == "values" else "int64" for kind, _ in outputs]
+        shapes = _final_shapes(red, outputs, lead, self.opt_arg)
+        outs = self._check_outs(out, shapes, kinds, device) if out is not None else None
+
+        # The engine's buffers: the user's out= arrays (reshaped views) when the result is a view of them.
+        direct = red.post in ("raw", "kshape")
+        buffers = [
+            outs[k].reshape(lead + (ncols,)) if direct and outs is not None else tools.empty(lead + (ncols,), kind, device)
+            for k, ((_, ncols), kind) in enumerate(zip(outputs, kinds))
+        ]
+        if math.prod(lead) > 0:
+            extra = {}
+            if bound.batch:
+                extra.update(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch])
+            if ranges is not None:
+                extra.update(ranges=[tools.data_ptr(r) for r in ranges], range_counts=range_counts)
+            _run_kernel(
+                kernel, [tools.data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [tools.data_ptr(b) for b in buffers],
+                **extra,
+            )
+        results = self._postprocess(red, buffers, shapes)
+        if outs is not None:
+            if not direct:
+                outs[0][...] = results[0]
+            results = outs
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def _check_outs(self, out, shapes, kinds, device):
+        tools = self.tools
+        if len(shapes) == 1:
+            check_out(out, shapes[0], kinds[0], device, tools)
+            return [out]
+        if not isinstance(out, (tuple, list)) or len(out) != len(shapes):
+            raise TypeError(
+                f"the {self.reduction_op} reduction returns (values, indices): out must be a tuple of "
+                f"{len(shapes)} arrays, got {type_name(out)}"
+            )
+        for o, shape, kind in zip(out, shapes, kinds):
+            what = "the indices are int64" if kind == "int64" else f"the values have dtype {kind}"
+            check_out(o, shape, kind, device, tools, what)
+        return list(out)
+
+    def _postprocess(self, red, buffers, shapes):
+        if red.post == "raw":
+            return buffers
+        if red.post == "kshape":
+            return [b.reshape(s) for b, s in zip(buffers, shapes)]
+        raw = buffers[0]  # [m, s_1 .. s_DG]: m = max F, s = sum exp(F - m) * G
+        if red.post == "logsumexp":
+            return [raw[..., :1] + self.tools.log(raw[..., 1:])]
+        return [raw[..., 2:] / raw[..., 1:2]]  # softmax: G was Concat(1, G), so s_1 = sum exp(F - m)
+
+
+# ---------------------------------------------------------------------------------------- generic_* helpers
+
+_OUTPUT_ALIAS = re.compile(r"^\s*(\w+)\s*=\s*(Vi|Vj)\s*\(\s*(\d+)\s*\)\s*$")
+
+
+def parse_output_alias(output):
+    """'name = Vi(dim)' / 'name = Vj(dim)' -> (axis, dim): a Vi output is indexed by i, i.e. axis=1."""
+    m = _OUTPUT_ALIAS.match(output) if isinstance(output, str) else None
+    if m is None:
+        raise ValueError(f"the output must be written 'name = Vi(dim)' or 'name = Vj(dim)', got {output!r}")
+    return (1 if m.group(2) == "Vi" else 0), int(m.group(3))
+
+
+def generic_reductions(genred_class):
+    """generic_sum, generic_logsumexp, generic_argmin, generic_argkmin for one framework's Genred class."""
+
+    def generic_sum(formula, output, *aliases, **kwargs):
+        """Genred Sum reduction whose output alias ('s = Vi(D)' or 'Vj') fixes the axis."""
+        axis, _ = parse_output_alias(output)
+        return genred_class(formula, list(aliases), reduction_op="Sum", axis=axis, **kwargs)
+
+    def generic_logsumexp(formula, output, *aliases, **kwargs):
+        """Genred LogSumExp reduction whose output alias fixes the axis."""
+        axis, _ = parse_output_alias(output)
+        return genred_class(formula, list(aliases), reduction_op="LogSumExp", axis=axis, **kwargs)
+
+    def generic_argmin(formula, output, *aliases, **kwargs):
+        """Genred ArgMin reduction whose output alias fixes the axis."""
+        axis, _ = parse_output_alias(output)
+        return genred_class(formula, list(aliases), reduction_op="ArgMin", axis=axis, **kwargs)
+
+    def generic_argkmin(formula, output, *aliases, **kwargs):
+        """Genred ArgKMin reduction: the output alias fixes the axis and its dim is K."""
+        axis, K = parse_output_alias(output)
+        return genred_class(formula, list(aliases), reduction_op="ArgKMin", axis=axis, opt_arg=K, **kwargs)
+
+    return generic_sum, generic_logsumexp, generic_argmin, generic_argkmin

@@ -1,6 +1,7 @@
 """GenericLazyTensor: builds KeOps formula strings from array operations; reductions run them through Genred."""
 
 import copy
+import math
 import numbers
 import re
 from collections import namedtuple
@@ -37,6 +38,26 @@ def _is_complex(x):
     return isinstance(x, complex) or (isinstance(x, list) and any(isinstance(v, complex) for v in x))
 
 
+def _is_complex_array(tools, x):
+    return tools is not None and tools.is_array(x) and tools.dtype_name(x).startswith("complex")
+
+
+def _is_full_slice(key):
+    return isinstance(key, slice) and key == slice(None)
+
+
+def _int_list(value, op, name):
+    """An int or a sequence of ints as a list of ints (lists given to TensorDot, Kron)."""
+    items = [value] if is_int(value) else value
+    try:
+        items = list(items)
+    except TypeError:
+        items = None
+    if items is None or not all(is_int(v) for v in items):
+        raise TypeError(f"operation {op}: {name} must be an int or a list of ints, got {value!r}")
+    return [int(v) for v in items]
+
+
 class GenericLazyTensor:
     """Symbolic (M, N, D) array: a KeOps formula plus the arrays it reads, reduced to a real array on demand.
 
@@ -47,6 +68,17 @@ class GenericLazyTensor:
     Genred = None
 
     __array_ufunc__ = None  # makes numpy defer `array op LazyTensor` to our reflected operators
+    __hash__ = None  # __eq__ builds a formula, so LazyTensors are unhashable (never dict keys or set members)
+    __iter__ = None  # x[k] is Elem(x, k): no iteration over the inner dimension through __getitem__
+    is_complex = False  # True on ComplexLazyTensor
+
+    def __new__(cls, x=None, axis=None, is_complex=False):
+        """LazyTensor(x) is a ComplexLazyTensor when x is complex (array, number, list) or is_complex is set."""
+        if cls.is_complex or not (is_complex or _is_complex(x) or _is_complex_array(cls.tools, x)):
+            return super().__new__(cls)
+        from .complex_lazy_tensor import complex_lazy_tensor_class
+
+        return complex_lazy_tensor_class(cls)(x, axis)
 
     def __init__(self, x=None, axis=None, is_complex=False):
         self._template = None  # the formula, with "@key" standing for each data variable
@@ -217,6 +249,11 @@ class GenericLazyTensor:
 
     def _lift(self, other):
         """other as a LazyTensor of this framework (numbers become constants or parameters)."""
+        if not self.is_complex and self._complex_operand(other) is not None:
+            raise TypeError(
+                "this operation takes real operands only, got a complex one (only + - * / mix real and complex "
+                "LazyTensors; use .real2complex() or .real / .imag to convert)"
+            )
         if isinstance(other, GenericLazyTensor):
             if other.tools is not self.tools:
                 raise TypeError(
@@ -276,19 +313,45 @@ class GenericLazyTensor:
 
     # ------------------------------------------------------------------------------------------ operators
 
+    def _complex_operand(self, other):
+        """other as a ComplexLazyTensor when it is complex (LazyTensor, number, list or array), else None.
+
+        Arithmetic with a complex operand is done by the ComplexLazyTensor operators (real operands promoted).
+        """
+        if isinstance(other, GenericLazyTensor):
+            return other if other.is_complex else None
+        if _is_complex(other) or _is_complex_array(self.tools, other):
+            return type(self)(other)  # __new__ makes it a ComplexLazyTensor
+        return None
+
     def __add__(self, other):
+        z = self._complex_operand(other)
+        if z is not None:
+            return z.__radd__(self)
         return self._operand() if _is_number(other, 0) else self._binary(other, "+", infix=True)
 
     def __radd__(self, other):
+        z = self._complex_operand(other)
+        if z is not None:
+            return z.__add__(self)
         return self._operand() if _is_number(other, 0) else self._binary(other, "+", infix=True, reflected=True)
 
     def __sub__(self, other):
+        z = self._complex_operand(other)
+        if z is not None:
+            return z.__rsub__(self)
         return self._operand() if _is_number(other, 0) else self._binary(other, "-", infix=True)
 
     def __rsub__(self, other):
+        z = self._complex_operand(other)
+        if z is not None:
+            return z.__sub__(self)
         return -self if _is_number(other, 0) else self._binary(other, "-", infix=True, reflected=True)
 
     def __mul__(self, other, reflected=False):
+        z = self._complex_operand(other)
+        if z is not None:
+            return z.__mul__(self) if reflected else z.__rmul__(self)
         # KeOps returns the Python int 0 for x * 0, which loses M and N; a Zero formula keeps them.
         if _is_number(other, 0):
             return self._zero()
@@ -302,9 +365,15 @@ class GenericLazyTensor:
         return self.__mul__(other, reflected=True)
 
     def __truediv__(self, other):
+        z = self._complex_operand(other)
+        if z is not None:
+            return z.__rtruediv__(self)
         return self._operand() if _is_number(other, 1) else self._binary(other, "/", infix=True)
 
     def __rtruediv__(self, other):
+        z = self._complex_operand(other)
+        if z is not None:
+            return z.__truediv__(self)
         if _is_number(other, 0):
             return self._zero()
         if _is_number(other, 1):
@@ -319,6 +388,8 @@ class GenericLazyTensor:
         return self._binary(other, "|", infix=True, dims="same", ndim=1, reflected=True)
 
     def __pow__(self, other):
+        """x ** 2 is Square, x ** int Pow, x ** 0.5 Sqrt, x ** -0.5 Rsqrt; other floats (as parameters) and
+        LazyTensors of dim 1 or x.ndim give Powf(x, other)."""
         if isinstance(other, numbers.Real):
             if other == 2:
                 return self.square()
@@ -328,9 +399,16 @@ class GenericLazyTensor:
                 return self.rsqrt()
             if is_int(other):
                 return self._unary("Pow", params=(int(other),))
-        return self._binary(other, "Powf")  # float exponents become parameters
+        exponent = self._lift(other)  # float exponents become parameters
+        if exponent.ndim not in (1, self._operand().ndim):
+            raise ValueError(
+                f"operation Powf: incompatible inner dimensions {self.ndim} and {exponent.ndim} (the exponent "
+                f"must have dim 1 or the dim {self.ndim} of the base)"
+            )
+        return self._binary(exponent, "Powf")
 
     def power(self, other):
+        """Same as self ** other."""
         return self**other
 
     def __neg__(self):
@@ -374,6 +452,354 @@ class GenericLazyTensor:
     def sqdist(self, other):
         """Squared Euclidean distance |x - y|^2 over the inner dimension."""
         return self._binary(other, "SqDist", ndim=1)
+
+    def _nary(self, others, op, dims="sameor1", ndim=None, params=()):
+        """op(self, *others[, params...]), merging the variables of all operands.
+
+        dims: "sameor1" = element-wise broadcasting (dims equal or 1, output dim max), None = no check.
+        ndim: output dim, an int or a function of the operands' dims (default: the max of them).
+        """
+        operands = [self._operand()] + [self._lift(o) for o in others]
+        in_dims = [o.ndim for o in operands]
+        if dims == "sameor1" and len(set(in_dims) - {1}) > 1:
+            raise ValueError(
+                f"operation {op}: incompatible inner dimensions {', '.join(map(str, in_dims))} (they must be equal, "
+                "or 1)"
+            )
+        res = operands[0]
+        for o in operands[1:]:
+            res = res._merged(o)
+        args = [o._template for o in operands] + [str(p) for p in params]
+        res._template = f"{op}({','.join(args)})"
+        res.ndim = max(in_dims) if ndim is None else ndim(*in_dims) if callable(ndim) else ndim
+        return res
+
+    # Element-wise math (output dim: that of the input).
+
+    def xlogx(self):
+        """x * log(x), 0 at 0."""
+        return self._unary("XLogX")
+
+    def sinxdivx(self):
+        """sin(x) / x, 1 at 0."""
+        return self._unary("SinXDivX")
+
+    def sinc(self):
+        """Normalized sinc: sin(pi x) / (pi x), i.e. SinXDivX(pi * x) with pi as a parameter."""
+        return (math.pi * self).sinxdivx()
+
+    def asin(self):
+        return self._unary("Asin")
+
+    def acos(self):
+        return self._unary("Acos")
+
+    def atan(self):
+        return self._unary("Atan")
+
+    def atan2(self, other):
+        """Atan2(self, other): the angle of the point (other, self), as numpy.arctan2(self, other)."""
+        return self._binary(other, "Atan2")
+
+    def sign(self):
+        return self._unary("Sign")
+
+    def step(self):
+        """0 where x < 0, else 1."""
+        return self._unary("Step")
+
+    def relu(self):
+        return self._unary("ReLU")
+
+    def floor(self):
+        return self._unary("Floor")
+
+    def round(self, d=0):
+        """Rounds to d decimals (halves away from zero)."""
+        if not is_int(d):
+            raise TypeError(f"operation Round: the number of decimals must be an int, got {d!r}")
+        return self._unary("Round", params=(int(d),))
+
+    def clamp(self, other1, other2):
+        """x clamped to [other1, other2]: ClampInt when both bounds are Python ints, else Clamp (floats become
+        parameters; LazyTensor bounds of dim 1 or x.ndim are allowed)."""
+        if is_int(other1) and is_int(other2):
+            return self._unary("ClampInt", params=(int(other1), int(other2)))
+        return self._nary((other1, other2), "Clamp")
+
+    def ifelse(self, other1, other2):
+        """other1 where self >= 0, else other2."""
+        return self._nary((other1, other2), "IfElse")
+
+    def mod(self, modulus, offset=0):
+        """x - modulus * floor((x - offset) / modulus): x reduced to [offset, offset + modulus)."""
+        return self._nary((modulus, offset), "Mod")
+
+    # Comparisons: 1 where true, 0 elsewhere (element-wise, dims equal or 1).
+
+    def __eq__(self, other):
+        return self._binary(other, "Equal")
+
+    def __ne__(self, other):
+        return self._binary(other, "NotEqual")
+
+    def __lt__(self, other):
+        return self._binary(other, "<", infix=True)
+
+    def __gt__(self, other):
+        return self._binary(other, ">", infix=True)
+
+    def __le__(self, other):
+        return self._binary(other, "<=", infix=True)
+
+    def __ge__(self, other):
+        return self._binary(other, ">=", infix=True)
+
+    # Vector operations.
+
+    def norm2(self):
+        """Euclidean norm over the inner dimension."""
+        return self._unary("Norm2", ndim=1)
+
+    def norm(self, dim):
+        """Euclidean norm over dim, which must be the last (inner) axis."""
+        if dim not in (-1, len(self._shape) - 1):
+            raise ValueError(f"LazyTensor.norm only reduces the last axis (-1 or {len(self._shape) - 1}), got dim={dim!r}")
+        return self.norm2()
+
+    def normalize(self):
+        """x / |x| (0 where x = 0)."""
+        return self._unary("Normalize")
+
+    def weightedsqnorm(self, other):
+        """Squared norm of x weighted by other (dim 1: s|x|^2, dim D: sum(s x^2), dim D^2: x^T S x)."""
+        s = self._lift(other)
+        D = self._operand().ndim
+        if s.ndim not in (1, D, D * D):
+            raise ValueError(
+                f"operation WeightedSqNorm: the weights must have dim 1, D = {D} or D^2 = {D * D} for a vector of "
+                f"dim D = {D}, got {s.ndim}"
+            )
+        return s._nary((self,), "WeightedSqNorm", dims=None, ndim=1)
+
+    def weightedsqdist(self, other1, other2):
+        """(self - other1).weightedsqnorm(other2)."""
+        return (self - other1).weightedsqnorm(other2)
+
+    def elem(self, i):
+        """Component i (0 <= i < D) of the vector: Elem(x, i), of dim 1."""
+        if not is_int(i):
+            raise TypeError(f"operation Elem: the index must be an int, got {i!r}")
+        if not 0 <= i < self._operand().ndim:
+            raise ValueError(f"operation Elem: index {i} is out of range for dimension {self.ndim} (0 <= i < {self.ndim})")
+        return self._unary("Elem", ndim=1, params=(int(i),))
+
+    def extract(self, i, d):
+        """Components i, ..., i + d - 1 of the vector: Extract(x, i, d), of dim d."""
+        if not (is_int(i) and is_int(d)):
+            raise TypeError(f"operation Extract: the start and the length must be ints, got {i!r} and {d!r}")
+        D = self._operand().ndim
+        if i < 0 or d < 1 or i + d > D:
+            raise ValueError(
+                f"operation Extract: the range [{i}, {i + d}) is empty or out of bounds for dimension {D}"
+            )
+        return self._unary("Extract", ndim=int(d), params=(int(i), int(d)))
+
+    def __getitem__(self, key):
+        """x[k] = x.elem(k), x[k:l] = x.extract(k, l - k); only the last axis, e.g. x[:, :, k:l], step 1."""
+        if isinstance(key, tuple):
+            n = len(self._shape)
+            if len(key) != n or any(not _is_full_slice(k) for k in key[:-1]):
+                raise ValueError(
+                    f"LazyTensors are indexed along their last axis only: x[k], x[k:l] or a tuple of {n} entries "
+                    f"whose first {n - 1} are ':' (no Ellipsis), got {key!r}"
+                )
+            key = key[-1]
+        if isinstance(key, slice):
+            if key.step not in (None, 1):
+                raise ValueError(f"LazyTensor slices must have step 1, got {key!r}")
+            start = 0 if key.start is None else key.start
+            stop = self._operand().ndim if key.stop is None else key.stop
+            if not (is_int(start) and is_int(stop)):
+                raise TypeError(f"LazyTensor slices need int bounds, got {key!r}")
+            return self.extract(start, stop - start)
+        if is_int(key):
+            return self.elem(key)
+        raise TypeError(f"LazyTensors are indexed by an int or a slice along their last axis, got {key!r}")
+
+    def one_hot(self, D):
+        """One-hot encoding, of dim D, of the scalar x rounded to the nearest integer."""
+        if not (is_int(D) and D >= 1):
+            raise TypeError(f"operation OneHot: the dimension D must be a positive int, got {D!r}")
+        if self._operand().ndim != 1:
+            raise ValueError(f"operation OneHot: the argument must have dimension 1, got {self.ndim}")
+        return self._unary("OneHot", ndim=int(D), params=(int(D),))
+
+    def bspline(self, x, k=0):
+        """B-spline basis functions of order k, on the knots self (dim n), at the scalar x: dim n - k - 1."""
+        if not (is_int(k) and k >= 0):
+            raise TypeError(f"operation BSpline: the order k must be a non-negative int, got {k!r}")
+        x = self._lift(x)
+        n = self._operand().ndim
+        if x.ndim != 1:
+            raise ValueError(f"operation BSpline: the point x must have dimension 1, got {x.ndim}")
+        if n - k - 1 < 1:
+            raise ValueError(f"operation BSpline: order {k} needs at least {k + 2} knots, got {n}")
+        return self._nary((x,), "BSpline", dims=None, ndim=n - k - 1, params=(int(k),))
+
+    def concat(self, other):
+        """Concatenation of the inner vectors: dim x.ndim + other.ndim."""
+        return self._nary((other,), "Concat", dims=None, ndim=lambda a, b: a + b)
+
+    @staticmethod
+    def concatenate(tuple_of_lt, axis=-1):
+        """Concatenation of a sequence of LazyTensors along the last axis."""
+        tuple_of_lt = tuple(tuple_of_lt)
+        if not tuple_of_lt:
+            raise ValueError("LazyTensor.concatenate needs at least one LazyTensor")
+        first = tuple_of_lt[0]
+        if not isinstance(first, GenericLazyTensor):
+            raise TypeError(f"LazyTensor.concatenate concatenates LazyTensors, got a {type_name(first)} first")
+        if axis not in (-1, len(first._shape) - 1):
+            raise ValueError(f"LazyTensor.concatenate only works along the last axis (-1 or {len(first._shape) - 1}), got {axis!r}")
+        res = first._operand()
+        for other in tuple_of_lt[1:]:
+            res = res.concat(other)
+        return res
+
+    @staticmethod
+    def cat(tuple_of_lt, dim):
+        """Same as LazyTensor.concatenate(tuple_of_lt, axis=dim)."""
+        return GenericLazyTensor.concatenate(tuple_of_lt, dim)
+
+    def _vector_op_if_last_axis(self, op, axis=-1, dim=None):
+        """op(self), of dim 1, when axis (or dim) names the inner axis (-1 or the last axis of _shape); else None.
+
+        Reductions such as min(axis) call it first: x.min(-1) is the vector operation Min(x), x.min(0) a reduction.
+        """
+        axis = axis if dim is None else dim
+        if is_int(axis) and axis in (-1, len(self._shape) - 1):
+            return self._unary(op, ndim=1)
+        return None
+
+    def min(self, axis=-1, dim=None, **kwargs):
+        """Smallest component (axis -1, the default) or Min reduction (axis 0 or 1)."""
+        res = self._vector_op_if_last_axis("Min", axis, dim)
+        return res if res is not None else self._reduce("Min", axis if dim is None else dim, **kwargs)
+
+    def max(self, axis=-1, dim=None, **kwargs):
+        """Largest component (axis -1, the default) or Max reduction (axis 0 or 1)."""
+        res = self._vector_op_if_last_axis("Max", axis, dim)
+        return res if res is not None else self._reduce("Max", axis if dim is None else dim, **kwargs)
+
+    def argmin(self, axis=-1, dim=None, **kwargs):
+        """Index of the smallest component, as a float (axis -1, the default), or ArgMin reduction (axis 0 or 1)."""
+        res = self._vector_op_if_last_axis("ArgMin", axis, dim)
+        return res if res is not None else self._reduce("ArgMin", axis if dim is None else dim, **kwargs)
+
+    def argmax(self, axis=-1, dim=None, **kwargs):
+        """Index of the largest component, as a float (axis -1, the default), or ArgMax reduction (axis 0 or 1)."""
+        res = self._vector_op_if_last_axis("ArgMax", axis, dim)
+        return res if res is not None else self._reduce("ArgMax", axis if dim is None else dim, **kwargs)
+
+    def matvecmult(self, other):
+        """Row-major matrix self (dim m*n) times vector other (dim n): dim m."""
+        b = self._lift(other)
+        A = self._operand().ndim
+        if A % b.ndim:
+            raise ValueError(f"operation MatVecMult: matrix dimension {A} is not a multiple of vector dimension {b.ndim}")
+        return self._nary((b,), "MatVecMult", dims=None, ndim=A // b.ndim)
+
+    def vecmatmult(self, other):
+        """Vector self (dim n) times row-major matrix other (dim n*m): dim m."""
+        A = self._lift(other)
+        b = self._operand().ndim
+        if A.ndim % b:
+            raise ValueError(f"operation VecMatMult: matrix dimension {A.ndim} is not a multiple of vector dimension {b}")
+        return self._nary((A,), "VecMatMult", dims=None, ndim=A.ndim // b)
+
+    def tensorprod(self, other):
+        """Row-major outer product: out[k * n_other + l] = self[k] * other[l], of dim n_self * n_other."""
+        return self._nary((other,), "TensorProd", dims=None, ndim=lambda a, b: a * b)
+
+    def keops_tensordot(self, other, dimfa, dimfb, contfa, contfb, *args):
+        """numpy.tensordot of self (row-major shape dimfa) and other (shape dimfb), contracting the axes contfa of
+        self with the axes contfb of other; an optional last argument permutes the axes of the result."""
+        b = self._lift(other)
+        lists = [_int_list(v, "TensorDot", name) for v, name in zip(
+            (dimfa, dimfb, contfa, contfb), ("dimfa", "dimfb", "contfa", "contfb"))]
+        dimfa, dimfb, contfa, contfb = lists
+        if len(args) > 1:
+            raise TypeError(f"operation TensorDot: at most one permutation after contfb, got {len(args)} more arguments")
+        for dims, lt, name in ((dimfa, self._operand(), "dimfa"), (dimfb, b, "dimfb")):
+            if not dims or any(d < 1 for d in dims) or math.prod(dims) != lt.ndim:
+                raise ValueError(
+                    f"operation TensorDot: {name} = {dims} must be positive sizes whose product is the operand's "
+                    f"dim {lt.ndim}"
+                )
+        if len(contfa) != len(contfb):
+            raise ValueError(f"operation TensorDot: contfa = {contfa} and contfb = {contfb} have different lengths")
+        for axes, dims, name in ((contfa, dimfa, "contfa"), (contfb, dimfb, "contfb")):
+            if len(set(axes)) != len(axes) or any(not 0 <= k < len(dims) for k in axes):
+                raise ValueError(f"operation TensorDot: {name} = {axes} must be distinct axes of a shape {dims}")
+        for ka, kb in zip(contfa, contfb):
+            if dimfa[ka] != dimfb[kb]:
+                raise ValueError(
+                    f"operation TensorDot: contracted axes have sizes {dimfa[ka]} and {dimfb[kb]} (axis {ka} of "
+                    f"dimfa = {dimfa}, axis {kb} of dimfb = {dimfb})"
+                )
+        kept = [d for k, d in enumerate(dimfa) if k not in contfa] + [d for k, d in enumerate(dimfb) if k not in contfb]
+        params = [dimfa, dimfb, contfa, contfb]
+        if args:
+            perm = _int_list(args[0], "TensorDot", "permutation")
+            if sorted(perm) != list(range(len(kept))):
+                raise ValueError(
+                    f"operation TensorDot: the permutation {perm} must reorder the {len(kept)} axes of the result"
+                )
+            params.append(perm)
+        text = ["[" + ",".join(map(str, p)) + "]" for p in params]
+        return self._nary((b,), "TensorDot", dims=None, ndim=math.prod(kept), params=text)
+
+    def keops_kron(self, other, dimfself, dimfother):
+        """Kronecker product, as numpy.kron, of self (row-major shape dimfself) and other (shape dimfother)."""
+        b = self._lift(other)
+        dimfself = _int_list(dimfself, "Kron", "dimfself")
+        dimfother = _int_list(dimfother, "Kron", "dimfother")
+        if len(dimfself) != len(dimfother):
+            raise ValueError(f"operation Kron: the shapes {dimfself} and {dimfother} must have the same number of axes")
+        for dims, lt in ((dimfself, self._operand()), (dimfother, b)):
+            if not dims or any(d < 1 for d in dims) or math.prod(dims) != lt.ndim:
+                raise ValueError(f"operation Kron: the shape {dims} does not match the operand's dim {lt.ndim}")
+        text = ["[" + ",".join(map(str, p)) + "]" for p in (dimfself, dimfother)]
+        return self._nary((b,), "Kron", dims=None, ndim=lambda a, c: a * c, params=text)
+
+    def softdtw_sqdist(self, other, gamma):
+        """Soft-DTW discrepancy between the series self and other, with squared differences as costs and the
+        smoothing parameter gamma (a positive number or a LazyTensor of dim 1)."""
+        g = self._lift(gamma)
+        if g.ndim != 1:
+            raise ValueError(f"operation SoftDTW_SqDist: gamma must have dimension 1, got {g.ndim}")
+        return self._nary((other, g), "SoftDTW_SqDist", dims=None, ndim=1)
+
+    # Real to complex: the results are ComplexLazyTensors, of complex dim D (real dim 2D).
+
+    def real2complex(self):
+        """x + 0j."""
+        return self._to_complex("Real2Complex")
+
+    def imag2complex(self):
+        """0 + 1j * x."""
+        return self._to_complex("Imag2Complex")
+
+    def exp1j(self):
+        """exp(1j * x)."""
+        return self._to_complex("ComplexExp1j")
+
+    def _to_complex(self, op):
+        from .complex_lazy_tensor import complex_lazy_tensor_class
+
+        res = self._unary(op, ndim=2 * self._operand().ndim)
+        return complex_lazy_tensor_class(type(self))._from_lazy_tensor(res)
 
     # ----------------------------------------------------------------------------------------- reductions
 

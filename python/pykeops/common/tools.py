@@ -83,3 +83,18 @@ class ArrayTools:
     def needs_grad(arrays):
         """Whether autograd would have to track a computation on these arrays."""
         raise NotImplementedError
+
+    @staticmethod
+    def is_integer(x):
+        """Whether x holds (signed or unsigned) integers, bool excluded."""
+        raise NotImplementedError
+
+    @staticmethod
+    def as_int64(x):
+        """x as a C-contiguous int64 array (x itself when it already is)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def log(x):
+        """Element-wise natural log; log(0) = -inf without a warning."""
+        raise NotImplementedError

@@ -45,3 +45,16 @@ class NumpyTools(ArrayTools):
     @staticmethod
     def needs_grad(arrays):
         return False
+
+    @staticmethod
+    def is_integer(x):
+        return x.dtype.kind in "iu"
+
+    @staticmethod
+    def as_int64(x):
+        return np.require(x, dtype=np.int64, requirements=("C", "A"))
+
+    @staticmethod
+    def log(x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x)

@@ -44,3 +44,15 @@ class TorchTools(ArrayTools):
     @staticmethod
     def needs_grad(arrays):
         return torch.is_grad_enabled() and any(a.requires_grad for a in arrays)
+
+    @staticmethod
+    def is_integer(x):
+        return not x.dtype.is_floating_point and not x.dtype.is_complex and x.dtype != torch.bool
+
+    @staticmethod
+    def as_int64(x):
+        return x.detach().to(torch.int64).contiguous()
+
+    @staticmethod
+    def log(x):
+        return torch.log(x)
