@@ -54,6 +54,12 @@ void define_kernels(py::module_& m) {
       },
       py::arg("formula"), py::arg("aliases"), py::arg("dtype"), py::arg("dtype_acc") = "auto",
       py::arg("sum_scheme") = "auto");
+  m.def("kernel_ir", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
+                        const std::string& dtype_acc, const std::string& sum_scheme) {
+        return keops::kernel_ir({formula, aliases, dtype, dtype_acc, sum_scheme});
+      },
+      py::arg("formula"), py::arg("aliases"), py::arg("dtype"), py::arg("dtype_acc") = "auto",
+      py::arg("sum_scheme") = "auto", "Optimised LLVM IR of the CPU kernel, for inspection.");
   m.def("set_num_threads", &keops::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &keops::num_threads);
   m.def("cache_folder", &keops::cache_folder);

@@ -7,8 +7,10 @@
 #include <string>
 #include <unordered_map>
 
+#include "differentiate.h"
 #include "errors.h"
 #include "lower.h"
+#include "printer.h"
 
 namespace keops {
 
@@ -177,7 +179,7 @@ int dim_bspline(const NodeKey& k) {
   return d;
 }
 int dim_softdtw(const NodeKey& k) { require_scalar(k, 2, "gamma"); return 1; }
-int dim_grad_softdtw(const NodeKey& k) { return dim_of(k, 0) + dim_of(k, 1); }
+int dim_grad_softdtw(const NodeKey& k) { require_scalar(k, 2, "gamma"); return dim_of(k, 0) + dim_of(k, 1); }
 int dim_clampint(const NodeKey& k) { return dim_of(k, 0); }
 int dim_round(const NodeKey& k) { return dim_of(k, 0); }
 int dim_pow(const NodeKey& k) { return dim_of(k, 0); }
@@ -220,6 +222,7 @@ int dim_complex_realscal(const NodeKey& k) {
 }
 int dim_complex_sumt(const NodeKey& k) {
   if (dim_of(k, 0) != 2) dim_error(k, "the argument must be a complex scalar (dimension 2)");
+  if (k.ints[0] <= 0 || k.ints[0] % 2 != 0) dim_error(k, "the dimension must be positive and even, got " + std::to_string(k.ints[0]));
   return static_cast<int>(k.ints[0]);
 }
 
@@ -229,12 +232,16 @@ NodeRef keep_if_dim(NodeRef f, int dim) { return f->dim() == dim ? f : nullptr; 
 
 NodeRef simplify_intcst(const NodeKey& k, int) { return k.ints[0] == 0 ? zero(1) : nullptr; }
 
+bool is_minus(NodeRef n) { return n->is("Minus"); }
+
 NodeRef simplify_add(const NodeKey& k, int dim) {
   NodeRef a = k.args[0], b = k.args[1];
   if (is_zero(a)) return keep_if_dim(b, dim);
   if (is_zero(b)) return keep_if_dim(a, dim);
   if (auto x = int_value(a)) if (auto y = int_value(b)) return int_cst(*x + *y);
   if (a == b) return make("Mult", {int_cst(2), a});
+  if (is_minus(b)) return make("Subtract", {a, b->arg(0)});  // a + (-b) -> a - b
+  if (is_minus(a)) return make("Subtract", {b, a->arg(0)});  // (-a) + b -> b - a
   return nullptr;
 }
 NodeRef simplify_subtract(const NodeKey& k, int dim) {
@@ -242,6 +249,7 @@ NodeRef simplify_subtract(const NodeKey& k, int dim) {
   if (is_zero(b)) return keep_if_dim(a, dim);
   if (is_zero(a) && b->dim() == dim) return make("Minus", {b});
   if (auto x = int_value(a)) if (auto y = int_value(b)) return int_cst(*x - *y);
+  if (is_minus(b)) return make("Add", {a, b->arg(0)});  // a - (-b) -> a + b
   return nullptr;
 }
 NodeRef simplify_mult(const NodeKey& k, int dim) {
@@ -253,6 +261,12 @@ NodeRef simplify_mult(const NodeKey& k, int dim) {
   if (x == 1) return keep_if_dim(b, dim);
   if (x == -1 && b->dim() == dim) return make("Minus", {b});
   if (a == b) return make("Square", {a});
+  if (x && is_minus(b)) return make("Mult", {int_cst(-*x), b->arg(0)});  // c * (-b) -> (-c) * b
+  if (x && b->is("Mult"))                                                  // c * (d * b) -> (c d) * b
+    if (auto z = int_value(b->arg(0))) return make("Mult", {int_cst(*x * *z), b->arg(1)});
+  if (is_minus(a) && is_minus(b)) return make("Mult", {a->arg(0), b->arg(0)});
+  if (is_minus(a)) return make("Minus", {make("Mult", {a->arg(0), b})});  // signs move outwards, where
+  if (is_minus(b) && !x) return make("Minus", {make("Mult", {a, b->arg(0)})});  // constants absorb them
   return nullptr;
 }
 NodeRef simplify_divide(const NodeKey& k, int dim) {
@@ -267,28 +281,169 @@ NodeRef simplify_minus(const NodeKey& k, int) {
   if (a->is("Minus")) return a->arg(0);
   if (is_zero(a)) return a;
   if (auto x = int_value(a)) return int_cst(-*x);
+  if (a->is("Mult"))  // -(c * b) -> (-c) * b
+    if (auto x = int_value(a->arg(0))) return make("Mult", {int_cst(-*x), a->arg(1)});
+  if (a->is("Subtract") && a->arg(0)->dim() == a->arg(1)->dim())  // -(p - q) -> q - p
+    return make("Subtract", {a->arg(1), a->arg(0)});
   return nullptr;
 }
 NodeRef simplify_square(const NodeKey& k, int) {
   NodeRef a = k.args[0];
   if (is_zero(a)) return a;
   if (auto x = int_value(a)) return int_cst(*x * *x);
+  if (is_minus(a)) return make("Square", {a->arg(0)});
   return nullptr;
 }
 NodeRef simplify_sum(const NodeKey& k, int) {
   NodeRef a = k.args[0];
   if (is_zero(a)) return zero(1);
   if (a->dim() == 1) return a;
+  if (a->is("SumT")) return make("Mult", {int_cst(a->dim()), a->arg(0)});
   return nullptr;
 }
 NodeRef simplify_pow(const NodeKey& k, int) {
   if (k.ints[0] == 1) return k.args[0];
   if (k.ints[0] == 2) return make("Square", {k.args[0]});
+  if (is_zero(k.args[0]) && k.ints[0] > 0) return k.args[0];
   return nullptr;
 }
-NodeRef simplify_to_scalar_zero(const NodeKey& k, int) {  // Scalprod, SqNorm2, SqDist of zeros
+// Operations linear in each argument (or vanishing at 0 in one): zero when any argument is the zero constant.
+NodeRef simplify_zero_if_any_zero(const NodeKey& k, int dim) {
+  for (NodeRef a : k.args) if (is_zero(a)) return zero(dim);
+  return nullptr;
+}
+// Linear operations: zero when every argument is the zero constant.
+NodeRef simplify_zero_if_all_zero(const NodeKey& k, int dim) {
   for (NodeRef a : k.args) if (!is_zero(a)) return nullptr;
-  return zero(1);
+  return zero(dim);
+}
+// Elem(f, m) of zeros, of a scalar, and through ElemT, Concat, Extract, ExtractT and SumT.
+NodeRef simplify_elem(const NodeKey& k, int) {
+  NodeRef a = k.args[0];
+  const int64_t m = k.ints[0];
+  if (is_zero(a)) return zero(1);
+  if (a->dim() == 1) return a;
+  if (a->is("ElemT")) return a->ints()[1] == m ? a->arg(0) : zero(1);
+  if (a->is("SumT")) return a->arg(0);
+  if (a->is("Concat")) {
+    NodeRef l = a->arg(0), r = a->arg(1);
+    return m < l->dim() ? make("Elem", {l}, {m}) : make("Elem", {r}, {m - l->dim()});
+  }
+  if (a->is("Extract")) return make("Elem", {a->arg(0)}, {a->ints()[0] + m});
+  if (a->is("ExtractT")) {
+    const int64_t s = a->ints()[0], d = a->arg(0)->dim();
+    return m >= s && m < s + d ? make("Elem", {a->arg(0)}, {m - s}) : zero(1);
+  }
+  return nullptr;
+}
+NodeRef simplify_elemt(const NodeKey& k, int dim) {
+  if (is_zero(k.args[0])) return zero(dim);
+  if (dim == 1) return k.args[0];
+  return nullptr;
+}
+// Extract(f, s, d) of zeros, of the whole of f, and through Concat, Extract and ExtractT.
+NodeRef simplify_extract(const NodeKey& k, int dim) {
+  NodeRef a = k.args[0];
+  const int64_t s = k.ints[0], d = k.ints[1];
+  if (is_zero(a)) return zero(dim);
+  if (s == 0 && d == a->dim()) return a;
+  if (a->is("Concat")) {
+    NodeRef l = a->arg(0), r = a->arg(1);
+    if (s + d <= l->dim()) return make("Extract", {l}, {s, d});
+    if (s >= l->dim()) return make("Extract", {r}, {s - l->dim(), d});
+  }
+  if (a->is("Extract")) return make("Extract", {a->arg(0)}, {a->ints()[0] + s, d});
+  if (a->is("ExtractT")) {
+    const int64_t s2 = a->ints()[0], d2 = a->arg(0)->dim();
+    if (s == s2 && d == d2) return a->arg(0);
+    if (s + d <= s2 || s >= s2 + d2) return zero(dim);
+  }
+  return nullptr;
+}
+NodeRef simplify_extractt(const NodeKey& k, int dim) {
+  if (is_zero(k.args[0])) return zero(dim);
+  if (k.args[0]->dim() == dim) return k.args[0];
+  return nullptr;
+}
+NodeRef simplify_sumt(const NodeKey& k, int dim) {
+  if (is_zero(k.args[0])) return zero(dim);
+  if (dim == 1) return k.args[0];
+  return nullptr;
+}
+NodeRef simplify_complex_sumt(const NodeKey& k, int dim) {
+  if (is_zero(k.args[0])) return zero(dim);
+  if (dim == 2) return k.args[0];
+  return nullptr;
+}
+// ComplexReal / ComplexImag of zeros and of Real2Complex / Imag2Complex.
+template <bool Imag>
+NodeRef simplify_complex_part(const NodeKey& k, int dim) {
+  NodeRef a = k.args[0];
+  if (is_zero(a)) return zero(dim);
+  if (a->is("Real2Complex")) return Imag ? zero(dim) : a->arg(0);
+  if (a->is("Imag2Complex")) return Imag ? a->arg(0) : zero(dim);
+  return nullptr;
+}
+NodeRef simplify_conj(const NodeKey& k, int dim) {
+  NodeRef a = k.args[0];
+  if (is_zero(a)) return zero(dim);
+  if (a->is("Conj")) return a->arg(0);
+  return nullptr;
+}
+NodeRef simplify_complex_add(const NodeKey& k, int dim) {
+  NodeRef a = k.args[0], b = k.args[1];
+  if (is_zero(a)) return b->dim() == dim ? b : nullptr;
+  if (is_zero(b)) return a->dim() == dim ? a : nullptr;
+  return nullptr;
+}
+NodeRef simplify_complex_subtract(const NodeKey& k, int dim) {
+  NodeRef a = k.args[0], b = k.args[1];
+  if (is_zero(b)) return a->dim() == dim ? a : nullptr;
+  if (is_zero(a) && b->dim() == dim) return make("Minus", {b});
+  return nullptr;
+}
+NodeRef simplify_complex_divide(const NodeKey& k, int dim) {
+  if (is_zero(k.args[1])) dim_error(k, "division by the constant zero");
+  if (is_zero(k.args[0])) return zero(dim);
+  return nullptr;
+}
+NodeRef simplify_weighted_sqdist(const NodeKey& k, int dim) {
+  if (is_zero(k.args[0]) || (is_zero(k.args[1]) && is_zero(k.args[2]))) return zero(dim);
+  return nullptr;
+}
+// IfElse(f, a, a) -> a.
+NodeRef simplify_ifelse(const NodeKey& k, int dim) {
+  if (k.args[1] == k.args[2] && k.args[1]->dim() == dim) return k.args[1];
+  return nullptr;
+}
+// Autodiff and linear-operator forms resolve at construction: lowering never sees them.
+NodeRef simplify_grad(const NodeKey& k, int) {
+  NodeRef f = k.args[0], v = k.args[1];
+  if (k.args.size() > 2) return grad(f, v, k.args[2]);
+  // KeOps's convention for an omitted gradient input: a new Var at the next free position, of f's dimension,
+  // indexed by the other index than v.
+  const int64_t cat = v->ints()[2];
+  if (cat == CAT_P)
+    dim_error(k, "the gradient input can only be omitted for a variable indexed by i or j (a new Var(next "
+                 "position, formula dim, 1 - category) is then created); " + print(v) + " is a parameter");
+  return grad(f, v, next_var({f, v}, f->dim(), static_cast<int>(1 - cat)));
+}
+NodeRef simplify_diff(const NodeKey& k, int) {
+  NodeRef f = k.args[0], v = k.args[1];
+  // An omitted direction becomes a new Var at the next free position, of v's dimension and category.
+  NodeRef u = k.args.size() > 2 ? k.args[2] : next_var({f, v}, v->dim(), static_cast<int>(v->ints()[2]));
+  return diff(f, v, u);
+}
+NodeRef simplify_divergence(const NodeKey& k, int) { return divergence(k.args[0], k.args[1]); }
+NodeRef simplify_laplacian(const NodeKey& k, int) { return laplacian(k.args[0], k.args[1]); }
+NodeRef simplify_gradmatrix(const NodeKey& k, int) { return grad_matrix(k.args[0], k.args[1]); }
+NodeRef simplify_trace(const NodeKey& k, int) {
+  return trace_operator(k.args[0], k.args[1], k.args.size() > 2 ? k.args[2] : nullptr);
+}
+NodeRef simplify_adjoint(const NodeKey& k, int) { return adjoint_operator(k.args[0], k.args[1], k.args[2]); }
+NodeRef simplify_sumlin(const NodeKey& k, int) {
+  return sum_lin_operator(k.args[0], k.args[1], k.args.size() > 2 ? k.args[2] : nullptr,
+                          k.args.size() > 3 ? k.args[3] : nullptr);
 }
 
 // ---- lowering rules -------------------------------------------------------------------------------
@@ -620,11 +775,12 @@ Vals lower_bspline(Lowerer& L, const Node& n, const Args& a) {
 }
 // Soft-DTW between the series x and y with squared-difference costs:
 // R(i,j) = (x_i - y_j)^2 + softmin_gamma(R(i-1,j-1), R(i-1,j), R(i,j-1)), R(0,0) = 0, other borders +inf.
-Vals lower_softdtw(Lowerer& L, const Node&, const Args& a) {
-  const Vals &x = a[0], &y = a[1];
-  int gamma = a[2][0], inf = L.constant(INFINITY);
+// Fills R and S(i,j) = the softmin term of R(i,j), for 1 <= i <= n, 1 <= j <= m.
+void softdtw_table(Lowerer& L, const Vals& x, const Vals& y, int gamma, std::vector<Vals>& R, std::vector<Vals>& S) {
+  int inf = L.constant(INFINITY);
   size_t n = x.size(), m = y.size();
-  std::vector<Vals> R(n + 1, Vals(m + 1, inf));
+  R.assign(n + 1, Vals(m + 1, inf));
+  S.assign(n + 1, Vals(m + 1, inf));
   R[0][0] = L.constant(0);
   for (size_t i = 1; i <= n; ++i)
     for (size_t j = 1; j <= m; ++j) {
@@ -633,11 +789,52 @@ Vals lower_softdtw(Lowerer& L, const Node&, const Args& a) {
       int lo = L.emit(Prim::Min, r0, L.emit(Prim::Min, r1, r2));
       int s = L.constant(0);
       for (int r : {r0, r1, r2}) s = L.add(s, L.emit(Prim::Exp, L.div(L.sub(lo, r), gamma)));
-      int softmin = L.sub(lo, L.mul(gamma, L.emit(Prim::Log, s)));
+      S[i][j] = L.sub(lo, L.mul(gamma, L.emit(Prim::Log, s)));
       int diff = L.sub(x[i - 1], y[j - 1]);
-      R[i][j] = L.add(L.mul(diff, diff), softmin);
+      R[i][j] = L.add(L.mul(diff, diff), S[i][j]);
     }
-  return {R[n][m]};
+}
+Vals lower_softdtw(Lowerer& L, const Node&, const Args& a) {
+  std::vector<Vals> R, S;
+  softdtw_table(L, a[0], a[1], a[2][0], R, S);
+  return {R[a[0].size()][a[1].size()]};
+}
+// Gradient of soft-DTW with respect to (x, y), by the backward recursion of Cuturi & Blondel (2017):
+// E(i,j) = dR(n,m)/dR(i,j) = sum over the successors s of (i,j) of E(s) exp((S(s) - R(i,j)) / gamma), E(n,m) = 1,
+// since dS(s)/dR(p) = exp((S(s) - R(p)) / gamma) for each predecessor p of s. Then, with D(i,j) = (x_i - y_j)^2,
+// d/dx_i = sum_j E(i,j) 2 (x_i - y_j) and d/dy_j = -sum_i E(i,j) 2 (x_i - y_j).
+Vals lower_grad_softdtw(Lowerer& L, const Node&, const Args& a) {
+  const Vals &x = a[0], &y = a[1];
+  int gamma = a[2][0];
+  size_t n = x.size(), m = y.size();
+  std::vector<Vals> R, S;
+  softdtw_table(L, x, y, gamma, R, S);
+  std::vector<Vals> E(n + 2, Vals(m + 2, -1));
+  for (size_t i = n; i >= 1; --i)
+    for (size_t j = m; j >= 1; --j) {
+      if (i == n && j == m) { E[i][j] = L.constant(1); continue; }
+      int e = -1;
+      for (auto [si, sj] : {std::pair{i + 1, j}, std::pair{i, j + 1}, std::pair{i + 1, j + 1}}) {
+        if (si > n || sj > m) continue;
+        int t = L.mul(E[si][sj], L.emit(Prim::Exp, L.div(L.sub(S[si][sj], R[i][j]), gamma)));
+        e = e < 0 ? t : L.add(e, t);
+      }
+      E[i][j] = e;
+    }
+  Vals gx(n), gy(m);
+  std::vector<Vals> terms_y(m);
+  for (size_t i = 1; i <= n; ++i) {
+    Vals terms_x;
+    for (size_t j = 1; j <= m; ++j) {
+      int t = L.mul(L.mul(L.constant(2), E[i][j]), L.sub(x[i - 1], y[j - 1]));
+      terms_x.push_back(t);
+      terms_y[j - 1].push_back(t);
+    }
+    gx[i - 1] = L.sum(terms_x);
+  }
+  for (size_t j = 0; j < m; ++j) gy[j] = L.emit(Prim::Neg, L.sum(terms_y[j]));
+  gx.insert(gx.end(), gy.begin(), gy.end());
+  return gx;
 }
 
 // ---- complex numbers: (re, im) pairs ----
@@ -723,6 +920,283 @@ Vals lower_complex_sumt(Lowerer&, const Node& n, const Args& a) {
   return r;
 }
 
+// ---- derivative rules (vector-Jacobian products; see GradFn in op_table.h) --------------------------
+
+namespace sym {  // formula builders for the rules; make() simplifies as it builds
+
+NodeRef op(std::string_view name, std::vector<NodeRef> a, IntList i = {}, std::vector<IntList> l = {}) {
+  return make(name, std::move(a), std::move(i), std::move(l));
+}
+NodeRef cst(int64_t n) { return int_cst(n); }
+NodeRef add(NodeRef a, NodeRef b) { return op("Add", {a, b}); }
+NodeRef sub(NodeRef a, NodeRef b) { return op("Subtract", {a, b}); }
+NodeRef mul(NodeRef a, NodeRef b) { return op("Mult", {a, b}); }
+NodeRef div(NodeRef a, NodeRef b) { return op("Divide", {a, b}); }
+NodeRef neg(NodeRef a) { return op("Minus", {a}); }
+NodeRef sq(NodeRef a) { return op("Square", {a}); }
+NodeRef fn(std::string_view name, NodeRef a) { return op(name, {a}); }
+// A contribution of the node's dimension, summed back onto an argument broadcast from dimension 1.
+NodeRef fit(NodeRef g, NodeRef arg) {
+  if (g->dim() == arg->dim()) return g;
+  KEOPS_ASSERT(arg->dim() == 1, "contribution of dimension " + std::to_string(g->dim()) + " to an argument of dimension " +
+                                    std::to_string(arg->dim()));
+  return op("Sum", {g});
+}
+// The same for a complex scalar (dimension 2) broadcast over a complex vector.
+NodeRef cfit(NodeRef g, NodeRef arg) {
+  if (g->dim() == arg->dim()) return g;
+  KEOPS_ASSERT(arg->dim() == 2, "complex contribution to an argument of dimension " + std::to_string(arg->dim()));
+  return op("ComplexSum", {g});
+}
+NodeRef self(const Node& n) { return &n; }  // nodes are interned: the address is the node
+
+}  // namespace sym
+
+using namespace sym;
+
+NodeRef grad_leaf(const Node& n, size_t, NodeRef) {
+  internal_failure(__FILE__, __LINE__, "derivative rule of the leaf " + string(n.op().name) + " called");
+}
+NodeRef grad_resolved(const Node& n, size_t, NodeRef) {
+  internal_failure(__FILE__, __LINE__, string(n.op().name) + " should have been resolved at construction");
+}
+// Piecewise-constant operations (comparisons, Floor, Sign, Step, Round, ArgMin, ArgMax, OneHot, ...).
+NodeRef grad_zero(const Node& n, size_t k, NodeRef) { return zero(n.arg(k)->dim()); }
+NodeRef grad_identity(const Node& n, size_t k, NodeRef e) { return fit(e, n.arg(k)); }  // Add, AutoFactorize
+NodeRef grad_factorize(const Node& n, size_t k, NodeRef e) {  // Factorize(f, g) is f: g is only a hint
+  return k == 0 ? e : zero(n.arg(1)->dim());
+}
+
+// Element-wise functions of one argument: e * f'(x).
+NodeRef grad_minus(const Node&, size_t, NodeRef e) { return neg(e); }
+NodeRef grad_square(const Node& n, size_t, NodeRef e) { return mul(cst(2), mul(e, n.arg(0))); }
+NodeRef grad_sqrt(const Node& n, size_t, NodeRef e) { return div(e, mul(cst(2), self(n))); }
+NodeRef grad_rsqrt(const Node& n, size_t, NodeRef e) {  // -x^(-3/2) / 2 = -Rsqrt(x)^3 / 2
+  return mul(mul(op("RatCst", {}, {-1, 2}), op("Pow", {self(n)}, {3})), e);
+}
+NodeRef grad_inv(const Node& n, size_t, NodeRef e) { return neg(mul(e, sq(self(n)))); }
+NodeRef grad_exp(const Node& n, size_t, NodeRef e) { return mul(e, self(n)); }
+NodeRef grad_log(const Node& n, size_t, NodeRef e) { return div(e, n.arg(0)); }
+NodeRef grad_abs(const Node& n, size_t, NodeRef e) { return mul(e, fn("Sign", n.arg(0))); }
+NodeRef grad_sin(const Node& n, size_t, NodeRef e) { return mul(e, fn("Cos", n.arg(0))); }
+NodeRef grad_cos(const Node& n, size_t, NodeRef e) { return neg(mul(e, fn("Sin", n.arg(0)))); }
+NodeRef grad_asin(const Node& n, size_t, NodeRef e) { return mul(e, fn("Rsqrt", sub(cst(1), sq(n.arg(0))))); }
+NodeRef grad_acos(const Node& n, size_t, NodeRef e) { return neg(mul(e, fn("Rsqrt", sub(cst(1), sq(n.arg(0)))))); }
+NodeRef grad_atan(const Node& n, size_t, NodeRef e) { return div(e, add(cst(1), sq(n.arg(0)))); }
+NodeRef grad_relu(const Node& n, size_t, NodeRef e) { return mul(e, fn("Step", n.arg(0))); }
+NodeRef grad_xlogx(const Node& n, size_t, NodeRef e) { return mul(e, add(fn("Log", n.arg(0)), cst(1))); }
+NodeRef grad_sinxdivx(const Node& n, size_t, NodeRef e) {  // (cos x - sin x / x) / x, and 0 at x = 0
+  NodeRef x = n.arg(0);
+  return mul(e, op("IfElse", {neg(fn("Abs", x)), zero(1), div(sub(fn("Cos", x), self(n)), x)}));
+}
+NodeRef grad_pow(const Node& n, size_t, NodeRef e) {
+  const int64_t m = n.ints()[0];
+  if (m == 0) return zero(n.dim());
+  return mul(mul(cst(m), op("Pow", {n.arg(0)}, {m - 1})), e);
+}
+NodeRef grad_clampint(const Node& n, size_t, NodeRef e) { return mul(e, op("DiffClampInt", {n.arg(0)}, n.ints())); }
+
+// Element-wise functions of several arguments (dims equal or 1).
+NodeRef grad_subtract(const Node& n, size_t k, NodeRef e) { return fit(k == 0 ? e : neg(e), n.arg(k)); }
+NodeRef grad_mult(const Node& n, size_t k, NodeRef e) { return fit(mul(e, n.arg(1 - k)), n.arg(k)); }
+NodeRef grad_divide(const Node& n, size_t k, NodeRef e) {
+  NodeRef g = n.arg(1);
+  return fit(k == 0 ? div(e, g) : neg(div(mul(e, self(n)), g)), n.arg(k));
+}
+NodeRef grad_atan2(const Node& n, size_t k, NodeRef e) {  // atan2(y, x): (x dy - y dx) / (x^2 + y^2)
+  NodeRef y = n.arg(0), x = n.arg(1), r2 = add(sq(y), sq(x));
+  return fit(k == 0 ? div(mul(e, x), r2) : neg(div(mul(e, y), r2)), n.arg(k));
+}
+NodeRef grad_powf(const Node& n, size_t k, NodeRef e) {  // exp(g log f)
+  NodeRef f = n.arg(0), g = n.arg(1);
+  return fit(k == 0 ? mul(mul(e, g), op("Powf", {f, sub(g, cst(1))})) : mul(mul(e, self(n)), fn("Log", f)), n.arg(k));
+}
+NodeRef grad_clamp(const Node& n, size_t k, NodeRef e) {  // min(max(f, a), b): which of f, a, b is selected
+  NodeRef f = n.arg(0), a = n.arg(1), b = n.arg(2);
+  NodeRef takes_f = mul(op("LessThan", {a, f}), op("LessThan", {f, b}));
+  NodeRef takes_a = mul(op("LessOrEqual", {f, a}), op("LessThan", {a, b}));
+  NodeRef mask = k == 0 ? takes_f : k == 1 ? takes_a : sub(sub(cst(1), takes_f), takes_a);
+  return fit(mul(e, mask), n.arg(k));
+}
+NodeRef grad_ifelse(const Node& n, size_t k, NodeRef e) {  // a where f >= 0, else b
+  if (k == 0) return zero(n.arg(0)->dim());
+  NodeRef f = n.arg(0);
+  return fit(k == 1 ? op("IfElse", {f, e, zero(1)}) : op("IfElse", {f, zero(1), e}), n.arg(k));
+}
+NodeRef grad_mod(const Node& n, size_t k, NodeRef e) {  // f - m floor((f - d) / m)
+  NodeRef f = n.arg(0), m = n.arg(1), d = n.arg(2);
+  if (k == 2) return zero(d->dim());
+  return fit(k == 0 ? e : neg(mul(e, fn("Floor", div(sub(f, d), m)))), n.arg(k));
+}
+
+// Vector and structural operations: adjoint pairs.
+NodeRef grad_sum(const Node& n, size_t, NodeRef e) { return op("SumT", {e}, {n.arg(0)->dim()}); }
+NodeRef grad_sumt(const Node&, size_t, NodeRef e) { return fn("Sum", e); }
+template <bool IsMax>
+NodeRef grad_extremum(const Node& n, size_t, NodeRef e) {
+  NodeRef f = n.arg(0);
+  return mul(op("OneHot", {fn(IsMax ? "ArgMax" : "ArgMin", f)}, {f->dim()}), e);
+}
+NodeRef grad_elem(const Node& n, size_t, NodeRef e) { return op("ElemT", {e}, {n.arg(0)->dim(), n.ints()[0]}); }
+NodeRef grad_elemt(const Node& n, size_t, NodeRef e) { return op("Elem", {e}, {n.ints()[1]}); }
+NodeRef grad_extract(const Node& n, size_t, NodeRef e) { return op("ExtractT", {e}, {n.ints()[0], n.arg(0)->dim()}); }
+NodeRef grad_extractt(const Node& n, size_t, NodeRef e) { return op("Extract", {e}, {n.ints()[0], n.arg(0)->dim()}); }
+NodeRef grad_concat(const Node& n, size_t k, NodeRef e) {
+  return op("Extract", {e}, {k == 0 ? 0 : n.arg(0)->dim(), n.arg(k)->dim()});
+}
+NodeRef grad_scalprod(const Node& n, size_t k, NodeRef e) { return mul(e, n.arg(1 - k)); }
+NodeRef grad_sqnorm2(const Node& n, size_t, NodeRef e) { return mul(cst(2), mul(e, n.arg(0))); }
+NodeRef grad_norm2(const Node& n, size_t, NodeRef e) { return mul(e, fn("Normalize", n.arg(0))); }
+NodeRef grad_normalize(const Node& n, size_t, NodeRef e) {  // u = f/|f|: (e - u <u, e>) / |f|
+  NodeRef u = self(n);
+  return mul(fn("Rsqrt", fn("SqNorm2", n.arg(0))), sub(e, mul(u, op("Scalprod", {u, e}))));
+}
+NodeRef grad_sqdist(const Node& n, size_t k, NodeRef e) {
+  NodeRef t = mul(cst(2), mul(e, sub(n.arg(0), n.arg(1))));
+  return fit(k == 0 ? t : neg(t), n.arg(k));
+}
+// x^T S x with the dispatch of its lowering on s.dim: n*n (full, n > 1), 1 (isotropic, n > 1), else diagonal.
+NodeRef weighted_sqnorm_grad(NodeRef s, NodeRef x, NodeRef e, bool wrt_weight) {
+  const int n = x->dim();
+  const bool full = s->dim() == n * n && n > 1, iso = s->dim() == 1 && n > 1;
+  if (wrt_weight) {
+    if (full) return mul(e, op("TensorProd", {x, x}));
+    if (iso) return mul(e, fn("SqNorm2", x));
+    return fit(mul(e, sq(x)), s);
+  }
+  if (full) return mul(e, add(op("MatVecMult", {s, x}), op("VecMatMult", {x, s})));
+  return mul(cst(2), mul(mul(e, s), x));
+}
+NodeRef grad_weighted_sqnorm(const Node& n, size_t k, NodeRef e) {
+  return weighted_sqnorm_grad(n.arg(0), n.arg(1), e, k == 0);
+}
+NodeRef grad_weighted_sqdist(const Node& n, size_t k, NodeRef e) {
+  NodeRef d = sub(n.arg(1), n.arg(2));
+  if (k == 0) return weighted_sqnorm_grad(n.arg(0), d, e, true);
+  NodeRef g = weighted_sqnorm_grad(n.arg(0), d, e, false);
+  return fit(k == 1 ? g : neg(g), n.arg(k));
+}
+NodeRef grad_matvec(const Node& n, size_t k, NodeRef e) {  // A b: dA = e b^T, db = e^T A
+  return k == 0 ? op("TensorProd", {e, n.arg(1)}) : op("VecMatMult", {e, n.arg(0)});
+}
+NodeRef grad_vecmat(const Node& n, size_t k, NodeRef e) {  // b^T A: db = A e, dA = b e^T
+  return k == 0 ? op("MatVecMult", {n.arg(1), e}) : op("TensorProd", {n.arg(0), e});
+}
+NodeRef grad_tensorprod(const Node& n, size_t k, NodeRef e) {  // f g^T: df = E g, dg = E^T f
+  return k == 0 ? op("MatVecMult", {e, n.arg(1)}) : op("VecMatMult", {n.arg(0), e});
+}
+// TensorDot(f, g, da, db, ca, cb[, perm]): the adjoint of one argument is a TensorDot of e with the other one,
+// contracting e's axes that come from the other argument's free axes, then permuted back to the argument's axes.
+NodeRef tensordot_grad(NodeRef f, NodeRef g, const std::vector<IntList>& lists, size_t k, NodeRef e) {
+  const IntList &da = lists[0], &db = lists[1], &ca = lists[2], &cb = lists[3];
+  auto free_axes = [](const IntList& dims, const IntList& contracted) {
+    IntList r;
+    for (int64_t t = 0; t < (int64_t)dims.size(); ++t)
+      if (std::find(contracted.begin(), contracted.end(), t) == contracted.end()) r.push_back(t);
+    return r;
+  };
+  const IntList free_a = free_axes(da, ca), free_b = free_axes(db, cb);
+  const int64_t n_free_a = free_a.size(), n_out = n_free_a + free_b.size();
+  IntList perm(n_out);
+  for (int64_t t = 0; t < n_out; ++t) perm[t] = lists.size() > 4 ? lists[4][t] : t;
+  // Axis t of e is the unpermuted output axis perm[t]: free_a first, then free_b.
+  IntList e_shape;
+  for (int64_t u : perm) e_shape.push_back(u < n_free_a ? da[free_a[u]] : db[free_b[u - n_free_a]]);
+  const IntList &d_own = k == 0 ? da : db, &d_other = k == 0 ? db : da;
+  const IntList &c_own = k == 0 ? ca : cb, &c_other = k == 0 ? cb : ca;
+  const IntList &free_own = k == 0 ? free_a : free_b, &free_other = k == 0 ? free_b : free_a;
+  const int64_t own_lo = k == 0 ? 0 : n_free_a, other_lo = k == 0 ? n_free_a : 0;
+  auto is_own = [&](int64_t u) { return u >= own_lo && u < own_lo + (int64_t)free_own.size(); };
+  IntList contract_e, contract_other, result_axes;  // result_axes[r]: the own axis that result axis r is
+  for (int64_t t = 0; t < n_out; ++t)
+    if (!is_own(perm[t])) contract_e.push_back(t), contract_other.push_back(free_other[perm[t] - other_lo]);
+  for (int64_t t = 0; t < n_out; ++t)
+    if (is_own(perm[t])) result_axes.push_back(free_own[perm[t] - own_lo]);
+  IntList c_other_sorted = c_other;
+  std::sort(c_other_sorted.begin(), c_other_sorted.end());
+  for (int64_t ax : c_other_sorted) {  // the other's contracted axes, in its order, pair with ours
+    size_t s = std::find(c_other.begin(), c_other.end(), ax) - c_other.begin();
+    result_axes.push_back(c_own[s]);
+  }
+  IntList out_perm(d_own.size());
+  bool identity = true;
+  for (size_t p = 0; p < d_own.size(); ++p) {
+    out_perm[p] = std::find(result_axes.begin(), result_axes.end(), (int64_t)p) - result_axes.begin();
+    identity = identity && out_perm[p] == (int64_t)p;
+  }
+  std::vector<IntList> l = {e_shape, d_other, contract_e, contract_other};
+  if (!identity) l.push_back(out_perm);
+  return op("TensorDot", {e, k == 0 ? g : f}, {}, l);
+}
+NodeRef grad_tensordot(const Node& n, size_t k, NodeRef e) { return tensordot_grad(n.arg(0), n.arg(1), n.lists(), k, e); }
+// Kron(f, g, df, dg) is TensorDot(f, g, df, dg, [], [], [0, r, 1, r+1, ...]) (same row-major layout).
+NodeRef grad_kron(const Node& n, size_t k, NodeRef e) {
+  const int64_t r = n.lists()[0].size();
+  IntList perm;
+  for (int64_t t = 0; t < r; ++t) perm.push_back(t), perm.push_back(r + t);
+  return tensordot_grad(n.arg(0), n.arg(1), {n.lists()[0], n.lists()[1], {}, {}, perm}, k, e);
+}
+// d/dx B_{i,p}(x) = c_i B_{i,p-1}(x) - c_{i+1} B_{i+1,p-1}(x), c_i = p / (t_{i+p} - t_i) (0 on an empty span).
+NodeRef grad_bspline(const Node& n, size_t k, NodeRef e) {
+  if (k == 0) throw NotSupported("BSpline: the derivative with respect to the knots is not supported");
+  NodeRef t = n.arg(0), x = n.arg(1);
+  const int64_t p = n.ints()[0], d = n.dim();
+  if (p == 0) return zero(1);
+  NodeRef lower_order = op("BSpline", {t, x}, {p - 1});
+  NodeRef span = sub(op("Extract", {t}, {p, d + 1}), op("Extract", {t}, {0, d + 1}));
+  NodeRef c = op("IfElse", {neg(fn("Abs", span)), zero(1), div(cst(p), span)});
+  NodeRef w = mul(c, lower_order);
+  return op("Scalprod", {e, sub(op("Extract", {w}, {0, d}), op("Extract", {w}, {1, d}))});
+}
+NodeRef grad_softdtw(const Node& n, size_t k, NodeRef e) {
+  if (k == 2) throw NotSupported("SoftDTW_SqDist: the derivative with respect to gamma is not supported");
+  NodeRef x = n.arg(0), y = n.arg(1);
+  NodeRef g = op("GradSoftDTW_SqDist", {x, y, n.arg(2)});
+  return mul(e, k == 0 ? op("Extract", {g}, {0, x->dim()}) : op("Extract", {g}, {x->dim(), y->dim()}));
+}
+NodeRef grad_not_differentiable(const Node& n, size_t, NodeRef) {
+  throw NotSupported(string(n.op().name) + " is not differentiable (it is itself a derivative, without a rule of its own)");
+}
+
+// Complex operations (interleaved re, im). Multiplication by w has the adjoint multiplication by conj(w).
+NodeRef grad_complex_real(const Node&, size_t, NodeRef e) { return fn("Real2Complex", e); }
+NodeRef grad_complex_imag(const Node&, size_t, NodeRef e) { return fn("Imag2Complex", e); }
+NodeRef grad_real2complex(const Node&, size_t, NodeRef e) { return fn("ComplexReal", e); }
+NodeRef grad_imag2complex(const Node&, size_t, NodeRef e) { return fn("ComplexImag", e); }
+NodeRef grad_conj(const Node&, size_t, NodeRef e) { return fn("Conj", e); }
+NodeRef grad_complex_squareabs(const Node& n, size_t, NodeRef e) {  // 2 (re, im) e
+  return mul(cst(2), op("ComplexMult", {fn("Real2Complex", e), n.arg(0)}));
+}
+NodeRef grad_complex_abs(const Node& n, size_t, NodeRef e) {  // (re, im) e / |z|
+  return op("ComplexMult", {fn("Real2Complex", div(e, self(n))), n.arg(0)});
+}
+NodeRef grad_complex_angle(const Node& n, size_t, NodeRef e) {  // (-im, re) e / |z|^2
+  NodeRef z = n.arg(0);
+  return op("ComplexMult", {fn("Imag2Complex", div(e, fn("ComplexSquareAbs", z))), z});
+}
+NodeRef grad_complex_exp1j(const Node& n, size_t, NodeRef e) {  // d(cos x, sin x) = (-sin x, cos x) dx
+  NodeRef w = self(n);
+  return sub(mul(fn("ComplexImag", e), fn("ComplexReal", w)), mul(fn("ComplexReal", e), fn("ComplexImag", w)));
+}
+NodeRef grad_complex_exp(const Node& n, size_t, NodeRef e) { return op("ComplexMult", {e, fn("Conj", self(n))}); }
+NodeRef grad_complex_add(const Node& n, size_t k, NodeRef e) { return cfit(e, n.arg(k)); }
+NodeRef grad_complex_subtract(const Node& n, size_t k, NodeRef e) { return cfit(k == 0 ? e : neg(e), n.arg(k)); }
+NodeRef grad_complex_mult(const Node& n, size_t k, NodeRef e) {
+  return cfit(op("ComplexMult", {e, fn("Conj", n.arg(1 - k))}), n.arg(k));
+}
+NodeRef grad_complex_divide(const Node& n, size_t k, NodeRef e) {  // d(f/g) = df / g - (f/g) dg / g
+  NodeRef g = n.arg(1);
+  NodeRef c = k == 0 ? op("ComplexDivide", {e, fn("Conj", g)})
+                     : neg(op("ComplexMult", {e, fn("Conj", op("ComplexDivide", {self(n), g}))}));
+  return cfit(c, n.arg(k));
+}
+NodeRef grad_complex_realscal(const Node& n, size_t k, NodeRef e) {  // s z, s real
+  const size_t s = n.arg(0)->dim() == 1 ? 0 : 1;
+  return k == s ? fn("Sum", mul(e, n.arg(1 - s))) : mul(n.arg(s), e);
+}
+NodeRef grad_complex_sum(const Node& n, size_t, NodeRef e) { return op("ComplexSumT", {e}, {n.arg(0)->dim()}); }
+NodeRef grad_complex_sumt(const Node&, size_t, NodeRef e) { return fn("ComplexSum", e); }
+
 // ---- the table ------------------------------------------------------------------------------------
 
 std::vector<OpInfo> build_table() {
@@ -730,109 +1204,109 @@ std::vector<OpInfo> build_table() {
   const auto B = "FF";
   return {
       // variables and constants
-      {"Var", "III", "Variable Var(pos, dim, cat): argument number pos, of dimension dim, indexed by i (cat 0), j (1) or a parameter (2).", dim_var, lower_var},
-      {"IntCst", "I", "Integer constant.", dim_one, lower_intcst, simplify_intcst},
-      {"RatCst", "II", "Rational constant p/q.", dim_ratcst, lower_ratcst},
-      {"IntInv", "I", "Constant 1/n.", dim_intinv, lower_intinv},
-      {"Zero", "I", "Zero vector of dimension d.", dim_zero, lower_zero},
+      {"Var", "III", "Variable Var(pos, dim, cat): argument number pos, of dimension dim, indexed by i (cat 0), j (1) or a parameter (2).", dim_var, lower_var, nullptr, {}, {}, grad_leaf},
+      {"IntCst", "I", "Integer constant.", dim_one, lower_intcst, simplify_intcst, {}, {}, grad_leaf},
+      {"RatCst", "II", "Rational constant p/q.", dim_ratcst, lower_ratcst, nullptr, {}, {}, grad_leaf},
+      {"IntInv", "I", "Constant 1/n.", dim_intinv, lower_intinv, nullptr, {}, {}, grad_leaf},
+      {"Zero", "I", "Zero vector of dimension d.", dim_zero, lower_zero, nullptr, {}, {}, grad_leaf},
       // element-wise arithmetic
-      {"Add", B, "Element-wise sum; dims equal or 1.", dim_vect, lower_binary<Prim::Add>, simplify_add, "+"},
-      {"Subtract", B, "Element-wise difference; dims equal or 1.", dim_vect, lower_binary<Prim::Sub>, simplify_subtract, "-"},
-      {"Mult", B, "Element-wise product; dims equal or 1.", dim_vect, lower_binary<Prim::Mul>, simplify_mult, "*"},
-      {"Divide", B, "Element-wise quotient; dims equal or 1.", dim_vect, lower_binary<Prim::Div>, simplify_divide, "/"},
-      {"Minus", U, "Negation.", dim_first, lower_unary<Prim::Neg>, simplify_minus},
-      {"Square", U, "x*x element-wise.", dim_first, lower_square, simplify_square},
-      {"Sqrt", U, "Square root element-wise (NaN below 0).", dim_first, lower_unary<Prim::Sqrt>, nullptr, {}, "correctly rounded"},
-      {"Rsqrt", U, "1/sqrt(x) element-wise, with Rsqrt(0) = 0 as in KeOps.", dim_first, lower_rsqrt, nullptr, {}, "<= 1.5 ulp"},
-      {"Inv", U, "1/x element-wise.", dim_first, lower_inv, nullptr, {}, "correctly rounded"},
-      {"Exp", U, "Exponential element-wise.", dim_first, lower_unary<Prim::Exp>, nullptr, {}, "see vec_math"},
-      {"Log", U, "Natural logarithm element-wise (NaN below 0, -inf at 0).", dim_first, lower_unary<Prim::Log>, nullptr, {}, "see vec_math"},
-      {"Abs", U, "Absolute value element-wise.", dim_first, lower_unary<Prim::Abs>, nullptr, {}, "exact"},
-      {"Sin", U, "Sine element-wise.", dim_first, lower_unary<Prim::Sin>, nullptr, {}, "see vec_math"},
-      {"Cos", U, "Cosine element-wise.", dim_first, lower_unary<Prim::Cos>, nullptr, {}, "see vec_math"},
-      {"Asin", U, "Arc sine element-wise (NaN outside [-1, 1]).", dim_first, lower_unary<Prim::Asin>, nullptr, {}, "see vec_math"},
-      {"Acos", U, "Arc cosine element-wise (NaN outside [-1, 1]).", dim_first, lower_unary<Prim::Acos>, nullptr, {}, "see vec_math"},
-      {"Atan", U, "Arc tangent element-wise.", dim_first, lower_unary<Prim::Atan>, nullptr, {}, "see vec_math"},
-      {"Sign", U, "Sign element-wise (0 at 0 and at NaN).", dim_first, lower_map<sign_of>, nullptr, {}, "exact"},
-      {"Step", U, "Heaviside step element-wise: 0 below 0, else 1 (1 at 0 and at NaN, as KeOps).", dim_first, lower_map<step_of>, nullptr, {}, "exact"},
-      {"ReLU", U, "max(x, 0) element-wise (NaN stays NaN).", dim_first, lower_map<relu_of>, nullptr, {}, "exact"},
-      {"Floor", U, "Floor element-wise.", dim_first, lower_unary<Prim::Floor>, nullptr, {}, "exact"},
-      {"XLogX", U, "x*log(x) element-wise (0 at 0).", dim_first, lower_map<xlogx_of>, nullptr, {}, "as Log, plus one rounding"},
-      {"SinXDivX", U, "sin(x)/x element-wise (1 at 0).", dim_first, lower_map<sinxdivx_of>, nullptr, {}, "as Sin, plus one rounding"},
-      {"Pow", "FI", "Integer power Pow(f, m) element-wise.", dim_pow, lower_pow, simplify_pow},
-      {"Round", "FI", "Round(f, d): round(f * 10^d) / 10^d element-wise, halves away from zero.", dim_round, lower_map<round_of>, nullptr, {}, "exact for d = 0"},
-      {"ClampInt", "FII", "ClampInt(f, a, b): f clamped to the integers [a, b].", dim_clampint, lower_map<clamp_of>, nullptr, {}, "exact"},
-      {"DiffClampInt", "FII", "Indicator of a < f < b (derivative of ClampInt).", dim_clampint, lower_map<diff_clampint_of>, nullptr, {}, "exact"},
-      {"Atan2", B, "Atan2(y, x) element-wise.", dim_vect, lower_binary<Prim::Atan2>, nullptr, {}, "see vec_math"},
-      {"Powf", B, "Powf(f, g) = exp(g*log(f)) element-wise (NaN for f < 0).", dim_vect, lower_map<powf_of>, nullptr, {}, "as Exp and Log composed"},
-      {"Equal", B, "1 where f == g, else 0.", dim_vect, lower_map<cmp_of<Prim::Eq>>, nullptr, {}, "exact"},
-      {"NotEqual", B, "1 where f != g, else 0.", dim_vect, lower_map<cmp_of<Prim::Ne>>, nullptr, {}, "exact"},
-      {"LessThan", B, "1 where f < g, else 0.", dim_vect, lower_map<cmp_of<Prim::Lt>>, nullptr, {}, "exact"},
-      {"LessOrEqual", B, "1 where f <= g, else 0.", dim_vect, lower_map<cmp_of<Prim::Le>>, nullptr, {}, "exact"},
-      {"Clamp", "FFF", "Clamp(f, a, b): f clamped to [a, b].", dim_vect, lower_map<clamp_of>, nullptr, {}, "exact"},
-      {"IfElse", "FFF", "IfElse(f, a, b): a where f >= 0, else b (b where f is NaN).", dim_vect, lower_map<ifelse_of>, nullptr, {}, "exact"},
-      {"Mod", "FFF", "Mod(f, n, d) = f - n*floor((f - d)/n).", dim_vect, lower_map<mod_of>, nullptr, {}, "a few roundings"},
+      {"Add", B, "Element-wise sum; dims equal or 1.", dim_vect, lower_binary<Prim::Add>, simplify_add, "+", {}, grad_identity},
+      {"Subtract", B, "Element-wise difference; dims equal or 1.", dim_vect, lower_binary<Prim::Sub>, simplify_subtract, "-", {}, grad_subtract},
+      {"Mult", B, "Element-wise product; dims equal or 1.", dim_vect, lower_binary<Prim::Mul>, simplify_mult, "*", {}, grad_mult},
+      {"Divide", B, "Element-wise quotient; dims equal or 1.", dim_vect, lower_binary<Prim::Div>, simplify_divide, "/", {}, grad_divide},
+      {"Minus", U, "Negation.", dim_first, lower_unary<Prim::Neg>, simplify_minus, {}, {}, grad_minus},
+      {"Square", U, "x*x element-wise.", dim_first, lower_square, simplify_square, {}, {}, grad_square},
+      {"Sqrt", U, "Square root element-wise (NaN below 0).", dim_first, lower_unary<Prim::Sqrt>, nullptr, {}, "correctly rounded", grad_sqrt},
+      {"Rsqrt", U, "1/sqrt(x) element-wise, with Rsqrt(0) = 0 as in KeOps.", dim_first, lower_rsqrt, nullptr, {}, "<= 1.5 ulp", grad_rsqrt},
+      {"Inv", U, "1/x element-wise.", dim_first, lower_inv, nullptr, {}, "correctly rounded", grad_inv},
+      {"Exp", U, "Exponential element-wise.", dim_first, lower_unary<Prim::Exp>, nullptr, {}, "see vec_math", grad_exp},
+      {"Log", U, "Natural logarithm element-wise (NaN below 0, -inf at 0).", dim_first, lower_unary<Prim::Log>, nullptr, {}, "see vec_math", grad_log},
+      {"Abs", U, "Absolute value element-wise.", dim_first, lower_unary<Prim::Abs>, nullptr, {}, "exact", grad_abs},
+      {"Sin", U, "Sine element-wise.", dim_first, lower_unary<Prim::Sin>, nullptr, {}, "see vec_math", grad_sin},
+      {"Cos", U, "Cosine element-wise.", dim_first, lower_unary<Prim::Cos>, nullptr, {}, "see vec_math", grad_cos},
+      {"Asin", U, "Arc sine element-wise (NaN outside [-1, 1]).", dim_first, lower_unary<Prim::Asin>, nullptr, {}, "see vec_math", grad_asin},
+      {"Acos", U, "Arc cosine element-wise (NaN outside [-1, 1]).", dim_first, lower_unary<Prim::Acos>, nullptr, {}, "see vec_math", grad_acos},
+      {"Atan", U, "Arc tangent element-wise.", dim_first, lower_unary<Prim::Atan>, nullptr, {}, "see vec_math", grad_atan},
+      {"Sign", U, "Sign element-wise (0 at 0 and at NaN).", dim_first, lower_map<sign_of>, nullptr, {}, "exact", grad_zero},
+      {"Step", U, "Heaviside step element-wise: 0 below 0, else 1 (1 at 0 and at NaN, as KeOps).", dim_first, lower_map<step_of>, nullptr, {}, "exact", grad_zero},
+      {"ReLU", U, "max(x, 0) element-wise (NaN stays NaN).", dim_first, lower_map<relu_of>, nullptr, {}, "exact", grad_relu},
+      {"Floor", U, "Floor element-wise.", dim_first, lower_unary<Prim::Floor>, nullptr, {}, "exact", grad_zero},
+      {"XLogX", U, "x*log(x) element-wise (0 at 0).", dim_first, lower_map<xlogx_of>, nullptr, {}, "as Log, plus one rounding", grad_xlogx},
+      {"SinXDivX", U, "sin(x)/x element-wise (1 at 0).", dim_first, lower_map<sinxdivx_of>, nullptr, {}, "as Sin, plus one rounding", grad_sinxdivx},
+      {"Pow", "FI", "Integer power Pow(f, m) element-wise.", dim_pow, lower_pow, simplify_pow, {}, {}, grad_pow},
+      {"Round", "FI", "Round(f, d): round(f * 10^d) / 10^d element-wise, halves away from zero.", dim_round, lower_map<round_of>, nullptr, {}, "exact for d = 0", grad_zero},
+      {"ClampInt", "FII", "ClampInt(f, a, b): f clamped to the integers [a, b].", dim_clampint, lower_map<clamp_of>, nullptr, {}, "exact", grad_clampint},
+      {"DiffClampInt", "FII", "Indicator of a < f < b (derivative of ClampInt).", dim_clampint, lower_map<diff_clampint_of>, nullptr, {}, "exact", grad_zero},
+      {"Atan2", B, "Atan2(y, x) element-wise.", dim_vect, lower_binary<Prim::Atan2>, nullptr, {}, "see vec_math", grad_atan2},
+      {"Powf", B, "Powf(f, g) = exp(g*log(f)) element-wise (NaN for f < 0).", dim_vect, lower_map<powf_of>, nullptr, {}, "as Exp and Log composed", grad_powf},
+      {"Equal", B, "1 where f == g, else 0.", dim_vect, lower_map<cmp_of<Prim::Eq>>, nullptr, {}, "exact", grad_zero},
+      {"NotEqual", B, "1 where f != g, else 0.", dim_vect, lower_map<cmp_of<Prim::Ne>>, nullptr, {}, "exact", grad_zero},
+      {"LessThan", B, "1 where f < g, else 0.", dim_vect, lower_map<cmp_of<Prim::Lt>>, nullptr, {}, "exact", grad_zero},
+      {"LessOrEqual", B, "1 where f <= g, else 0.", dim_vect, lower_map<cmp_of<Prim::Le>>, nullptr, {}, "exact", grad_zero},
+      {"Clamp", "FFF", "Clamp(f, a, b): f clamped to [a, b].", dim_vect, lower_map<clamp_of>, nullptr, {}, "exact", grad_clamp},
+      {"IfElse", "FFF", "IfElse(f, a, b): a where f >= 0, else b (b where f is NaN).", dim_vect, lower_map<ifelse_of>, simplify_ifelse, {}, "exact", grad_ifelse},
+      {"Mod", "FFF", "Mod(f, n, d) = f - n*floor((f - d)/n).", dim_vect, lower_map<mod_of>, nullptr, {}, "a few roundings", grad_mod},
       // vector and structural operations
-      {"Sum", U, "Sum of the components.", dim_one, lower_sum, simplify_sum},
-      {"SumT", "FI", "SumT(f, d): scalar f repeated d times (adjoint of Sum).", dim_sumt, lower_sumt},
-      {"Max", U, "Largest component (NaN if any is NaN).", dim_one, lower_extremum<Prim::Max>},
-      {"Min", U, "Smallest component (NaN if any is NaN).", dim_one, lower_extremum<Prim::Min>},
-      {"ArgMax", U, "Index of the first largest component, as a float (NaN components are skipped).", dim_one, lower_argextremum<true>},
-      {"ArgMin", U, "Index of the first smallest component, as a float (NaN components are skipped).", dim_one, lower_argextremum<false>},
-      {"Elem", "FI", "Elem(f, m): component m.", dim_elem, lower_elem},
-      {"ElemT", "FII", "ElemT(f, n, m): scalar f placed at index m of a zero vector of dimension n.", dim_elemt, lower_elemt},
-      {"Extract", "FII", "Extract(f, start, d): components start..start+d-1.", dim_extract, lower_extract},
-      {"ExtractT", "FII", "ExtractT(f, start, D): f placed at start in a zero vector of dimension D.", dim_extractt, lower_extractt},
-      {"Concat", B, "Concatenation of two vectors.", dim_concat, lower_concat},
-      {"OneHot", "FI", "OneHot(f, D): one-hot encoding of the scalar f rounded to the nearest integer.", dim_onehot, lower_onehot},
-      {"Scalprod", B, "Scalar product of two vectors of equal dimension.", dim_equal_to_one, lower_scalprod, simplify_to_scalar_zero, "|"},
-      {"SqNorm2", U, "Squared Euclidean norm.", dim_one, lower_sqnorm2, simplify_to_scalar_zero},
-      {"Norm2", U, "Euclidean norm.", dim_one, lower_norm2},
-      {"Normalize", U, "f / |f| (0 where f = 0).", dim_first, lower_normalize},
-      {"SqDist", B, "Squared Euclidean distance; dims equal or 1.", [](const NodeKey& k) { dim_vect(k); return 1; }, lower_sqdist, simplify_to_scalar_zero},
-      {"SqNormIso", B, "SqNormIso(s, f) = s * |f|^2 (s scalar).", dim_sqnorm_weighted, lower_weighted_sqnorm},
-      {"SqNormDiag", B, "SqNormDiag(s, f) = sum(s * f^2).", dim_sqnorm_weighted, lower_weighted_sqnorm},
-      {"SymSqNorm", B, "SymSqNorm(A, f) = f^T A f (A of dimension n^2, row-major).", dim_sqnorm_weighted, lower_weighted_sqnorm},
-      {"WeightedSqNorm", B, "WeightedSqNorm(s, f): SqNormIso, SqNormDiag or SymSqNorm by the dimension of s (1, n or n^2).", dim_sqnorm_weighted, lower_weighted_sqnorm},
-      {"WeightedSqDist", "FFF", "WeightedSqDist(s, f, g) = WeightedSqNorm(s, f - g).", dim_weighted_sqdist, lower_weighted_sqdist},
-      {"MatVecMult", B, "MatVecMult(A, b): row-major matrix A times vector b: out[i] = sum_k A[i*n_b + k] b[k].", dim_matvec, lower_matvec},
-      {"VecMatMult", B, "VecMatMult(b, A): vector b times row-major matrix A: out[i] = sum_k b[k] A[k*n_out + i].", dim_matvec, lower_vecmat},
-      {"TensorProd", B, "Row-major outer product: out[k*n_g + l] = f[k] g[l].", dim_product, lower_tensorprod},
-      {"TensorDot", "FFLLLL?L", "TensorDot(f, g, dims_f, dims_g, contract_f, contract_g[, permutation]): numpy.tensordot on row-major shapes, then an optional transpose.", dim_tensordot, lower_tensordot},
-      {"Kron", "FFLL", "Kronecker product Kron(f, g, dims_f, dims_g), as numpy.kron on row-major shapes.", dim_kron, lower_kron},
-      {"BSpline", "FFI", "BSpline(knots, x, order): the B-spline basis functions of that order at x (Cox-de Boor; empty spans count 0).", dim_bspline, lower_bspline},
-      {"SoftDTW_SqDist", "FFF", "SoftDTW_SqDist(x, y, gamma): soft-DTW between series x and y with costs (x_i - y_j)^2.", dim_softdtw, lower_softdtw},
-      {"GradSoftDTW_SqDist", "FFF", "Gradient of SoftDTW_SqDist with respect to (x, y).", dim_grad_softdtw},
-      {"GradMatrix", B, "GradMatrix(f, v): transposed Jacobian of f with respect to v.", dim_gradmatrix},
+      {"Sum", U, "Sum of the components.", dim_one, lower_sum, simplify_sum, {}, {}, grad_sum},
+      {"SumT", "FI", "SumT(f, d): scalar f repeated d times (adjoint of Sum).", dim_sumt, lower_sumt, simplify_sumt, {}, {}, grad_sumt},
+      {"Max", U, "Largest component (NaN if any is NaN).", dim_one, lower_extremum<Prim::Max>, nullptr, {}, {}, grad_extremum<true>},
+      {"Min", U, "Smallest component (NaN if any is NaN).", dim_one, lower_extremum<Prim::Min>, nullptr, {}, {}, grad_extremum<false>},
+      {"ArgMax", U, "Index of the first largest component, as a float (NaN components are skipped).", dim_one, lower_argextremum<true>, nullptr, {}, {}, grad_zero},
+      {"ArgMin", U, "Index of the first smallest component, as a float (NaN components are skipped).", dim_one, lower_argextremum<false>, nullptr, {}, {}, grad_zero},
+      {"Elem", "FI", "Elem(f, m): component m.", dim_elem, lower_elem, simplify_elem, {}, {}, grad_elem},
+      {"ElemT", "FII", "ElemT(f, n, m): scalar f placed at index m of a zero vector of dimension n.", dim_elemt, lower_elemt, simplify_elemt, {}, {}, grad_elemt},
+      {"Extract", "FII", "Extract(f, start, d): components start..start+d-1.", dim_extract, lower_extract, simplify_extract, {}, {}, grad_extract},
+      {"ExtractT", "FII", "ExtractT(f, start, D): f placed at start in a zero vector of dimension D.", dim_extractt, lower_extractt, simplify_extractt, {}, {}, grad_extractt},
+      {"Concat", B, "Concatenation of two vectors.", dim_concat, lower_concat, simplify_zero_if_all_zero, {}, {}, grad_concat},
+      {"OneHot", "FI", "OneHot(f, D): one-hot encoding of the scalar f rounded to the nearest integer.", dim_onehot, lower_onehot, nullptr, {}, {}, grad_zero},
+      {"Scalprod", B, "Scalar product of two vectors of equal dimension.", dim_equal_to_one, lower_scalprod, simplify_zero_if_any_zero, "|", {}, grad_scalprod},
+      {"SqNorm2", U, "Squared Euclidean norm.", dim_one, lower_sqnorm2, simplify_zero_if_all_zero, {}, {}, grad_sqnorm2},
+      {"Norm2", U, "Euclidean norm.", dim_one, lower_norm2, simplify_zero_if_all_zero, {}, {}, grad_norm2},
+      {"Normalize", U, "f / |f| (0 where f = 0).", dim_first, lower_normalize, simplify_zero_if_all_zero, {}, {}, grad_normalize},
+      {"SqDist", B, "Squared Euclidean distance; dims equal or 1.", [](const NodeKey& k) { dim_vect(k); return 1; }, lower_sqdist, simplify_zero_if_all_zero, {}, {}, grad_sqdist},
+      {"SqNormIso", B, "SqNormIso(s, f) = s * |f|^2 (s scalar).", dim_sqnorm_weighted, lower_weighted_sqnorm, simplify_zero_if_any_zero, {}, {}, grad_weighted_sqnorm},
+      {"SqNormDiag", B, "SqNormDiag(s, f) = sum(s * f^2).", dim_sqnorm_weighted, lower_weighted_sqnorm, simplify_zero_if_any_zero, {}, {}, grad_weighted_sqnorm},
+      {"SymSqNorm", B, "SymSqNorm(A, f) = f^T A f (A of dimension n^2, row-major).", dim_sqnorm_weighted, lower_weighted_sqnorm, simplify_zero_if_any_zero, {}, {}, grad_weighted_sqnorm},
+      {"WeightedSqNorm", B, "WeightedSqNorm(s, f): SqNormIso, SqNormDiag or SymSqNorm by the dimension of s (1, n or n^2).", dim_sqnorm_weighted, lower_weighted_sqnorm, simplify_zero_if_any_zero, {}, {}, grad_weighted_sqnorm},
+      {"WeightedSqDist", "FFF", "WeightedSqDist(s, f, g) = WeightedSqNorm(s, f - g).", dim_weighted_sqdist, lower_weighted_sqdist, simplify_weighted_sqdist, {}, {}, grad_weighted_sqdist},
+      {"MatVecMult", B, "MatVecMult(A, b): row-major matrix A times vector b: out[i] = sum_k A[i*n_b + k] b[k].", dim_matvec, lower_matvec, simplify_zero_if_any_zero, {}, {}, grad_matvec},
+      {"VecMatMult", B, "VecMatMult(b, A): vector b times row-major matrix A: out[i] = sum_k b[k] A[k*n_out + i].", dim_matvec, lower_vecmat, simplify_zero_if_any_zero, {}, {}, grad_vecmat},
+      {"TensorProd", B, "Row-major outer product: out[k*n_g + l] = f[k] g[l].", dim_product, lower_tensorprod, simplify_zero_if_any_zero, {}, {}, grad_tensorprod},
+      {"TensorDot", "FFLLLL?L", "TensorDot(f, g, dims_f, dims_g, contract_f, contract_g[, permutation]): numpy.tensordot on row-major shapes, then an optional transpose.", dim_tensordot, lower_tensordot, simplify_zero_if_any_zero, {}, {}, grad_tensordot},
+      {"Kron", "FFLL", "Kronecker product Kron(f, g, dims_f, dims_g), as numpy.kron on row-major shapes.", dim_kron, lower_kron, simplify_zero_if_any_zero, {}, {}, grad_kron},
+      {"BSpline", "FFI", "BSpline(knots, x, order): the B-spline basis functions of that order at x (Cox-de Boor; empty spans count 0).", dim_bspline, lower_bspline, nullptr, {}, {}, grad_bspline},
+      {"SoftDTW_SqDist", "FFF", "SoftDTW_SqDist(x, y, gamma): soft-DTW between series x and y with costs (x_i - y_j)^2.", dim_softdtw, lower_softdtw, nullptr, {}, {}, grad_softdtw},
+      {"GradSoftDTW_SqDist", "FFF", "GradSoftDTW_SqDist(x, y, gamma): gradient of SoftDTW_SqDist with respect to (x, y), dim n + m (backward recursion); not itself differentiable.", dim_grad_softdtw, lower_grad_softdtw, nullptr, {}, {}, grad_not_differentiable},
+      {"GradMatrix", B, "GradMatrix(f, v): transposed Jacobian, out[k*v.dim + l] = d f_k / d v_l (the gradients of f's components, concatenated); resolved at construction.", dim_gradmatrix, nullptr, simplify_gradmatrix, {}, {}, grad_resolved},
       // complex numbers (interleaved real and imaginary parts)
-      {"ComplexReal", U, "Real parts.", dim_complex_half, lower_complex_real},
-      {"ComplexImag", U, "Imaginary parts.", dim_complex_half, lower_complex_imag},
-      {"ComplexSquareAbs", U, "Squared moduli.", dim_complex_half, lower_complex_scalar<0>},
-      {"ComplexAbs", U, "Moduli.", dim_complex_half, lower_complex_scalar<1>},
-      {"ComplexAngle", U, "Arguments.", dim_complex_half, lower_complex_scalar<2>},
-      {"Real2Complex", U, "Real vector to complex.", dim_complex_double, lower_to_complex<0>},
-      {"Imag2Complex", U, "Real vector to purely imaginary complex.", dim_complex_double, lower_to_complex<1>},
-      {"ComplexExp1j", U, "exp(1j * x) of a real vector.", dim_complex_double, lower_to_complex<2>},
-      {"Conj", U, "Complex conjugate.", dim_complex_same, lower_conj},
-      {"ComplexExp", U, "Complex exponential.", dim_complex_same, lower_complex_exp},
-      {"ComplexAdd", B, "Complex sum.", dim_complex_binary, lower_complex_binary<0>},
-      {"ComplexSubtract", B, "Complex difference.", dim_complex_binary, lower_complex_binary<1>},
-      {"ComplexMult", B, "Complex product.", dim_complex_binary, lower_complex_binary<2>},
-      {"ComplexDivide", B, "Complex quotient.", dim_complex_binary, lower_complex_binary<3>},
-      {"ComplexRealScal", B, "Real scalar times complex vector.", dim_complex_realscal, lower_complex_realscal},
-      {"ComplexSum", U, "Sum of complex components.", dim_complex_two, lower_complex_sum},
-      {"ComplexSumT", "FI", "Complex scalar repeated (adjoint of ComplexSum).", dim_complex_sumt, lower_complex_sumt},
+      {"ComplexReal", U, "Real parts.", dim_complex_half, lower_complex_real, simplify_complex_part<false>, {}, {}, grad_complex_real},
+      {"ComplexImag", U, "Imaginary parts.", dim_complex_half, lower_complex_imag, simplify_complex_part<true>, {}, {}, grad_complex_imag},
+      {"ComplexSquareAbs", U, "Squared moduli.", dim_complex_half, lower_complex_scalar<0>, simplify_zero_if_all_zero, {}, {}, grad_complex_squareabs},
+      {"ComplexAbs", U, "Moduli.", dim_complex_half, lower_complex_scalar<1>, simplify_zero_if_all_zero, {}, {}, grad_complex_abs},
+      {"ComplexAngle", U, "Arguments.", dim_complex_half, lower_complex_scalar<2>, nullptr, {}, {}, grad_complex_angle},
+      {"Real2Complex", U, "Real vector to complex.", dim_complex_double, lower_to_complex<0>, simplify_zero_if_all_zero, {}, {}, grad_real2complex},
+      {"Imag2Complex", U, "Real vector to purely imaginary complex.", dim_complex_double, lower_to_complex<1>, simplify_zero_if_all_zero, {}, {}, grad_imag2complex},
+      {"ComplexExp1j", U, "exp(1j * x) of a real vector.", dim_complex_double, lower_to_complex<2>, nullptr, {}, {}, grad_complex_exp1j},
+      {"Conj", U, "Complex conjugate.", dim_complex_same, lower_conj, simplify_conj, {}, {}, grad_conj},
+      {"ComplexExp", U, "Complex exponential.", dim_complex_same, lower_complex_exp, nullptr, {}, {}, grad_complex_exp},
+      {"ComplexAdd", B, "Complex sum.", dim_complex_binary, lower_complex_binary<0>, simplify_complex_add, {}, {}, grad_complex_add},
+      {"ComplexSubtract", B, "Complex difference.", dim_complex_binary, lower_complex_binary<1>, simplify_complex_subtract, {}, {}, grad_complex_subtract},
+      {"ComplexMult", B, "Complex product.", dim_complex_binary, lower_complex_binary<2>, simplify_zero_if_any_zero, {}, {}, grad_complex_mult},
+      {"ComplexDivide", B, "Complex quotient.", dim_complex_binary, lower_complex_binary<3>, simplify_complex_divide, {}, {}, grad_complex_divide},
+      {"ComplexRealScal", B, "Real scalar times complex vector.", dim_complex_realscal, lower_complex_realscal, simplify_zero_if_any_zero, {}, {}, grad_complex_realscal},
+      {"ComplexSum", U, "Sum of complex components.", dim_complex_two, lower_complex_sum, simplify_zero_if_all_zero, {}, {}, grad_complex_sum},
+      {"ComplexSumT", "FI", "Complex scalar repeated (adjoint of ComplexSum).", dim_complex_sumt, lower_complex_sumt, simplify_complex_sumt, {}, {}, grad_complex_sumt},
       // symbolic differentiation and linear operators
-      {"Grad", "FF?F", "Grad(f, v, e): vector-Jacobian product of f with respect to variable v, contracted with e.", dim_grad},
-      {"Diff", "FF?F", "Diff(f, v, u): differential of f with respect to v in direction u.", dim_diff},
-      {"Divergence", B, "Divergence(f, v): trace of the Jacobian of f with respect to v.", dim_divergence},
-      {"Laplacian", B, "Laplacian(f, v) of a scalar f.", dim_laplacian},
-      {"TraceOperator", "FF?F", "Trace of the linear map v -> f(v).", dim_one},
-      {"AdjointOperator", "FFF", "AdjointOperator(f, v, u): adjoint of the linear map v -> f(v) applied to u.", dim_of_second},
-      {"SumLinOperator", "FF?FF", "Sum of the entries of the linear map v -> f(v).", dim_one},
+      {"Grad", "FF?F", "Grad(f, v, e): vector-Jacobian product of f with respect to variable v, contracted with e; e omitted: a new Var(next position, f.dim, 1 - v.cat). Resolved at construction.", dim_grad, nullptr, simplify_grad, {}, {}, grad_resolved},
+      {"Diff", "FF?F", "Diff(f, v, u): differential J u of f with respect to v in direction u (u omitted: a new Var(next position, v.dim, v.cat)). Resolved at construction.", dim_diff, nullptr, simplify_diff, {}, {}, grad_resolved},
+      {"Divergence", B, "Divergence(f, v): trace of the Jacobian of f with respect to v (f.dim == v.dim). Resolved at construction.", dim_divergence, nullptr, simplify_divergence, {}, {}, grad_resolved},
+      {"Laplacian", B, "Laplacian(f, v) = Divergence(Grad(f, v, 1), v) of a scalar f. Resolved at construction.", dim_laplacian, nullptr, simplify_laplacian, {}, {}, grad_resolved},
+      {"TraceOperator", "FF?F", "TraceOperator(f, v[, w]): trace of the linear map v -> f(v) (f.dim 1 or v.dim), weighted by w (dim 1 or v.dim). Resolved at construction.", dim_one, nullptr, simplify_trace, {}, {}, grad_resolved},
+      {"AdjointOperator", "FFF", "AdjointOperator(f, v, u): adjoint of the linear map v -> f(v) applied to u (UserError if f is not linear in v). Resolved at construction.", dim_of_second, nullptr, simplify_adjoint, {}, {}, grad_resolved},
+      {"SumLinOperator", "FF?FF", "SumLinOperator(f, v[, wl, wr]): sum_kl wl_k M_kl wr_l for the matrix M of the linear map v -> f(v). Resolved at construction.", dim_one, nullptr, simplify_sumlin, {}, {}, grad_resolved},
       // Lowering numbers values (CSE), so a shared subformula is always computed once: both are f itself.
-      {"Factorize", B, "Factorize(f, g): f, with the subformula g computed once (always the case here).", dim_first, lower_first},
-      {"AutoFactorize", U, "AutoFactorize(f): f, with repeated subformulas computed once (always the case here).", dim_first, lower_first},
+      {"Factorize", B, "Factorize(f, g): f, with the subformula g computed once (always the case here).", dim_first, lower_first, nullptr, {}, {}, grad_factorize},
+      {"AutoFactorize", U, "AutoFactorize(f): f, with repeated subformulas computed once (always the case here).", dim_first, lower_first, nullptr, {}, {}, grad_identity},
   };
 }
 

@@ -16,6 +16,12 @@ using DimFn = int (*)(const NodeKey&);
 using SimplifyFn = NodeRef (*)(const NodeKey&, int dim);
 // Scalar code for a node, given the lowered values of its formula arguments.
 using LowerFn = Vals (*)(Lowerer&, const Node&, const std::vector<Vals>&);
+// Derivative rule (vector-Jacobian product, one step of the chain rule): given the node n, one of its formula
+// arguments k and the adjoint e of n (a formula of n's dimension), the contribution to the adjoint of n.arg(k),
+// a formula of that argument's dimension (broadcast arguments are summed back by the rule). The pass in
+// differentiate.h calls it only for arguments that depend on the variable and accumulates the contributions.
+// A rule throws NotSupported naming the operation for an argument it cannot differentiate.
+using GradFn = NodeRef (*)(const Node& n, size_t k, NodeRef e);
 
 struct OpInfo {
   std::string_view name;
@@ -27,6 +33,7 @@ struct OpInfo {
   SimplifyFn simplify = nullptr;
   std::string_view infix = {};    // printed as (a <infix> b) when set
   std::string_view accuracy = {};
+  GradFn grad = nullptr;          // every entry has one (leaves: never called; zero for piecewise-constant ops)
 };
 
 const OpInfo* find_op(std::string_view name);

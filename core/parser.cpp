@@ -5,6 +5,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "differentiate.h"
 #include "errors.h"
 #include "op_table.h"
 
@@ -282,7 +283,8 @@ class Parser {
     if (!is_call) {
       auto it = names_.find(name);
       if (it != names_.end()) return formula_value(build(t.col, "Var", {}, {it->second->pos, it->second->dim, it->second->cat}), t.col);
-      if (find_op(name) || find_reduction(name)) fail_at(t.col, "'" + name + "' is an operation and needs arguments");
+      if (find_op(name) || find_reduction(name) || name == "Grad_WithSavedForward" || name == "Diff_WithSavedForward")
+        fail_at(t.col, "'" + name + "' is an operation and needs arguments");
       fail_at(t.col, "unknown name '" + name + "' (not an alias nor an operation)");
     }
     if (name == "Vi" || name == "Vj" || name == "Pm") {
@@ -292,6 +294,7 @@ class Parser {
       return formula_value(build(t.col, "Var", {}, {int_arg(args[0], name, 0), int_arg(args[1], name, 1), cat}), t.col);
     }
     if (const ReductionInfo* r = find_reduction(name)) return reduction(t, *r);
+    if (name == "Grad_WithSavedForward" || name == "Diff_WithSavedForward") return saved_forward(t);
     const OpInfo* op = find_op(name);
     if (!op) fail_at(t.col, "unknown operation '" + name + "'");
     std::vector<Value> args = call_args();
@@ -363,6 +366,26 @@ class Parser {
     }
     if (r.tag != 0 && r.tag != 1) fail_at(t.col, name + ": the tag must be 0 (output indexed by i) or 1 (by j), got " + std::to_string(r.tag));
     return v;
+  }
+
+  // Grad_WithSavedForward(red, v, gradin, f0) and Diff_WithSavedForward(red, v, u, f0): the gradient (or
+  // differential) of a reduction, itself a reduction, resolved here (see differentiate.h).
+  Value saved_forward(const Token& t) {
+    const std::string& name = t.text;
+    const bool is_grad = name == "Grad_WithSavedForward";
+    std::vector<Value> args = call_args();
+    if (args.size() != 4)
+      fail_at(t.col, name + ": expected arguments (reduction, variable, " + (is_grad ? "gradient input" : "direction") +
+                         ", saved forward output)");
+    if (args[0].kind != Value::Red) fail_at(args[0].col, name + ": the first argument must be a reduction");
+    NodeRef v = formula(args[1]), w = formula(args[2]), f0 = formula(args[3]);
+    Value out{Value::Red, nullptr, 0, {}, {}, t.col};
+    try {
+      out.red = is_grad ? grad_reduction(args[0].red, v, w, f0) : diff_reduction(args[0].red, v, w, f0);
+    } catch (const UserError& e) {
+      fail_at(t.col, e.what());
+    }
+    return out;
   }
 
   std::vector<Token> toks_;

@@ -22,7 +22,7 @@ namespace keops {
 
 namespace {
 
-constexpr const char* kEngineVersion = "keops-jit-1";
+constexpr const char* kEngineVersion = "keops-jit-2";  // bump when the kernel ABI or layout changes
 
 struct Cache {
   std::mutex mutex;
@@ -164,6 +164,20 @@ CacheStats cache_stats() {
   return cache().stats;
 }
 
+// Parses, lowers and checks a request.
+std::pair<Program, KernelOptions> prepare(const KernelRequest& r) {
+  std::vector<Alias> aliases = parse_aliases(r.aliases);
+  Reduction red = parse_reduction(r.formula, aliases);
+  Program program = lower(red, argument_table(red, aliases));
+  KernelOptions options = parse_options(program, r);
+  return {std::move(program), options};
+}
+
+std::string kernel_ir(const KernelRequest& r) {
+  auto [program, options] = prepare(r);
+  return cpu::optimized_ir(program, options);
+}
+
 std::shared_ptr<const Kernel> get_kernel(const KernelRequest& r) {
   Cache& c = cache();
   std::string request_key = r.formula + "\n" + r.dtype + "\n" + r.dtype_acc + "\n" + r.sum_scheme;
@@ -177,10 +191,7 @@ std::shared_ptr<const Kernel> get_kernel(const KernelRequest& r) {
       return it->second;
     }
   }
-  std::vector<Alias> aliases = parse_aliases(r.aliases);
-  Reduction red = parse_reduction(r.formula, aliases);
-  Program program = lower(red, argument_table(red, aliases));
-  KernelOptions options = parse_options(program, r);
+  auto [program, options] = prepare(r);
   std::string program_key = std::string(kEngineVersion) + "\n" + cpu::host_signature() + "\n" + options.text() + "\n" +
                             program.canonical;
   for (const ArgInfo& a : program.args) program_key += "\n" + std::to_string(a.dim) + "," + std::to_string(a.cat);
@@ -327,10 +338,11 @@ void Kernel::run(const Launch& L) const {
   std::vector<int64_t> intervals;
   plan_blocks(p, L, n_outer, n_inner, blocks, intervals);
   if (p.reduction == ReductionKind::Sum && options_.scheme == SumScheme::Block) {
-    // Flush period: about sqrt(N) as in KeOps, rounded up to whole vectors so that pieces have no scalar tails.
+    // Flush period: about sqrt(N) as in KeOps, but at least 32 vectors (each lane already sums only every W-th
+    // term) and whole vectors, so that pieces have no scalar tails and the per-piece overhead stays small.
     const int64_t w = cpu::vector_width(options_.dtype);
     int64_t period = static_cast<int64_t>(std::sqrt(static_cast<double>(std::max<int64_t>(n_inner, 1))));
-    period = std::max<int64_t>(w, (period + w - 1) / w * w);
+    period = std::max<int64_t>(32 * w, (period + w - 1) / w * w);
     split_for_block_sum(blocks, intervals, period);
   }
 
@@ -353,11 +365,10 @@ void Kernel::run(const Launch& L) const {
       batch_args[bi][pos] = src;
       if (a.cat != inner_cat || a.dim == 1 || n_inner == 0) continue;
       auto [it, fresh] = transposed.try_emplace({pos, offset});
-      if (fresh) {  // component-major, so that the kernel reads W consecutive j with one vector load
-        it->second.resize(elem * a.dim * n_inner);
-        unsigned char* dst = it->second.data();
-        for (int64_t j = 0; j < n_inner; ++j)
-          for (int c = 0; c < a.dim; ++c) std::memcpy(dst + (c * n_inner + j) * elem, src + (j * a.dim + c) * elem, elem);
+      if (fresh) {  // tile-major, so that the kernel reads W consecutive j with one contiguous vector load
+        const int w = cpu::vector_width(options_.dtype);
+        it->second.resize(elem * a.dim * ((n_inner + w - 1) / w) * w);
+        cpu::tile_major(src, it->second.data(), n_inner, a.dim, w, elem);
       }
       batch_args[bi][pos] = it->second.data();
     }
@@ -392,8 +403,8 @@ void Kernel::run(const Launch& L) const {
   cpu::KernelFn fn = fn_;
   parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t t) {
     const Task& task = tasks[t];
-    fn(task.r0, task.r1, intervals.data() + 2 * task.block->first, task.block->count, n_inner,
-       batch_args[task.batch].data(), batch_outs[task.batch].data());
+    fn(task.r0, task.r1, intervals.data() + 2 * task.block->first, task.block->count, batch_args[task.batch].data(),
+       batch_outs[task.batch].data());
   });
 }
 

@@ -51,6 +51,9 @@ class Kernel {
 
 std::shared_ptr<const Kernel> get_kernel(const KernelRequest& request);
 
+// The optimised LLVM IR of the request's CPU kernel (for inspection; not cached).
+std::string kernel_ir(const KernelRequest& request);
+
 struct CacheStats {
   int64_t requests = 0, memory_hits = 0, disk_hits = 0, compiled = 0;
 };

@@ -19,6 +19,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -226,14 +227,54 @@ class ReductionCodegen {
     return st;
   }
 
-  // Folds every lane of a W-wide state into a scalar state.
+  // Folds every lane of a W-wide state into a scalar state. K-reductions, whose combine step is K^2
+  // compare-and-swaps, go through memory and a loop over lanes, to keep the code (and compile time) small.
   State merge(State scalar, const State& lanes, int w) {
+    if (p_.reduction == ReductionKind::KMin || p_.reduction == ReductionKind::ArgKMin ||
+        p_.reduction == ReductionKind::KMinArgKMin)
+      return merge_by_loop(scalar, lanes, w);
     for (int l = 0; l < w; ++l) {
       State lane;
       for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
       scalar = combine(scalar, lane);
     }
     return scalar;
+  }
+
+  State merge_by_loop(const State& scalar, const State& lanes, int w) {
+    llvm::Function* fn = b_.GetInsertBlock()->getParent();
+    IRBuilder<> at_entry(&fn->getEntryBlock(), fn->getEntryBlock().begin());  // allocas once per call, not per row
+    std::vector<Value*> spill;
+    for (Value* v : lanes) {
+      llvm::Type* et = llvm::cast<llvm::FixedVectorType>(v->getType())->getElementType();
+      llvm::AllocaInst* slot = at_entry.CreateAlloca(et, at_entry.getInt64(w));
+      slot->setAlignment(llvm::Align(64));  // vector stores assume the vector's own alignment
+      b_.CreateStore(v, b_.CreatePointerCast(slot, llvm::PointerType::getUnqual(v->getType())));
+      spill.push_back(slot);
+    }
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* body = llvm::BasicBlock::Create(b_.getContext(), "merge", fn);
+    auto* after = llvm::BasicBlock::Create(b_.getContext(), "merged", fn);
+    b_.CreateBr(body);
+    b_.SetInsertPoint(body);
+    llvm::PHINode* l = b_.CreatePHI(i64_, 2);
+    std::vector<llvm::PHINode*> st;
+    for (Value* v : scalar) st.push_back(b_.CreatePHI(v->getType(), 2));
+    l->addIncoming(b_.getInt64(0), pre);
+    for (size_t k = 0; k < st.size(); ++k) st[k]->addIncoming(scalar[k], pre);
+    State lane;
+    for (size_t k = 0; k < spill.size(); ++k) {
+      llvm::Type* et = scalar[k]->getType();
+      lane.push_back(b_.CreateLoad(et, b_.CreateInBoundsGEP(et, spill[k], l)));
+    }
+    State next = combine(State(st.begin(), st.end()), lane);
+    Value* l_next = b_.CreateAdd(l, b_.getInt64(1));
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    l->addIncoming(l_next, latch);
+    for (size_t k = 0; k < st.size(); ++k) st[k]->addIncoming(next[k], latch);
+    b_.CreateCondBr(b_.CreateICmpSLT(l_next, b_.getInt64(w)), body, after);
+    b_.SetInsertPoint(after);
+    return next;
   }
 
   // Writes the finished scalar state of row `i` into the output arrays.
@@ -444,8 +485,10 @@ void add_incoming(std::vector<llvm::PHINode*>& phis, const State& st, llvm::Basi
   for (size_t k = 0; k < phis.size(); ++k) phis[k]->addIncoming(st[k], from);
 }
 
-// The kernel: for each output row in [start, end), for each interval [j0, j1) of reduced indices, a loop over W
-// consecutive j at a time (vector state) and a scalar tail; lanes are merged at the end of the row.
+// The kernel: for each output row in [start, end), for each interval [j0, j1) of reduced indices: a scalar loop up
+// to the first multiple of W, a loop over W consecutive j at a time (vector state), and the same scalar loop for the
+// rest; lanes are merged at the end of the row. Inner variables of dim > 1 are read from a tile-major copy
+// (tiles of W indices, component by component) so that a vector load is W contiguous values; dim-1 ones in place.
 void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, const std::string& symbol) {
   llvm::LLVMContext& ctx = m.getContext();
   auto fp = [&](Dtype d) { return d == Dtype::F32 ? llvm::Type::getFloatTy(ctx) : llvm::Type::getDoubleTy(ctx); };
@@ -456,9 +499,9 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   const int w = vector_width(o.dtype);
   llvm::Type* vt = llvm::FixedVectorType::get(t, w);
 
-  // void f(i64 start, i64 end, const i64* intervals, i64 n_intervals, i64 ld, const void** args, void** outs)
+  // void f(i64 start, i64 end, const i64* intervals, i64 n_intervals, const void** args, void** outs)
   auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx),
-                                      {i64, i64, llvm::PointerType::getUnqual(i64), i64, i64,
+                                      {i64, i64, llvm::PointerType::getUnqual(i64), i64,
                                        llvm::PointerType::getUnqual(ptr), llvm::PointerType::getUnqual(ptr)}, false);
   auto* fn = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, symbol, m);
   fn->addFnAttr("target-cpu", host().cpu);
@@ -469,7 +512,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   }
   fn->addFnAttr(llvm::Attribute::NoUnwind);
   auto arg = fn->arg_begin();
-  Value *start = &*arg++, *end = &*arg++, *intervals = &*arg++, *n_intervals = &*arg++, *ld = &*arg++;
+  Value *start = &*arg++, *end = &*arg++, *intervals = &*arg++, *n_intervals = &*arg++;
   Value *args = &*arg++, *outs_raw = &*arg++;
 
   IRBuilder<> b(ctx);
@@ -478,14 +521,18 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   b.setFastMathFlags(fmf);
   Emitter em(b, m, p, t);
   ReductionCodegen red(b, p, o, t, acc);
+  const int64_t W = w;
 
   auto block = [&](const char* name) { return llvm::BasicBlock::Create(ctx, name, fn); };
   auto* entry = block("entry");
   auto* row_head = block("row");
   auto* interval_head = block("interval");
+  auto* scalar_check = block("scalar_check");
+  auto* scalar_body = block("scalar_body");
+  auto* scalar_exit = block("scalar_exit");
+  auto* vec_pre = block("vec_pre");
   auto* vec_head = block("vec");
   auto* vec_exit = block("vec_exit");
-  auto* tail_head = block("tail");
   auto* interval_end = block("interval_end");
   auto* row_end = block("row_end");
   auto* done = block("done");
@@ -523,7 +570,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   State v_init = red.init(w), s_init = red.init(1);
   b.CreateCondBr(b.CreateICmpSGT(n_intervals, b.getInt64(0)), interval_head, row_end);
 
-  // interval k: [j0, j1), its vector part ending at j_vec.
+  // interval k: [j0, j1) = [j0, ja) scalar, [ja, jv) vector, [jv, j1) scalar, with ja the first multiple of W.
   b.SetInsertPoint(interval_head);
   llvm::PHINode* k = b.CreatePHI(i64, 2, "k");
   auto iv_v = state_phis(b, red.types(w)), iv_s = state_phis(b, red.types(1));
@@ -532,66 +579,95 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   add_incoming(iv_s, s_init, row_head);
   Value* j0 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateMul(k, b.getInt64(2))));
   Value* j1 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateAdd(b.CreateMul(k, b.getInt64(2)), b.getInt64(1))));
-  Value* j_vec = b.CreateAdd(j0, b.CreateAnd(b.CreateSub(j1, j0), b.getInt64(~int64_t(w - 1))));
-  b.CreateCondBr(b.CreateICmpSLT(j0, j_vec), vec_head, vec_exit);
+  Value* ja = b.CreateAnd(b.CreateAdd(j0, b.getInt64(W - 1)), b.getInt64(~(W - 1)));
+  ja = b.CreateSelect(b.CreateICmpSLT(ja, j1), ja, j1);
+  Value* jv = b.CreateAdd(ja, b.CreateAnd(b.CreateSub(j1, ja), b.getInt64(~(W - 1))));
+  b.CreateBr(scalar_check);
 
-  // vec: W consecutive j at a time.
-  b.SetInsertPoint(vec_head);
-  llvm::PHINode* j = b.CreatePHI(i64, 2, "j");
-  auto lp_v = state_phis(b, red.types(w));
-  j->addIncoming(j0, interval_head);
-  add_incoming(lp_v, as_state(iv_v), interval_head);
-  auto load_inner = [&](Value* jj, llvm::Type* ty) {
-    return [&, jj, ty](const Instr& in) -> Value* {
-      Value* idx = b.CreateAdd(b.CreateMul(ld, b.getInt64(in.comp)), jj);
-      Value* addr = b.CreateInBoundsGEP(t, base[in.pos], idx);
-      if (ty == t) return b.CreateLoad(t, addr);
-      return b.CreateAlignedLoad(ty, b.CreatePointerCast(addr, llvm::PointerType::getUnqual(ty)), llvm::Align(dtype_size(o.dtype)));
-    };
+  // The scalar loop, run twice per interval: phase 0 for the head [j0, ja), phase 1 for the tail [jv, j1).
+  b.SetInsertPoint(scalar_check);
+  llvm::PHINode* phase = b.CreatePHI(b.getInt1Ty(), 2, "phase");
+  llvm::PHINode* js = b.CreatePHI(i64, 2, "js");
+  llvm::PHINode* je = b.CreatePHI(i64, 2, "je");
+  auto sc_v = state_phis(b, red.types(w)), sc_s = state_phis(b, red.types(1));
+  phase->addIncoming(b.getFalse(), interval_head);
+  js->addIncoming(j0, interval_head);
+  je->addIncoming(ja, interval_head);
+  add_incoming(sc_v, as_state(iv_v), interval_head);
+  add_incoming(sc_s, as_state(iv_s), interval_head);
+  b.CreateCondBr(b.CreateICmpSLT(js, je), scalar_body, scalar_exit);
+
+  auto inner_address = [&](const Instr& in, Value* jj) -> Value* {
+    const int dim = p.args[in.pos].dim;
+    if (dim == 1) return b.CreateInBoundsGEP(t, base[in.pos], jj);
+    // tile-major: ((j / W) * dim + comp) * W + j % W = (j - j % W) * dim + comp * W + j % W
+    Value* lane = b.CreateAnd(jj, b.getInt64(W - 1));
+    Value* idx = b.CreateAdd(b.CreateMul(b.CreateSub(jj, lane), b.getInt64(dim)), b.getInt64(int64_t(in.comp) * W));
+    return b.CreateInBoundsGEP(t, base[in.pos], b.CreateAdd(idx, lane));
   };
-  em.emit_level(Level::Inner, vt, vec, load_inner(j, vt));
   auto pick = [&](const std::vector<Value*>& vals, const std::vector<int>& ids) {
     std::vector<Value*> r;
     for (int id : ids) r.push_back(vals[id]);
     return r;
   };
+
+  b.SetInsertPoint(scalar_body);
+  llvm::PHINode* jt = b.CreatePHI(i64, 2, "jt");
+  auto sb_s = state_phis(b, red.types(1));
+  jt->addIncoming(js, scalar_check);
+  add_incoming(sb_s, as_state(sc_s), scalar_check);
+  std::vector<Value*> tail_vals = scalar;
+  em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in) { return b.CreateLoad(t, inner_address(in, jt)); });
+  State s_next = red.update(as_state(sb_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
+  Value* jt_next = b.CreateAdd(jt, b.getInt64(1));
+  llvm::BasicBlock* scalar_latch = b.GetInsertBlock();
+  jt->addIncoming(jt_next, scalar_latch);
+  add_incoming(sb_s, s_next, scalar_latch);
+  b.CreateCondBr(b.CreateICmpSLT(jt_next, je), scalar_body, scalar_exit);
+
+  b.SetInsertPoint(scalar_exit);
+  auto se_s = state_phis(b, red.types(1));
+  add_incoming(se_s, as_state(sc_s), scalar_check);
+  add_incoming(se_s, s_next, scalar_latch);
+  b.CreateCondBr(phase, interval_end, vec_pre);
+
+  b.SetInsertPoint(vec_pre);
+  b.CreateCondBr(b.CreateICmpSLT(ja, jv), vec_head, vec_exit);
+
+  // vec: W consecutive j at a time, starting on a tile boundary.
+  b.SetInsertPoint(vec_head);
+  llvm::PHINode* j = b.CreatePHI(i64, 2, "j");
+  auto lp_v = state_phis(b, red.types(w));
+  j->addIncoming(ja, vec_pre);
+  add_incoming(lp_v, as_state(sc_v), vec_pre);
+  em.emit_level(Level::Inner, vt, vec, [&](const Instr& in) -> Value* {
+    const int dim = p.args[in.pos].dim;
+    Value* idx = dim == 1 ? j : b.CreateAdd(b.CreateMul(j, b.getInt64(dim)), b.getInt64(int64_t(in.comp) * W));
+    Value* addr = b.CreatePointerCast(b.CreateInBoundsGEP(t, base[in.pos], idx), llvm::PointerType::getUnqual(vt));
+    return b.CreateAlignedLoad(vt, addr, llvm::Align(dtype_size(o.dtype)));
+  });
   Value* j_lanes = b.CreateAdd(b.CreateVectorSplat(w, j), lane_ids);
   State v_next = red.update(as_state(lp_v), pick(vec, p.out), pick(vec, p.out2), j_lanes);
-  Value* j_next = b.CreateAdd(j, b.getInt64(w));
+  Value* j_next = b.CreateAdd(j, b.getInt64(W));
   llvm::BasicBlock* vec_latch = b.GetInsertBlock();
   j->addIncoming(j_next, vec_latch);
   add_incoming(lp_v, v_next, vec_latch);
-  b.CreateCondBr(b.CreateICmpSLT(j_next, j_vec), vec_head, vec_exit);
+  b.CreateCondBr(b.CreateICmpSLT(j_next, jv), vec_head, vec_exit);
 
-  // vec_exit: the interval's remaining j one at a time.
   b.SetInsertPoint(vec_exit);
   auto ex_v = state_phis(b, red.types(w));
-  add_incoming(ex_v, as_state(iv_v), interval_head);
+  add_incoming(ex_v, as_state(sc_v), vec_pre);
   add_incoming(ex_v, v_next, vec_latch);
-  b.CreateCondBr(b.CreateICmpSLT(j_vec, j1), tail_head, interval_end);
+  phase->addIncoming(b.getTrue(), vec_exit);
+  js->addIncoming(jv, vec_exit);
+  je->addIncoming(j1, vec_exit);
+  add_incoming(sc_v, as_state(ex_v), vec_exit);
+  add_incoming(sc_s, as_state(se_s), vec_exit);
+  b.CreateBr(scalar_check);
 
-  b.SetInsertPoint(tail_head);
-  llvm::PHINode* jt = b.CreatePHI(i64, 2, "jt");
-  auto tl_s = state_phis(b, red.types(1));
-  jt->addIncoming(j_vec, vec_exit);
-  add_incoming(tl_s, as_state(iv_s), vec_exit);
-  std::vector<Value*> tail_vals = scalar;
-  em.emit_level(Level::Inner, t, tail_vals, load_inner(jt, t));
-  State s_next = red.update(as_state(tl_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
-  Value* jt_next = b.CreateAdd(jt, b.getInt64(1));
-  llvm::BasicBlock* tail_latch = b.GetInsertBlock();
-  jt->addIncoming(jt_next, tail_latch);
-  add_incoming(tl_s, s_next, tail_latch);
-  b.CreateCondBr(b.CreateICmpSLT(jt_next, j1), tail_head, interval_end);
-
-  // interval_end: flush block sums, next interval.
+  // interval_end (reached from the tail's scalar_exit): flush block sums, next interval.
   b.SetInsertPoint(interval_end);
-  auto ie_v = state_phis(b, red.types(w)), ie_s = state_phis(b, red.types(1));
-  add_incoming(ie_v, as_state(ex_v), vec_exit);
-  add_incoming(ie_v, as_state(ex_v), tail_latch);
-  add_incoming(ie_s, as_state(iv_s), vec_exit);
-  add_incoming(ie_s, s_next, tail_latch);
-  State v_flushed = red.flush(as_state(ie_v)), s_flushed = red.flush(as_state(ie_s));
+  State v_flushed = red.flush(as_state(sc_v)), s_flushed = red.flush(as_state(se_s));
   Value* k_next = b.CreateAdd(k, b.getInt64(1));
   llvm::BasicBlock* interval_latch = b.GetInsertBlock();
   k->addIncoming(k_next, interval_latch);
@@ -624,7 +700,11 @@ void optimize(llvm::Module& m) {
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder pb(host().tm.get());
+  // The kernels are vectorised explicitly: the loop and SLP vectorisers would only cost compile time.
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopVectorization = false;
+  tuning.SLPVectorization = false;
+  llvm::PassBuilder pb(host().tm.get(), tuning);
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);
   pb.registerFunctionAnalyses(fam);
@@ -662,6 +742,18 @@ llvm::orc::LLJIT& jit() {
 }  // namespace
 
 const std::string& host_signature() { return host().signature; }
+
+void tile_major(const void* src, void* dst, int64_t n, int dim, int w, size_t elem_size) {
+  const auto* in = static_cast<const unsigned char*>(src);
+  auto* out = static_cast<unsigned char*>(dst);
+  const int64_t tiles = (n + w - 1) / w;
+  std::memset(out, 0, tiles * w * dim * elem_size);  // the last tile's padding is never reduced, but defined
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t tile = j / w, lane = j % w;
+    for (int c = 0; c < dim; ++c)
+      std::memcpy(out + ((tile * dim + c) * w + lane) * elem_size, in + (j * dim + c) * elem_size, elem_size);
+  }
+}
 
 int vector_width(Dtype dtype) {
   int bytes = host().avx512 ? 64 : host().avx ? 32 : 16;

@@ -9,10 +9,15 @@
 namespace keops::cpu {
 
 // Reduces rows [start, end) of the output over the reduced indices in intervals[2k] <= j < intervals[2k+1],
-// k < n_intervals. args[pos]: outer variables row-major (n_outer, dim), inner variables component-major (dim, ld)
-// so that consecutive j are contiguous, parameters (dim). outs: the arrays of output_specs(), row-major.
-using KernelFn = void (*)(int64_t start, int64_t end, const int64_t* intervals, int64_t n_intervals, int64_t ld,
+// k < n_intervals. args[pos]: outer variables row-major (n_outer, dim); inner variables of dim 1 as they are,
+// of dim > 1 tile-major (see tile_major()); parameters (dim). outs: the arrays of output_specs(), row-major.
+using KernelFn = void (*)(int64_t start, int64_t end, const int64_t* intervals, int64_t n_intervals,
                           const void* const* args, void* const* outs);
+
+// Copies rows (n, dim) into the layout kernels read inner variables of dim > 1 from: tiles of W = vector_width()
+// consecutive rows, each stored component by component (element (j, c) at ((j / W) * dim + c) * W + j % W).
+// `dst` holds ceil(n / W) * W * dim elements of `elem_size` bytes.
+void tile_major(const void* src, void* dst, int64_t n, int dim, int w, size_t elem_size);
 
 // Generates, optimises and compiles the kernel to a relocatable object defining the function `symbol`.
 std::string compile_object(const Program& p, const KernelOptions& options, const std::string& symbol);

@@ -67,12 +67,14 @@ const double kAsinD[] = {0x1.5555555555577p-3, 0x1.333333332e131p-4, 0x1.6db6db7
                          0x1.e5f5665f1030ep-9, 0x1.639c7a8e3aa9ep-6, -0x1.57fd835704ff9p-6,
                          0x1.0b46bddd21178p-5};
 
-// ---- constants split into a leading part (the type's rounding of the value) and the rest ----
+// ---- constants split into a leading part and the rest, in the target type ----
 struct Split2 {
   double f1, f2, d1, d2;
 };
 constexpr Split2 kLn2 = {0x1.62e430p-1, -0x1.05c610p-29, 0x1.62e42fefa39efp-1, 0x1.abc9e3b39803fp-56};
-constexpr Split2 kPio4 = {0x1.921fb6p-1, -0x1.777a5cp-26, 0x1.921fb54442d18p-1, 0x1.1a62633145c07p-55};
+// ln2 with a 16 / 42-bit leading part: k * lead is exact for every binary exponent k of log's input
+constexpr Split2 kLn2Short = {0x1.62e4p-1, 0x1.7f7d1cp-20, 0x1.62e42fefa38p-1, 0x1.ef35793c76730p-45};
+constexpr Split2 kPio4 = {0x1.921fb8p-1, -0x1.5dde98p-24, 0x1.921fb54442d18p-1, 0x1.1a62633145c07p-55};  // 3*lead exact
 constexpr Split2 kPio2 = {0x1.921fb6p+0, -0x1.777a5cp-25, 0x1.921fb54442d18p+0, 0x1.1a62633145c07p-54};
 constexpr Split2 kPi = {0x1.921fb6p+1, -0x1.777a5cp-24, 0x1.921fb54442d18p+1, 0x1.1a62633145c07p-53};
 // pi/2 in three parts for the sin/cos reduction
@@ -135,6 +137,7 @@ class Em {
   Value* eq(Value* a, Value* b) { return b_.CreateFCmpOEQ(a, b); }
   Value* isnan(Value* a) { return b_.CreateFCmpUNO(a, a); }
   Value* land(Value* a, Value* b) { return b_.CreateAnd(a, b); }
+  llvm::IRBuilderBase& b() { return b_; }
   Value* lor(Value* a, Value* b) { return b_.CreateOr(a, b); }
 
   Value* as_int(Value* a) { return b_.CreateBitCast(a, ity_); }
@@ -216,28 +219,60 @@ Value* emit_sincos(llvm::IRBuilderBase& b, Value* x, bool cosine) {
   return e.sel(fin, res, e.nan());
 }
 
-// First-quadrant angle of the point (ax, ay), ax, ay >= 0 and not both 0 or inf, as k*pi/4 + p with
-// k in {0,1,2}: the ratio t is reduced to |t| <= tan(pi/8) via
-//   atan(r) = pi/4 + atan((r-1)/(r+1)) and atan(r) = pi/2 - atan(1/r), one division in all.
+// a + b rounded, and its exact rounding error (TwoSum, no magnitude precondition).
+struct Sum2 {
+  Value* hi;
+  Value* lo;
+};
+Sum2 two_sum(Em& e, Value* a, Value* b) {
+  Value* s = e.add(a, b);
+  Value* bb = e.sub(s, a);
+  return {s, e.add(e.sub(a, e.sub(s, bb)), e.sub(b, bb))};
+}
+
+// First-quadrant angle of the point (ax, ay), ax, ay >= 0 and not both 0 or inf, as
+// k*pi/4 + t + tail with k in {0,1,2}: the ratio t is reduced to |t| <= tan(pi/8) via
+//   atan(r) = pi/4 + atan((r-1)/(r+1)) and atan(r) = pi/2 - atan(1/r).
+// The rounding errors of ay -+ ax and of the division are carried in tail, so t acts as an
+// extra-precise argument and the atan error is no longer dominated by the reduction.
 struct AtanParts {
   Value* k;
-  Value* p;
+  Value* t;
+  Value* tail;
 };
 AtanParts atan_core(Em& e, Value* ay, Value* ax) {
   Value* big = e.gt(ay, e.mul(ax, e.c(2.4142135623730951)));  // ay/ax > tan(3pi/8)
-  Value* mid = e.gt(ay, e.mul(ax, e.c(0.41421356237309503)));  // ay/ax > tan(pi/8)
-  Value* num = e.sel(big, e.neg(ax), e.sel(mid, e.sub(ay, ax), ay));
-  Value* den = e.sel(big, ay, e.sel(mid, e.add(ay, ax), ax));
+  Value* mid = e.land(e.gt(ay, e.mul(ax, e.c(0.41421356237309503))), e.b().CreateNot(big));
+  Sum2 diff = two_sum(e, ay, e.neg(ax));
+  Sum2 sum = two_sum(e, ay, ax);
+  Value* num = e.sel(big, e.neg(ax), e.sel(mid, diff.hi, ay));
+  Value* den = e.sel(big, ay, e.sel(mid, sum.hi, ax));
+  Value* num_lo = e.sel(mid, diff.lo, e.c(0));
+  Value* den_lo = e.sel(mid, sum.lo, e.c(0));
   Value* t = e.div(num, den);
+  // t_lo = (num + num_lo - t (den + den_lo)) / den, the fma residual being exact; an infinite den
+  // (t = 0 exactly) would give inf*0 here, hence the guard.
+  Value* resid = e.mad(e.neg(t), den_lo, e.add(e.fma(e.neg(t), den, num), num_lo));
+  Value* t_lo = e.sel(e.lt(den, e.inf()), e.div(resid, den), e.c(0));
   Value* k = e.sel(big, e.c(2.0), e.sel(mid, e.c(1.0), e.c(0.0)));
   Value* z = e.mul(t, t);
-  Value* p = e.mad(e.mul(t, z), e.horner(z, kAtanF, kAtanD), t);
-  return {k, p};
+  // atan(t + t_lo) = atan(t) + t_lo / (1 + t^2) + O(t_lo^2)
+  Value* tail = e.mad(e.mul(t, z), e.horner(z, kAtanF, kAtanD), e.mad(e.neg(t_lo), z, t_lo));
+  return {k, t, tail};
 }
 
-// k*pi/4 + p with pi/4 split in two: the product with the leading part is exact inside the fma.
-Value* quarter_pi_plus(Em& e, Value* k, Value* p) {
-  return e.fma(k, e.c(kPio4, 0), e.fma(k, e.c(kPio4, 1), p));
+// c + w + tail for |c| >= |w| or c = 0, c and w exact: the rounding error of c + w is recovered
+// exactly (Fast2Sum) and folded into the tail, so the sum is rounded essentially once.
+Value* fast_sum(Em& e, Value* c, Value* w, Value* tail) {
+  Value* d = e.add(c, w);
+  Value* err = e.add(e.sub(c, d), w);
+  return e.add(d, e.add(err, tail));
+}
+
+// k*pi/4 + t + tail for integral k in [0, 4] and |t| <= tan(pi/8): pi/4's leading part has two
+// trailing zero bits so that k times it is exact.
+Value* quarter_pi_plus(Em& e, Value* k, Value* t, Value* tail) {
+  return fast_sum(e, e.mul(k, e.c(kPio4, 0)), t, e.mad(k, e.c(kPio4, 1), tail));
 }
 
 // asin(|x|) for |x| <= 1 as u + v, u the leading part and v a small tail:
@@ -308,14 +343,16 @@ Value* emit_log(llvm::IRBuilderBase& b, Value* x) {
   Value* k = e.iadd(e.ashr(ix, e.mant), e.sel(tiny, e.ci(-sub_shift), e.ci(0)));
   Value* m = e.as_fp(e.iadd(e.iand(ix, e.ci((int64_t(1) << e.mant) - 1)), e.ci(k_sqrt_half)));
   // log(1+f) = 2 atanh(s) = 2s + s R(z) with s = f/(2+f); since 2s = f - s f this is
-  // f - s (f - R): f is exact and the correction is O(f^2), so the result is rounded nearly once.
+  // f - s (f - R): f is exact and the correction O(f^2).
   Value* f = e.sub(m, e.c(1.0));
   Value* s = e.div(f, e.add(f, e.c(2.0)));
   Value* z = e.mul(s, s);
   Value* rz = e.mul(z, e.horner(z, kLogF, kLogD));
-  Value* log1p = e.mad(e.neg(s), e.sub(f, rz), f);
+  Value* corr = e.mul(e.neg(s), e.sub(f, rz));
+  // k ln2 + f + corr: k times ln2's short leading part is exact and dominates f unless k = 0, so
+  // the rounding error of the main sum is recovered and the result is rounded about once.
   Value* kf = e.to_fp(k);
-  Value* res = e.fma(kf, e.c(kLn2, 0), e.fma(kf, e.c(kLn2, 1), log1p));
+  Value* res = fast_sum(e, e.mul(kf, e.c(kLn2Short, 0)), f, e.mad(kf, e.c(kLn2Short, 1), corr));
   res = e.sel(e.eq(x, e.c(0)), e.neg(e.inf()), res);
   res = e.sel(e.lt(x, e.c(0)), e.nan(), res);
   res = e.sel(e.eq(x, e.inf()), e.inf(), res);
@@ -329,7 +366,7 @@ Value* emit_atan(llvm::IRBuilderBase& b, Value* x) {
   Em e(b, x->getType());
   // atan(|x|) = atan2(|x|, 1): inf gives t = -0 and pi/2, NaN propagates through t.
   AtanParts ap = atan_core(e, e.abs(x), e.c(1.0));
-  return e.copysign(quarter_pi_plus(e, ap.k, ap.p), x);
+  return e.copysign(quarter_pi_plus(e, ap.k, ap.t, ap.tail), x);
 }
 
 Value* emit_atan2(llvm::IRBuilderBase& b, Value* y, Value* x) {
@@ -342,16 +379,20 @@ Value* emit_atan2(llvm::IRBuilderBase& b, Value* y, Value* x) {
   Value* both_zero = e.land(e.eq(ax, e.c(0)), e.eq(ay, e.c(0)));
   ax = e.sel(e.lor(both_inf, both_zero), e.c(1.0), ax);
   ay = e.sel(both_inf, e.c(1.0), ay);
-  // ay + ax must not overflow: scale both by 1/4 (exact) when either is large. A tiny partner
-  // losing bits here has a ratio that underflows to 0 anyway.
+  // Exact power-of-2 rescaling: by 1/4 when either is large so that ay + ax cannot overflow (a
+  // tiny partner losing bits has a ratio that underflows anyway), and up when both are tiny so
+  // that the residuals in atan_core stay exact.
   const double large = e.dbl ? 0x1p1021 : 0x1p125;
-  Value* scale = e.sel(e.lor(e.gt(ax, e.c(large)), e.gt(ay, e.c(large))), e.c(0.25), e.c(1.0));
+  const double tiny = e.dbl ? 0x1p-511 : 0x1p-64, up = e.dbl ? 0x1p600 : 0x1p88;
+  Value* scale = e.sel(e.land(e.lt(ax, e.c(tiny)), e.lt(ay, e.c(tiny))), e.c(up), e.c(1.0));
+  scale = e.sel(e.lor(e.gt(ax, e.c(large)), e.gt(ay, e.c(large))), e.c(0.25), scale);
   AtanParts ap = atan_core(e, e.mul(ay, scale), e.mul(ax, scale));
-  // x < 0 (including -0): angle = pi - (k pi/4 + p) = (4 - k) pi/4 - p.
+  // x < 0 (including -0): angle = pi - (k pi/4 + t + tail) = (4 - k) pi/4 - t - tail.
   Value* xneg = e.sign_bit_set(x);
   Value* k = e.sel(xneg, e.sub(e.c(4.0), ap.k), ap.k);
-  Value* p = e.sel(xneg, e.neg(ap.p), ap.p);
-  Value* res = e.copysign(quarter_pi_plus(e, k, p), y);
+  Value* t = e.sel(xneg, e.neg(ap.t), ap.t);
+  Value* tail = e.sel(xneg, e.neg(ap.tail), ap.tail);
+  Value* res = e.copysign(quarter_pi_plus(e, k, t, tail), y);
   return e.sel(e.lor(e.isnan(x), e.isnan(y)), e.add(x, y), res);
 }
 
@@ -359,7 +400,7 @@ Value* emit_asin(llvm::IRBuilderBase& b, Value* x) {
   Em e(b, x->getType());
   Value* a = e.abs(x);
   AsinParts ap = asin_core(e, a);
-  Value* big_res = e.add(e.sub(e.c(kPio2, 0), ap.u), e.sub(e.c(kPio2, 1), ap.v));
+  Value* big_res = fast_sum(e, e.c(kPio2, 0), e.neg(ap.u), e.sub(e.c(kPio2, 1), ap.v));
   Value* res = e.copysign(e.sel(ap.big, big_res, e.add(ap.u, ap.v)), x);
   return e.sel(e.gt(a, e.c(1.0)), e.nan(), res);  // NaN already propagates through a
 }
@@ -379,7 +420,7 @@ Value* emit_acos(llvm::IRBuilderBase& b, Value* x) {
   Value* wv = e.sel(ap.big, vs, e.neg(vs));
   Value* d1 = e.sel(ap.big, e.sel(xneg, e.c(kPi, 0), e.c(0)), e.c(kPio2, 0));
   Value* d2 = e.sel(ap.big, e.sel(xneg, e.c(kPi, 1), e.c(0)), e.c(kPio2, 1));
-  Value* res = e.add(e.add(d1, wu), e.add(d2, wv));
+  Value* res = fast_sum(e, d1, wu, e.add(d2, wv));
   return e.sel(e.gt(a, e.c(1.0)), e.nan(), res);
 }
 

@@ -5,6 +5,7 @@ import os
 
 from .common.engine import load_engine
 from .config import gpu_available, numpy_found, torch_found  # noqa: F401  (re-exported)
+from .common.utils import WarmUpGpu  # noqa: F401  (re-exported; a no-op without a GPU backend)
 
 __version__ = "2.3"
 

@@ -100,7 +100,7 @@ TEST_CASE("every operation of the table parses from its printed form") {
     else if (name == "SqNormIso" || name == "SqNormDiag" || name == "WeightedSqNorm") text = name + "(s,a)";
     else if (name == "Laplacian") text = "Laplacian(s,v)";
     else if (name == "Grad" || name == "Diff") text = name + "(a,v,a)";
-    else if (name == "AdjointOperator") text = "AdjointOperator(a,v,a)";
+    else if (name == "AdjointOperator") text = "AdjointOperator(v,v,a)";  // needs a formula linear in v
     else if (op.signature == "F") text = name + "(a)";
     else if (op.signature == "FF" || op.signature == "FF?F" || op.signature == "FF?FF") text = name + "(a,a)";
     else if (op.signature == "FFF") text = name + "(a,a,a)";

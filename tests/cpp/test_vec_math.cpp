@@ -480,3 +480,30 @@ TEST_CASE("vec_math optimised <16 x float> code has no calls", "[vec_math]") {
     }
   }
 }
+
+TEST_CASE("vec_math ignores and restores the builder's fast-math flags", "[vec_math]") {
+  // nnan/ninf would let the optimiser drop the special-value selects, so none may reach the IR.
+  llvm::LLVMContext ctx;
+  llvm::Module mod("fmf", ctx);
+  llvm::Type* vt = llvm::FixedVectorType::get(llvm::Type::getFloatTy(ctx), 8);
+  auto* f = llvm::Function::Create(llvm::FunctionType::get(vt, {vt, vt}, false), llvm::Function::ExternalLinkage,
+                                   "f", &mod);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", f));
+  llvm::FastMathFlags fast;
+  fast.setFast();
+  b.setFastMathFlags(fast);
+  llvm::Value* x = f->getArg(0);
+  using namespace keops::cpu;
+  llvm::Value* acc = emit_exp(b, x);
+  for (llvm::Value* v : {emit_log(b, x), emit_sin(b, x), emit_cos(b, x), emit_atan(b, x), emit_atan2(b, x, f->getArg(1)),
+                         emit_asin(b, x), emit_acos(b, x)})
+    acc = b.CreateFAdd(acc, v);
+  CHECK(b.getFastMathFlags().isFast());
+  b.clearFastMathFlags();
+  b.CreateRet(acc);
+  REQUIRE_FALSE(llvm::verifyFunction(*f, &llvm::errs()));
+  int flagged = 0;
+  for (llvm::Instruction& ins : f->getEntryBlock())
+    if (llvm::isa<llvm::FPMathOperator>(&ins) && ins.getFastMathFlags().any()) ++flagged;
+  CHECK(flagged == 7);  // only the test's own FAdds combining the results
+}

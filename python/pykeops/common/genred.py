@@ -215,23 +215,6 @@ def _final_shapes(reduction, outputs, lead, K):
     return [lead + (ncols,) for _, ncols in outputs]
 
 
-# TEMPORARY: engines built before the multi-output API have no Kernel.outputs and run(..., out) takes
-# one address; only Sum works there. Removed once every engine has the new API.
-def _kernel_outputs(kernel):
-    if hasattr(kernel, "outputs"):
-        return [tuple(o) for o in kernel.outputs]
-    return [("values", kernel.dim_out)]
-
-
-def _run_kernel(kernel, ptrs, nx, ny, outs, **extra):
-    if hasattr(kernel, "outputs"):
-        kernel.run(ptrs, nx, ny, outs, **extra)
-    elif extra:
-        raise NotImplementedError(f"this engine build does not support {' and '.join(extra)} yet")
-    else:
-        kernel.run(ptrs, nx, ny, outs[0])
-
-
 class GenericGenred:
     """Generic reduction over a KeOps formula; subclasses set `tools` (see pykeops.numpy.Genred)."""
 
@@ -338,7 +321,7 @@ class GenericGenred:
         kernel = self._kernel(dtype)
         bound = bind_arguments(args, kernel, tools)
         red = REDUCTIONS[self.reduction_op]
-        outputs = _kernel_outputs(kernel)
+        outputs = [tuple(o) for o in kernel.outputs]
         lead = bound.batch + (bound.nx if kernel.tag == 0 else bound.ny,)
         kinds = [dtype if kind == "values" else "int64" for kind, _ in outputs]
         shapes = _final_shapes(red, outputs, lead, self.opt_arg)
@@ -356,8 +339,8 @@ class GenericGenred:
                 extra.update(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch])
             if ranges is not None:
                 extra.update(ranges=[tools.data_ptr(r) for r in ranges], range_counts=range_counts)
-            _run_kernel(
-                kernel, [tools.data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [tools.data_ptr(b) for b in buffers],
+            kernel.run(
+                [tools.data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [tools.data_ptr(b) for b in buffers],
                 **extra,
             )
         results = self._postprocess(red, buffers, shapes)
@@ -368,19 +351,19 @@ class GenericGenred:
         return results[0] if len(results) == 1 else tuple(results)
 
     def _check_outs(self, out, shapes, kinds, device):
-        tools = self.tools
+        """The out= arrays as a list, checked against the result's shapes and dtypes (int64 for indices)."""
         if len(shapes) == 1:
-            check_out(out, shapes[0], kinds[0], device, tools)
-            return [out]
-        if not isinstance(out, (tuple, list)) or len(out) != len(shapes):
+            outs = [out]
+        elif isinstance(out, (tuple, list)) and len(out) == len(shapes):
+            outs = list(out)
+        else:
             raise TypeError(
                 f"the {self.reduction_op} reduction returns (values, indices): out must be a tuple of "
                 f"{len(shapes)} arrays, got {type_name(out)}"
             )
-        for o, shape, kind in zip(out, shapes, kinds):
-            what = "the indices are int64" if kind == "int64" else f"the values have dtype {kind}"
-            check_out(o, shape, kind, device, tools, what)
-        return list(out)
+        for o, shape, kind in zip(outs, shapes, kinds):
+            check_out(o, shape, kind, device, self.tools, "the indices are int64" if kind == "int64" else None)
+        return outs
 
     def _postprocess(self, red, buffers, shapes):
         if red.post == "raw":
@@ -429,4 +412,7 @@ def generic_reductions(genred_class):
         axis, K = parse_output_alias(output)
         return genred_class(formula, list(aliases), reduction_op="ArgKMin", axis=axis, opt_arg=K, **kwargs)
 
-    return generic_sum, generic_logsumexp, generic_argmin, generic_argkmin
+    helpers = (generic_sum, generic_logsumexp, generic_argmin, generic_argkmin)
+    for helper in helpers:
+        helper.__qualname__ = helper.__name__
+    return helpers

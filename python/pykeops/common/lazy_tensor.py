@@ -6,6 +6,7 @@ import numbers
 import re
 from collections import namedtuple
 
+from .cluster import swap_axes
 from .genred import CATEGORY_NAMES, is_int
 from .tools import type_name
 
@@ -19,6 +20,8 @@ _PLACEHOLDER = re.compile(r"@(\d+_\d)")
 # Reduction keyword arguments: those of Genred(...) and those of Genred.__call__(...).
 COMPILE_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "enable_chunks", "rec_multVar_highdim", "use_fast_math")
 CALL_OPTIONS = ("backend", "device_id", "ranges", "out")
+SOLVE_CALL_OPTIONS = ("backend", "device_id", "ranges", "alpha", "eps")
+_SYMBOLIC_VAR = re.compile(r"Var\((\d+),(\d+),([01])\)")
 
 
 def _is_number(x, value):
@@ -32,6 +35,24 @@ def _agree(a, b, what):
     if b is None:
         return a
     raise ValueError(f"cannot combine LazyTensors with different {what}: {a} and {b}")
+
+
+def _broadcast_batchdims(a, b):
+    """NumPy broadcast of the batch dims of two operands."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    if any(p != q and 1 not in (p, q) for p, q in zip(a, b)):
+        raise ValueError(f"cannot combine LazyTensors with batch dimensions {a} and {b}: they do not broadcast")
+    return tuple(max(p, q) if 1 in (p, q) else p for p, q in zip(a, b))
+
+
+def _agree_ranges(a, b):
+    """Merge the ranges of two operands: None means 'dense'; otherwise they must be the same arrays."""
+    if a is None or a is b:
+        return b
+    if b is None or (len(a) == len(b) and all(p is q for p, q in zip(a, b))):
+        return a
+    raise ValueError("cannot combine LazyTensors with different ranges (block-sparsity patterns)")
 
 
 def _is_complex(x):
@@ -61,11 +82,12 @@ def _int_list(value, op, name):
 class GenericLazyTensor:
     """Symbolic (M, N, D) array: a KeOps formula plus the arrays it reads, reduced to a real array on demand.
 
-    Subclasses set `tools` (the framework's ArrayTools) and `Genred` (the framework's Genred class).
+    Subclasses set `tools` (the framework's ArrayTools), `Genred` and `KernelSolve` (the framework's classes).
     """
 
     tools = None
     Genred = None
+    KernelSolve = None
 
     __array_ufunc__ = None  # makes numpy defer `array op LazyTensor` to our reflected operators
     __hash__ = None  # __eq__ builds a formula, so LazyTensors are unhashable (never dict keys or set members)
@@ -91,6 +113,11 @@ class GenericLazyTensor:
         self._dtype = self._device = None  # from the arrays; None while there is none
         self._genred = None  # set on reduced LazyTensors, which are callable
         self._call_options = {}
+        self._template2 = None  # weights formula of logsumexp / sumsoftmaxweight reductions
+        self._fixed_args = {}  # symbolic position -> array given by the library (the right-hand side of solve)
+        self.batchdims = ()  # leading dims of the arrays, broadcast NumPy-style between operands
+        self.ranges = None  # block-sparsity 6-tuple used by the reductions when they are not given ranges=
+        self.backend = None  # default backend of the reductions
         if is_complex or _is_complex(x):
             raise NotImplementedError("complex LazyTensors are not supported yet")
         if x is None:
@@ -149,27 +176,30 @@ class GenericLazyTensor:
             if axis == 2 and shape[0] != 1:
                 raise ValueError(f"a 2-D array with axis=2 is a parameter and must have shape (1, D), got {shape}")
             value, cat = (x[0] if axis == 2 else x), axis
-        elif len(shape) == 3:
-            if axis is not None:
-                raise ValueError("a 3-D array carries its category in its shape: axis must be None")
-            if shape[0] == 1 and shape[1] == 1:
-                value, cat = x[0, 0], 2
-            elif shape[1] == 1:
-                value, cat = x[:, 0, :], 0
-            elif shape[0] == 1:
-                value, cat = x[0], 1
-            else:
-                raise ValueError(f"a 3-D array must have shape (M, 1, D), (1, N, D) or (1, 1, D), got {shape}")
         else:
-            raise NotImplementedError(f"batch dimensions are not supported yet (array of shape {shape})")
+            # (..., M, 1, D) / (..., 1, N, D) / (..., 1, 1, D): the leading dims are batch dims.
+            if axis is not None:
+                raise ValueError(f"a {len(shape)}-D array carries its category in its shape: axis must be None")
+            if shape[-3] == 1 and shape[-2] == 1:
+                value, cat = x[..., 0, 0, :], 2
+            elif shape[-2] == 1:
+                value, cat = x[..., :, 0, :], 0
+            elif shape[-3] == 1:
+                value, cat = x[..., 0, :, :], 1
+            else:
+                raise ValueError(
+                    f"a {len(shape)}-D array must have shape (M, 1, D), (1, N, D) or (1, 1, D) in its last three "
+                    f"axes (the others are batch dims), got {shape}"
+                )
+            self.batchdims = shape[:-3]
         if shape and shape[-1] == 0:
             raise ValueError(f"the inner dimension D of a LazyTensor must be at least 1, got shape {shape}")
         self._set_variable(value, 1 if not shape else shape[-1], cat)
         self.axis = cat
         if cat == 0:
-            self.ni = value.shape[0]
+            self.ni = value.shape[-2]
         elif cat == 1:
-            self.nj = value.shape[0]
+            self.nj = value.shape[-2]
 
     def _set_variable(self, value, dim, cat):
         key = f"{id(value)}_{cat}"
@@ -220,11 +250,23 @@ class GenericLazyTensor:
 
     @property
     def _shape(self):
-        return (1 if self.ni is None else self.ni, 1 if self.nj is None else self.nj, self.ndim)
+        return self.batchdims + (1 if self.ni is None else self.ni, 1 if self.nj is None else self.nj, self.ndim)
+
+    @property
+    def nbatchdims(self):
+        return len(self.batchdims)
+
+    @property
+    def formula2(self):
+        """The weights formula of a logsumexp / sumsoftmaxweight reduction, None otherwise."""
+        if self._template2 is None:
+            return None
+        names = self._data_names()
+        return _PLACEHOLDER.sub(lambda m: names[m.group(1)], self._template2)
 
     @property
     def shape(self):
-        return self._shape if self.ndim != 1 else self._shape[:2]
+        return self._shape if self.ndim != 1 else self._shape[:-1]
 
     def __str__(self):
         lines = ["KeOps LazyTensor", f"    formula: {self.formula}"]
@@ -269,6 +311,9 @@ class GenericLazyTensor:
         res.nj = _agree(self.nj, other.nj, "numbers of j-rows (Vj variables)")
         res._dtype = _agree(self._dtype, other._dtype, "dtypes")
         res._device = _agree(self._device, other._device, "devices")
+        res.batchdims = _broadcast_batchdims(self.batchdims, other.batchdims)
+        res.ranges = _agree_ranges(self.ranges, other.ranges)
+        res.backend = _agree(self.backend, other.backend, "backends")
         keys = {v.key for v in self._data}
         res._data = self._data + tuple(v for v in other._data if v.key not in keys)
         signatures = {}
@@ -564,7 +609,9 @@ class GenericLazyTensor:
     def norm(self, dim):
         """Euclidean norm over dim, which must be the last (inner) axis."""
         if dim not in (-1, len(self._shape) - 1):
-            raise ValueError(f"LazyTensor.norm only reduces the last axis (-1 or {len(self._shape) - 1}), got dim={dim!r}")
+            raise ValueError(
+                f"LazyTensor.norm only reduces the last axis (-1 or {len(self._shape) - 1}), got dim={dim!r}"
+            )
         return self.norm2()
 
     def normalize(self):
@@ -591,7 +638,9 @@ class GenericLazyTensor:
         if not is_int(i):
             raise TypeError(f"operation Elem: the index must be an int, got {i!r}")
         if not 0 <= i < self._operand().ndim:
-            raise ValueError(f"operation Elem: index {i} is out of range for dimension {self.ndim} (0 <= i < {self.ndim})")
+            raise ValueError(
+                f"operation Elem: index {i} is out of range for dimension {self.ndim} (0 <= i < {self.ndim})"
+            )
         return self._unary("Elem", ndim=1, params=(int(i),))
 
     def extract(self, i, d):
@@ -661,7 +710,9 @@ class GenericLazyTensor:
         if not isinstance(first, GenericLazyTensor):
             raise TypeError(f"LazyTensor.concatenate concatenates LazyTensors, got a {type_name(first)} first")
         if axis not in (-1, len(first._shape) - 1):
-            raise ValueError(f"LazyTensor.concatenate only works along the last axis (-1 or {len(first._shape) - 1}), got {axis!r}")
+            raise ValueError(
+                f"LazyTensor.concatenate only works along the last axis (-1 or {len(first._shape) - 1}), got {axis!r}"
+            )
         res = first._operand()
         for other in tuple_of_lt[1:]:
             res = res.concat(other)
@@ -707,7 +758,9 @@ class GenericLazyTensor:
         b = self._lift(other)
         A = self._operand().ndim
         if A % b.ndim:
-            raise ValueError(f"operation MatVecMult: matrix dimension {A} is not a multiple of vector dimension {b.ndim}")
+            raise ValueError(
+                f"operation MatVecMult: matrix dimension {A} is not a multiple of vector dimension {b.ndim}"
+            )
         return self._nary((b,), "MatVecMult", dims=None, ndim=A // b.ndim)
 
     def vecmatmult(self, other):
@@ -715,7 +768,9 @@ class GenericLazyTensor:
         A = self._lift(other)
         b = self._operand().ndim
         if A.ndim % b:
-            raise ValueError(f"operation VecMatMult: matrix dimension {A.ndim} is not a multiple of vector dimension {b}")
+            raise ValueError(
+                f"operation VecMatMult: matrix dimension {A.ndim} is not a multiple of vector dimension {b}"
+            )
         return self._nary((A,), "VecMatMult", dims=None, ndim=A.ndim // b)
 
     def tensorprod(self, other):
@@ -730,7 +785,9 @@ class GenericLazyTensor:
             (dimfa, dimfb, contfa, contfb), ("dimfa", "dimfb", "contfa", "contfb"))]
         dimfa, dimfb, contfa, contfb = lists
         if len(args) > 1:
-            raise TypeError(f"operation TensorDot: at most one permutation after contfb, got {len(args)} more arguments")
+            raise TypeError(
+                f"operation TensorDot: at most one permutation after contfb, got {len(args)} more arguments"
+            )
         for dims, lt, name in ((dimfa, self._operand(), "dimfa"), (dimfb, b, "dimfb")):
             if not dims or any(d < 1 for d in dims) or math.prod(dims) != lt.ndim:
                 raise ValueError(
@@ -802,49 +859,247 @@ class GenericLazyTensor:
         return complex_lazy_tensor_class(type(self))._from_lazy_tensor(res)
 
     # ----------------------------------------------------------------------------------------- reductions
+    # A reduction's axis (or dim) is nbatchdims (reduce over i: output (..., N, D) indexed by j) or
+    # nbatchdims + 1 (reduce over j: output (..., M, D)); -1 and nbatchdims + 2 name the inner axis, where
+    # sum, min, max, argmin and argmax are vector operations instead.
 
     def sum(self, axis=-1, dim=None, **kwargs):
-        """Inner vector sum (axis -1 or 2, the default; other kwargs ignored) or Sum reduction (axis 0 or 1)."""
-        axis = axis if dim is None else dim
-        if axis in (-1, 2):
-            return self._unary("Sum", ndim=1)
-        return self._reduce("Sum", axis, **kwargs)
+        """Inner vector sum (axis -1, the default; other kwargs ignored) or Sum reduction (axis 0 or 1)."""
+        res = self._vector_op_if_last_axis("Sum", axis, dim)
+        return res if res is not None else self._reduce("Sum", axis if dim is None else dim, **kwargs)
 
     def sum_reduction(self, axis=None, dim=None, **kwargs):
+        """Sum reduction: (..., M, D)."""
         return self._reduce("Sum", axis if dim is None else dim, **kwargs)
 
-    def _reduce(self, op, axis, call=True, **kwargs):
-        """Reduce over i (axis=0, output indexed by j) or j (axis=1, output indexed by i).
+    def logsumexp(self, axis=None, dim=None, weight=None, **kwargs):
+        """log sum exp(self) of a scalar formula, (..., M, 1); with weight (a LazyTensor, also as other=):
+        log sum exp(self) * weight, (..., M, Dw), computed as max + log(sum exp(self - max) * weight)."""
+        if "other" in kwargs:
+            if weight is not None:
+                raise TypeError("logsumexp takes its weight as weight= or other=, not both")
+            weight = kwargs.pop("other")
+        return self._reduce("LogSumExp", axis if dim is None else dim, weight=weight, **kwargs)
 
-        Runs at once when the formula has no symbolic variable and call is True; otherwise returns a
-        reduced LazyTensor to call with the symbolic variables' values.
-        """
-        self._operand()
-        if not (is_int(axis) and axis in (0, 1)):
-            raise ValueError(f"a {op} reduction needs axis (or dim) 0 (over i) or 1 (over j), got {axis!r}")
-        unknown = sorted(set(kwargs) - set(COMPILE_OPTIONS) - set(CALL_OPTIONS))
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s) for a {op} reduction: {', '.join(unknown)}")
+    logsumexp_reduction = logsumexp
+
+    def sumsoftmaxweight(self, weight, axis=None, dim=None, **kwargs):
+        """sum softmax(self) * weight: sum exp(self) * weight / sum exp(self), (..., M, Dw)."""
+        if weight is None:
+            raise ValueError("sumsoftmaxweight needs a weight (a LazyTensor)")
+        return self._reduce("SumSoftMaxWeight", axis if dim is None else dim, weight=weight, **kwargs)
+
+    sumsoftmaxweight_reduction = sumsoftmaxweight
+
+    def min_reduction(self, axis=None, dim=None, **kwargs):
+        """Min reduction, component-wise: (..., M, D)."""
+        return self._reduce("Min", axis if dim is None else dim, **kwargs)
+
+    def max_reduction(self, axis=None, dim=None, **kwargs):
+        """Max reduction, component-wise: (..., M, D)."""
+        return self._reduce("Max", axis if dim is None else dim, **kwargs)
+
+    def argmin_reduction(self, axis=None, dim=None, **kwargs):
+        """ArgMin reduction: int64 (..., M, D), the smallest index among ties."""
+        return self._reduce("ArgMin", axis if dim is None else dim, **kwargs)
+
+    def argmax_reduction(self, axis=None, dim=None, **kwargs):
+        """ArgMax reduction: int64 (..., M, D), the smallest index among ties."""
+        return self._reduce("ArgMax", axis if dim is None else dim, **kwargs)
+
+    def min_argmin(self, axis=None, dim=None, **kwargs):
+        """(Min, ArgMin) reductions in one pass: a (values, int64 indices) pair."""
+        return self._reduce("Min_ArgMin", axis if dim is None else dim, **kwargs)
+
+    min_argmin_reduction = min_argmin
+
+    def max_argmax(self, axis=None, dim=None, **kwargs):
+        """(Max, ArgMax) reductions in one pass: a (values, int64 indices) pair."""
+        return self._reduce("Max_ArgMax", axis if dim is None else dim, **kwargs)
+
+    max_argmax_reduction = max_argmax
+
+    def Kmin(self, K, axis=None, dim=None, **kwargs):
+        """The K smallest values, ascending: (..., M, K) for a scalar formula, else (..., M, K, D)."""
+        return self._reduce("KMin", axis if dim is None else dim, opt_arg=K, **kwargs)
+
+    Kmin_reduction = Kmin
+
+    def argKmin(self, K, axis=None, dim=None, **kwargs):
+        """Indices (int64) of the K smallest values, by ascending value: (..., M, K) or (..., M, K, D)."""
+        return self._reduce("ArgKMin", axis if dim is None else dim, opt_arg=K, **kwargs)
+
+    argKmin_reduction = argKmin
+
+    def Kmin_argKmin(self, K, axis=None, dim=None, **kwargs):
+        """(Kmin, argKmin) in one pass: a (values, int64 indices) pair."""
+        return self._reduce("KMin_ArgKMin", axis if dim is None else dim, opt_arg=K, **kwargs)
+
+    Kmin_argKmin_reduction = Kmin_argKmin
+
+    def _reduction_axis(self, axis, op):
+        """The Genred axis (0: over i, 1: over j) of a user axis nbatchdims or nbatchdims + 1."""
+        nb = self.nbatchdims
+        if not (is_int(axis) and axis - nb in (0, 1)):
+            batch = f" (this LazyTensor has {nb} batch dims)" if nb else ""
+            raise ValueError(
+                f"a {op} reduction needs axis (or dim) {nb} (reduce over i) or {nb + 1} (over j){batch}, got {axis!r}"
+            )
+        return int(axis) - nb
+
+    def _check_symbolic_numbering(self):
         indices = [s[0] for s in self.symbolic_variables]
         if indices != list(range(len(indices))):
             raise ValueError(f"symbolic variables must be numbered 0, 1, 2, ... without gaps, got indices {indices}")
+
+    def _default_call_options(self):
+        """Call options that come from the LazyTensor's attributes (ranges, backend)."""
+        return {k: v for k, v in (("ranges", self.ranges), ("backend", self.backend)) if v is not None}
+
+    def _reduce(self, op, axis, call=True, opt_arg=None, weight=None, **kwargs):
+        """Reduce over i (axis nbatchdims, output indexed by j) or j (axis nbatchdims + 1, output indexed by i).
+
+        op is a Genred reduction_op; weight (LogSumExp, SumSoftMaxWeight) becomes Genred's formula2. Runs at
+        once when the formula has no symbolic variable and call is True; otherwise returns a reduced
+        LazyTensor to call with the symbolic variables' values.
+        """
+        self._operand()
+        axis = self._reduction_axis(axis, op)
+        unknown = sorted(set(kwargs) - set(COMPILE_OPTIONS) - set(CALL_OPTIONS))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) for a {op} reduction: {', '.join(unknown)}")
+        lt = self
+        if weight is not None:
+            w = self._lift(weight)
+            lt = self._merged(w)
+            lt._template, lt.ndim, lt._template2 = self._template, self.ndim, w._template
+        lt._check_symbolic_numbering()
         compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS}
-        res = copy.copy(self)
-        res._genred = self.Genred(self.formula, self._aliases(), reduction_op=op, axis=axis, **compile_options)
-        res._call_options = {k: v for k, v in kwargs.items() if k in CALL_OPTIONS}
+        res = copy.copy(lt)
+        res._genred = self.Genred(
+            lt.formula, lt._aliases(), reduction_op=op, axis=axis, opt_arg=opt_arg, formula2=lt.formula2,
+            **compile_options,
+        )
+        res._call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in CALL_OPTIONS}}
         res.reduction_op, res.axis = op, axis
-        return res() if call and not self.symbolic_variables else res
+        return res() if call and not res.symbolic_variables else res
 
     def __call__(self, *args, **kwargs):
         """Run a reduced LazyTensor: args are the symbolic variables' values, in index order."""
         if self._genred is None:
             raise TypeError("only reduced LazyTensors (e.g. from .sum(dim=1, call=False)) can be called")
-        if len(args) != len(self.symbolic_variables):
-            names = ", ".join(f"Var{s}" for s in self.symbolic_variables) or "none"
+        free = [s for s in self.symbolic_variables if s[0] not in self._fixed_args]
+        if len(args) != len(free):
+            names = ", ".join(f"Var{s}" for s in free) or "none"
             raise ValueError(
                 f"this reduction takes one argument per symbolic variable ({names}), got {len(args)} arguments"
             )
+        given = iter(args)
+        args = [self._fixed_args[s[0]] if s[0] in self._fixed_args else next(given) for s in self.symbolic_variables]
         return self._genred(*args, *self._values(args), **{**self._call_options, **kwargs})
+
+    # ------------------------------------------------------------------------------- linear algebra (K @ v)
+
+    def t(self):
+        """Transpose: i-variables become j-variables and back; ni, nj and the ranges are swapped."""
+        self._operand()
+        swap = (1, 0, 2)
+        keys, data = {}, []
+        for v in self._data:
+            key = f"{v.key.rsplit('_', 1)[0]}_{swap[v.cat]}"
+            keys[v.key] = key
+            data.append(DataVariable(key, v.value, v.dim, swap[v.cat]))
+        res = copy.copy(self)
+        res._data = tuple(data)
+        template = _PLACEHOLDER.sub(lambda m: "@" + keys[m.group(1)], self._template)
+        res._template = _SYMBOLIC_VAR.sub(lambda m: f"Var({m.group(1)},{m.group(2)},{swap[int(m.group(3))]})", template)
+        res.symbolic_variables = tuple((ind, dim, swap[cat]) for ind, dim, cat in self.symbolic_variables)
+        res.ni, res.nj = self.nj, self.ni
+        res.axis = None if self.axis is None else swap[self.axis]
+        res.ranges = swap_axes(self.ranges)
+        return res
+
+    T = property(t, doc="Transpose, as t().")
+
+    def __matmul__(self, v, **kwargs):
+        """K @ v = sum over j of K_ij v_j for K of inner dim 1: v (N,) gives (M,), v (..., N, E) gives (..., M, E).
+
+        kwargs are those of the Sum reduction (backend, out, sum_scheme, ...).
+        """
+        if self._operand().ndim != 1:
+            raise ValueError(f"K @ v needs a LazyTensor K of inner dimension 1 (a matrix), got dimension {self.ndim}")
+        tools = self.tools
+        if not tools.is_array(v):
+            raise TypeError(f"K @ v needs v to be a {tools.array_type.__name__} of this framework, got a {type_name(v)}")
+        if len(v.shape) == 0:
+            raise ValueError("K @ v needs v of shape (N,) or (..., N, E), got a 0-d array")
+        vector = len(v.shape) == 1
+        out = kwargs.get("out")
+        if vector and out is not None and tools.is_array(out) and len(out.shape) == 1:
+            kwargs["out"] = out.reshape(out.shape[0], 1)
+        v_j = type(self)(v[None, :, None] if vector else v[..., None, :, :])
+        prod = self * v_j
+        res = prod._reduce("Sum", prod.nbatchdims + 1, **kwargs)
+        if not vector or not tools.is_array(res):
+            return res
+        return out if out is not None and len(out.shape) == 1 else res.reshape(-1)
+
+    def matvec(self, v):
+        """K @ v, for scipy.sparse.linalg.aslinearoperator(K)."""
+        return self @ v
+
+    def rmatvec(self, v):
+        """K.T @ v, for scipy.sparse.linalg.aslinearoperator(K)."""
+        return self.T @ v
+
+    def solve(self, other, var=None, call=True, **kwargs):
+        """a such that (alpha Id + K) a = other, by conjugate gradient (KernelSolve), K = self summed against a.
+
+        other: the right-hand side b, an array (an i-variable, (M, D) or (..., M, D)) or a Vi / Vj variable.
+        var None: a is a new symbolic variable of the other category, and K(a) = (self * a).sum over it;
+        otherwise var is a symbolic variable (Vi(ind, D) / Vj(ind, D)) in which self is linear and
+        K(a) = self summed over the category of var. Compile options as for reductions; call options
+        backend, device_id, ranges, alpha (1e-10), eps (1e-6). K should be symmetric positive definite.
+        """
+        self._operand()
+        unknown = sorted(set(kwargs) - set(COMPILE_OPTIONS) - set(SOLVE_CALL_OPTIONS))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) for solve: {', '.join(unknown)}")
+        tools = self.tools
+        if isinstance(other, GenericLazyTensor):
+            rhs = other._operand()
+            data = rhs._data[0] if len(rhs._data) == 1 else None
+            if data is None or rhs._template != "@" + data.key or rhs.axis not in (0, 1) or rhs.symbolic_variables:
+                raise ValueError("the right-hand side of solve must be an array or a plain Vi / Vj variable holding one")
+            b, b_axis = data.value, rhs.axis
+        elif tools.is_array(other):
+            if len(other.shape) < 2:
+                raise ValueError(f"the right-hand side of solve must be an (M, D) array, got shape {tuple(other.shape)}")
+            b, b_axis = other, 0
+        else:
+            raise TypeError(f"the right-hand side of solve must be an array or a LazyTensor, got a {type_name(other)}")
+        if var is None:
+            var = type(self)((len(self.symbolic_variables), b.shape[-1], 1 - b_axis))
+            lt = self * var
+        else:
+            sym = var.symbolic_variables if isinstance(var, GenericLazyTensor) else ()
+            if len(sym) != 1 or var._data or var._template != "Var({},{},{})".format(*sym[0]) or sym[0][2] == 2:
+                raise ValueError("var must be a symbolic Vi or Vj variable, such as Vj(1, D)")
+            if sym[0] not in self.symbolic_variables:
+                raise ValueError(f"solve: the formula does not contain var Var{sym[0]}")
+            if sym[0][1] != b.shape[-1]:
+                raise ValueError(f"solve: var has dim {sym[0][1]} but the right-hand side has dim {b.shape[-1]}")
+            lt = self
+        ind, dim, cat = var.symbolic_variables[0]
+        lt._check_symbolic_numbering()
+        compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS}
+        axis = 1 - b_axis  # the output of K is indexed like b
+        res = copy.copy(lt)
+        res._genred = self.KernelSolve(lt.formula, lt._aliases(), f"Var({ind},{dim},{cat})", axis=axis, **compile_options)
+        res._call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in SOLVE_CALL_OPTIONS}}
+        res._fixed_args = {ind: b}
+        res.reduction_op, res.axis = "Solve", axis
+        return res() if call and len(res.symbolic_variables) == 1 else res
 
 
 def variable_helpers(lazy_tensor_class):

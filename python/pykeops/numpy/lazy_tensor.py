@@ -2,6 +2,7 @@
 
 from ..common.lazy_tensor import GenericLazyTensor, variable_helpers
 from .genred import Genred
+from .operations import KernelSolve
 from .tools import NumpyTools
 
 
@@ -10,6 +11,7 @@ class LazyTensor(GenericLazyTensor):
 
     tools = NumpyTools
     Genred = Genred
+    KernelSolve = KernelSolve
 
 
 Vi, Vj, Pm = variable_helpers(LazyTensor)

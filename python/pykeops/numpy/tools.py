@@ -58,3 +58,54 @@ class NumpyTools(ArrayTools):
     def log(x):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(x)
+
+    # Primitives of the cluster helpers (pykeops.common.cluster).
+    label_dtype = np.int64
+
+    @staticmethod
+    def min_rows(x):
+        return x.min(axis=0)
+
+    @staticmethod
+    def floor_int(x):
+        return np.floor(x).astype(np.int64)
+
+    @staticmethod
+    def unique_rows_inverse(a):
+        """Labels in [0, C) numbering the distinct rows of a in lexicographic order."""
+        return np.unique(a, axis=0, return_inverse=True)[1].reshape(-1)
+
+    @staticmethod
+    def argsort(a):
+        return np.argsort(a, kind="stable")
+
+    @staticmethod
+    def counts(lab, n):
+        return np.bincount(lab, minlength=n).astype(np.int64)
+
+    @staticmethod
+    def segment_sum(values, lab, n):
+        """out[c] = sum of values[k] over the k with lab[k] == c; values (L,) or (L, D)."""
+        out = np.zeros((n,) + values.shape[1:], dtype=values.dtype)
+        np.add.at(out, lab, values)
+        return out
+
+    @staticmethod
+    def cumsum(a):
+        return np.cumsum(a, axis=0)
+
+    @staticmethod
+    def stack_columns(a, b):
+        return np.stack((a, b), axis=1)
+
+    @staticmethod
+    def nonzero(mask):
+        return tuple(np.nonzero(mask))
+
+    @staticmethod
+    def astype(x, dtype):
+        return x.astype(dtype)
+
+    @staticmethod
+    def as_array_like(values, like):
+        return np.asarray(values, dtype=like.dtype)

@@ -1,6 +1,15 @@
 """pykeops.torch: KeOps reductions and LazyTensors over torch CPU tensors (ImportError without torch)."""
 
+from . import cluster  # noqa: F401  (pykeops.torch.cluster)
 from .genred import Genred
 from .lazy_tensor import LazyTensor, Pm, Vi, Vj
+from .operations import KernelSolve, generic_argkmin, generic_argmin, generic_logsumexp, generic_sum
 
-__all__ = ["Genred", "LazyTensor", "Vi", "Vj", "Pm"]
+from ..common.complex_lazy_tensor import complex_lazy_tensor_class
+
+ComplexLazyTensor = complex_lazy_tensor_class(LazyTensor)  # importable, not in __all__ (as in KeOps)
+
+__all__ = [
+    "Genred", "generic_sum", "generic_logsumexp", "generic_argmin", "generic_argkmin", "KernelSolve",
+    "LazyTensor", "Vi", "Vj", "Pm",
+]

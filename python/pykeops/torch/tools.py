@@ -56,3 +56,53 @@ class TorchTools(ArrayTools):
     @staticmethod
     def log(x):
         return torch.log(x)
+
+    # Primitives of the cluster helpers (pykeops.common.cluster).
+    label_dtype = torch.int32  # as KeOps' torch grid_cluster
+
+    @staticmethod
+    def min_rows(x):
+        return x.min(dim=0).values
+
+    @staticmethod
+    def floor_int(x):
+        return torch.floor(x).to(torch.int64)
+
+    @staticmethod
+    def unique_rows_inverse(a):
+        """Labels in [0, C) numbering the distinct rows of a in lexicographic order."""
+        return torch.unique(a, dim=0, return_inverse=True)[1].reshape(-1)
+
+    @staticmethod
+    def argsort(a):
+        return torch.argsort(a, stable=True)
+
+    @staticmethod
+    def counts(lab, n):
+        return torch.bincount(lab.to(torch.int64), minlength=n)
+
+    @staticmethod
+    def segment_sum(values, lab, n):
+        """out[c] = sum of values[k] over the k with lab[k] == c; values (L,) or (L, D)."""
+        out = torch.zeros((n,) + tuple(values.shape[1:]), dtype=values.dtype, device=values.device)
+        return out.index_add_(0, lab.to(torch.int64), values)
+
+    @staticmethod
+    def cumsum(a):
+        return torch.cumsum(a, dim=0)
+
+    @staticmethod
+    def stack_columns(a, b):
+        return torch.stack((a, b), dim=1)
+
+    @staticmethod
+    def nonzero(mask):
+        return tuple(torch.nonzero(mask, as_tuple=True))
+
+    @staticmethod
+    def astype(x, dtype):
+        return x.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+
+    @staticmethod
+    def as_array_like(values, like):
+        return torch.as_tensor(values, dtype=like.dtype, device=like.device)

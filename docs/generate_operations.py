@@ -1,0 +1,333 @@
+"""Writes docs/operations.md from the engine's operation table (pykeops._engine.operations()).
+
+    python docs/generate_operations.py           # (re)write docs/operations.md
+    python docs/generate_operations.py --check   # exit 1 if docs/operations.md differs from what would be written
+
+Signatures come from the table's signature codes (F formula, I int, L list of ints, ? = the rest is optional) and
+argument names from the operation's doc string when it spells them (e.g. "Pow(f, m)"), else from ARG_NAMES or
+defaults. The output dimension of each operation is described in words by OUT_DIM, written here by hand: an
+operation missing from it (or an entry for an operation the engine no longer has) is an error. The accuracy
+table of the vectorised math functions is copied from the header comment of jit/cpu/vec_math.cpp and the
+bounds checked by tests/cpp/test_vec_math.cpp, so that the page follows those files.
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "docs" / "operations.md"
+VEC_MATH = ROOT / "jit" / "cpu" / "vec_math.cpp"
+VEC_MATH_TEST = ROOT / "tests" / "cpp" / "test_vec_math.cpp"
+VEC_MATH_ANCHOR = "accuracy-of-the-vectorised-math-functions"
+
+# Argument names of the operations whose doc string does not spell them.
+ARG_NAMES = {
+    "IntCst": ("n",),
+    "RatCst": ("p", "q"),
+    "IntInv": ("n",),
+    "Zero": ("d",),
+    "DiffClampInt": ("f", "a", "b"),
+    "ComplexSumT": ("f", "d"),
+    "TraceOperator": ("f", "v", "w"),
+    "SumLinOperator": ("f", "v", "wl", "wr"),
+    "GradSoftDTW_SqDist": ("x", "y", "gamma"),
+}
+DEFAULT_NAMES = ("f", "g", "h")
+
+_SAME = "dim of f"
+_MAX = "max of the dims (equal, or 1)"
+_ONE = "1"
+_CHALF = "dim of f / 2 (one real per complex entry)"
+_CMAX = "max of the dims (equal, or one of them 2: a complex scalar)"
+
+# Output dimension of each operation, in words.
+OUT_DIM = {
+    "Var": "dim",
+    "IntCst": _ONE,
+    "RatCst": _ONE,
+    "IntInv": _ONE,
+    "Zero": "d",
+    "Add": _MAX,
+    "Subtract": _MAX,
+    "Mult": _MAX,
+    "Divide": _MAX,
+    "Minus": _SAME,
+    "Square": _SAME,
+    "Sqrt": _SAME,
+    "Rsqrt": _SAME,
+    "Inv": _SAME,
+    "Exp": _SAME,
+    "Log": _SAME,
+    "Abs": _SAME,
+    "Sin": _SAME,
+    "Cos": _SAME,
+    "Asin": _SAME,
+    "Acos": _SAME,
+    "Atan": _SAME,
+    "Sign": _SAME,
+    "Step": _SAME,
+    "ReLU": _SAME,
+    "Floor": _SAME,
+    "XLogX": _SAME,
+    "SinXDivX": _SAME,
+    "Pow": _SAME,
+    "Round": _SAME,
+    "ClampInt": _SAME,
+    "DiffClampInt": _SAME,
+    "Atan2": _MAX,
+    "Powf": _MAX,
+    "Equal": _MAX,
+    "NotEqual": _MAX,
+    "LessThan": _MAX,
+    "LessOrEqual": _MAX,
+    "Clamp": _MAX,
+    "IfElse": _MAX,
+    "Mod": _MAX,
+    "Sum": _ONE,
+    "SumT": "d (f of dim 1)",
+    "Max": _ONE,
+    "Min": _ONE,
+    "ArgMax": _ONE,
+    "ArgMin": _ONE,
+    "Elem": _ONE,
+    "ElemT": "n (f of dim 1)",
+    "Extract": "d",
+    "ExtractT": "D",
+    "Concat": "dim f + dim g",
+    "OneHot": "D (f of dim 1)",
+    "Scalprod": "1 (equal dims)",
+    "SqNorm2": _ONE,
+    "Norm2": _ONE,
+    "Normalize": _SAME,
+    "SqDist": _ONE,
+    "SqNormIso": "1 (s of dim 1)",
+    "SqNormDiag": "1 (s of the dim of f)",
+    "SymSqNorm": "1 (A of dim n^2 for f of dim n)",
+    "WeightedSqNorm": "1 (s of dim 1, n or n^2 for f of dim n)",
+    "WeightedSqDist": _ONE,
+    "MatVecMult": "dim A / dim b",
+    "VecMatMult": "dim A / dim b",
+    "TensorProd": "dim f * dim g",
+    "TensorDot": "product of the sizes not contracted",
+    "Kron": "dim f * dim g",
+    "BSpline": "dim knots - order - 1 (x of dim 1)",
+    "SoftDTW_SqDist": "1 (gamma of dim 1)",
+    "GradSoftDTW_SqDist": "dim x + dim y",
+    "GradMatrix": "dim f * dim v",
+    "ComplexReal": _CHALF,
+    "ComplexImag": _CHALF,
+    "ComplexSquareAbs": _CHALF,
+    "ComplexAbs": _CHALF,
+    "ComplexAngle": _CHALF,
+    "Real2Complex": "2 * dim f",
+    "Imag2Complex": "2 * dim f",
+    "ComplexExp1j": "2 * dim f",
+    "Conj": _SAME,
+    "ComplexExp": _SAME,
+    "ComplexAdd": _CMAX,
+    "ComplexSubtract": _CMAX,
+    "ComplexMult": _CMAX,
+    "ComplexDivide": _CMAX,
+    "ComplexRealScal": "dim of the complex operand (the other is a real scalar)",
+    "ComplexSum": "2 (one complex number)",
+    "ComplexSumT": "d (f of dim 2)",
+    "Grad": "dim v",
+    "Diff": _SAME,
+    "Divergence": "1 (dim f = dim v)",
+    "Laplacian": "1 (f of dim 1)",
+    "TraceOperator": _ONE,
+    "AdjointOperator": "dim v",
+    "SumLinOperator": _ONE,
+    "Factorize": _SAME,
+    "AutoFactorize": _SAME,
+}
+
+_TYPES = {"F": "", "I": ": int", "L": ": list"}
+
+
+def _kinds(signature):
+    """[(kind, optional)] from a signature code such as 'FF?F'."""
+    kinds, optional = [], False
+    for c in signature:
+        if c == "?":
+            optional = True
+        elif c in _TYPES:
+            kinds.append((c, optional))
+        else:
+            raise ValueError(f"unknown signature code {c!r} in {signature!r}")
+    return kinds
+
+
+def _arg_names(name, doc, count):
+    match = re.search(rf"\b{re.escape(name)}\(([^()]*)\)", doc)
+    if match:
+        names = [a.strip(" []") for a in match.group(1).replace("[", ",").split(",")]
+        names = [a for a in names if a]
+        if len(names) == count and all(re.fullmatch(r"[A-Za-z_]\w*", a) for a in names):
+            return names
+    if name in ARG_NAMES:
+        if len(ARG_NAMES[name]) != count:
+            raise ValueError(f"ARG_NAMES[{name!r}] has {len(ARG_NAMES[name])} names, the signature {count}")
+        return list(ARG_NAMES[name])
+    return None
+
+
+def signature(op):
+    """Readable signature, e.g. 'Pow(f, m: int)' or 'Grad(f, v[, e])'."""
+    kinds = _kinds(op["signature"])
+    names = _arg_names(op["name"], op["doc"], len(kinds))
+    if names is None:
+        formulas = iter(DEFAULT_NAMES)
+        ints = iter(("m", "n", "k"))
+        names = [next(formulas) if k == "F" else next(ints) if k == "I" else "dims" for k, _ in kinds]
+    text, opened = "", False
+    for i, ((kind, optional), arg) in enumerate(zip(kinds, names)):
+        if optional and not opened:
+            text += "[" + (", " if i else "")
+            opened = True
+        elif i:
+            text += ", "
+        text += arg + _TYPES[kind]
+    return f"{op['name']}({text}{']' if opened else ''})"
+
+
+def _cell(text):
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _accuracy(acc):
+    if acc == "see vec_math":
+        return f"[see vec_math](#{VEC_MATH_ANCHOR})"
+    return acc
+
+
+def vec_math_comment():
+    """Paragraphs of the header comment of jit/cpu/vec_math.cpp (each a list of lines, '// ' removed)."""
+    paragraphs, current = [], []
+    for line in VEC_MATH.read_text().splitlines():
+        if not line.startswith("//"):
+            break
+        text = line[2:]
+        text = text[1:] if text.startswith(" ") else text
+        if text.strip():
+            current.append(text)
+        elif current:
+            paragraphs.append(current)
+            current = []
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+def tested_bounds():
+    """{function: {type: bound in ulp}} from the check_function<T>(Fn::f, bound) calls of the C++ test."""
+    bounds = {}
+    pattern = r"check_function<(float|double)>\(Fn::(\w+),\s*([0-9.eE+-]+)\)"
+    for t, fn, bound in re.findall(pattern, VEC_MATH_TEST.read_text()):
+        bounds.setdefault(fn, {})["f32" if t == "float" else "f64"] = bound
+    return bounds
+
+
+def vec_math_section():
+    lines = ["## Accuracy of the vectorised math functions", ""]
+    lines += [
+        "The CPU backend computes Exp, Log, Sin, Cos, Atan, Atan2, Asin and Acos with its own vectorised code",
+        "(`jit/cpu/vec_math.cpp`), whose header comment says:",
+        "",
+    ]
+    paragraphs = vec_math_comment()
+    for para in paragraphs:
+        if not para[0].lower().startswith(("accuracy", "method", "sin/cos")):
+            continue
+        prose = [line for line in para if not line.startswith("  ")]
+        table = [line[2:] for line in para if line.startswith("  ")]
+        lines.append("> " + " ".join(line.strip() for line in prose))
+        lines.append("")
+        if table and any("RESULTS_TABLE" in line for line in table):
+            lines += ["> *(the measured maxima are not recorded in `jit/cpu/vec_math.cpp` yet; the bounds below are",
+                      "> those the C++ test enforces)*", ""]
+        elif table:
+            lines += ["```"] + table + ["```", ""]
+    bounds = tested_bounds()
+    if bounds:
+        lines += [
+            "Bounds enforced by `tests/cpp/test_vec_math.cpp` (maximum error in ulp over its sample of each function,",
+            "vector widths and optimisation levels):",
+            "",
+            "| function | float32 | float64 |",
+            "|---|---|---|",
+        ]
+        for fn, b in bounds.items():
+            lines.append(f"| {fn} | {b.get('f32', '')} | {b.get('f64', '')} |")
+        lines.append("")
+    return lines
+
+
+def render(operations=None):
+    """The text of docs/operations.md."""
+    if operations is None:
+        from pykeops import _engine
+
+        operations = _engine.operations()
+    names = [op["name"] for op in operations]
+    missing = [n for n in names if n not in OUT_DIM]
+    if missing:
+        raise ValueError(f"operations missing from OUT_DIM in docs/generate_operations.py: {', '.join(missing)}")
+    stale = sorted(set(OUT_DIM) - set(names))
+    if stale:
+        raise ValueError(f"OUT_DIM in docs/generate_operations.py names unknown operations: {', '.join(stale)}")
+    pending = [op["name"] for op in operations if not op["supported"]]
+    lines = [
+        "# Operations of the formula language",
+        "",
+        "<!-- Generated by docs/generate_operations.py from pykeops._engine.operations(): do not edit by hand. -->",
+        "",
+        f"The {len(operations)} operations that KeOps formulas (Genred strings, and the formulas LazyTensors build)",
+        "may use, in the order of the engine's operation table. In signatures, `f`, `g`, ... are formulas,",
+        "`: int` and `: list` arguments are integer constants and lists of them written in the formula",
+        "(`Pow(x, 3)`, `TensorDot(a, b, [2,3], [3], [1], [0])`), and arguments in brackets are optional.",
+        "Element-wise operations of several arguments broadcast arguments of dim 1. A complex vector of n entries",
+        "is a real vector of dim 2n, real and imaginary parts interleaved.",
+        "",
+        "Python floats cannot appear in formulas: pass them as `Pm` parameters (LazyTensor does so), or use",
+        "`IntCst`, `RatCst`, `IntInv`.",
+        "",
+    ]
+    if pending:
+        lines += [
+            f"Operations marked *parse only* ({', '.join(pending)}) are accepted by the parser",
+            "but compile only once symbolic differentiation is available.",
+            "",
+        ]
+    lines += ["| operation | output dim | meaning | accuracy |", "|---|---|---|---|"]
+    for op in operations:
+        meaning = op["doc"] + ("" if op["supported"] else " *parse only*")
+        lines.append(
+            f"| `{_cell(signature(op))}` | {_cell(OUT_DIM[op['name']])} | {_cell(meaning)} | "
+            f"{_cell(_accuracy(op['accuracy']))} |"
+        )
+    lines += ["", "Accuracy: empty where the result is exact or a composition of correctly rounded IEEE operations.", ""]
+    lines += vec_math_section()
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/operations.md is not up to date")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(f"{OUTPUT.relative_to(ROOT)} is stale: run `python docs/generate_operations.py`", file=sys.stderr)
+            return 1
+        print(f"{OUTPUT.relative_to(ROOT)} is up to date")
+        return 0
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

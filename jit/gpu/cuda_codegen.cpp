@@ -1,0 +1,879 @@
+// GPU backend, code generation: Program -> CUDA C++ (one rendering per Prim; reductions as CUDA state templates).
+//
+// Kernels (for output rows indexed by the program's tag, reduced index j):
+//   <name>_1d          one thread per output row; a block owns up to BLOCK rows (a "chunk" of rows, from the
+//                      block-sparse table or implicit) and walks the chunk's intervals of j in tiles of BLOCK
+//                      rows of the inner variables, staged cooperatively in shared memory.
+//   <name>_2d          the same, but blockIdx.y selects a slice of the chunk's j (its part of the concatenation of
+//                      the intervals); the partial reduction states go to a buffer ...
+//   <name>_2d_combine  ... which one thread per output row folds in order (the reductions' combine) and stores.
+// Normal mode hoists parameter and row values out of the j loop. Chunk mode (many loaded values per pair) evaluates
+// the pair's code in segments that each load at most kChunkWords values (inner components staged per segment,
+// outer ones in registers), carrying the few values that cross segments per j in a local array. Reductions with
+// large states are split into output groups, each a pass over j with its own small state.
+#include "cuda_codegen.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "../../core/errors.h"
+
+namespace keops::gpu {
+
+const char* gpu_dtype_name(GpuDtype d) {
+  return d == GpuDtype::F16 ? "float16" : d == GpuDtype::F32 ? "float32" : "float64";
+}
+int gpu_dtype_size(GpuDtype d) { return d == GpuDtype::F16 ? 2 : d == GpuDtype::F32 ? 4 : 8; }
+
+std::string GpuOptions::text() const {
+  return std::string(gpu_dtype_name(dtype)) + "/" + gpu_dtype_name(acc) + "/" +
+         (scheme == SumScheme::Direct ? "direct" : scheme == SumScheme::Block ? "block" : "kahan") +
+         (fast_math ? "/fast" : "/precise") + (chunks ? "/chunks" : "/nochunks") + "/b" + std::to_string(block);
+}
+
+const std::string& cuda_prelude() {
+  static const std::string text = R"CUDA(// ---- KeOps GPU prelude: scalar types, conversions, primitives and the reductions' state code ----
+typedef long long kp_i64;
+typedef unsigned short kp_half;
+#define KP_NONE 9223372036854775807LL
+#ifndef KP_HOST_EMULATION
+#define KP_DEV __device__ __forceinline__
+KP_DEV float kp_h2f(kp_half h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+KP_DEV kp_half kp_f2h(float f) { kp_half h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+template <class T> KP_DEV T kp_ldg(const T* p) { return __ldg(p); }
+KP_DEV float kp_bits_f(unsigned u) { return __int_as_float((int)u); }
+KP_DEV double kp_bits_d(unsigned long long u) { return __longlong_as_double((long long)u); }
+#endif
+
+template <class C> KP_DEV C kp_inf();
+template <> KP_DEV float kp_inf<float>() { return kp_bits_f(0x7f800000u); }
+template <> KP_DEV double kp_inf<double>() { return kp_bits_d(0x7ff0000000000000ull); }
+template <class C> KP_DEV C kp_nan();
+template <> KP_DEV float kp_nan<float>() { return kp_bits_f(0x7fc00000u); }
+template <> KP_DEV double kp_nan<double>() { return kp_bits_d(0x7ff8000000000000ull); }
+
+// Data in memory (float16 as raw bits) -> compute type, and back.
+KP_DEV float kp_load(const float* p, kp_i64 k) { return kp_ldg(p + k); }
+KP_DEV double kp_load(const double* p, kp_i64 k) { return kp_ldg(p + k); }
+KP_DEV float kp_load(const kp_half* p, kp_i64 k) { return kp_h2f(kp_ldg(p + k)); }
+template <class V> KP_DEV void kp_put(float* p, kp_i64 k, V v) { p[k] = (float)v; }
+template <class V> KP_DEV void kp_put(double* p, kp_i64 k, V v) { p[k] = (double)v; }
+template <class V> KP_DEV void kp_put(kp_half* p, kp_i64 k, V v) { p[k] = kp_f2h((float)v); }
+KP_DEV void kp_put_index(void* p, kp_i64 k, kp_i64 j) { ((kp_i64*)p)[k] = j == KP_NONE ? -1 : j; }
+template <bool H, class A> KP_DEV A kp_acc(A v) { if constexpr (H) return (A)kp_h2f(kp_f2h((float)v)); else return v; }
+
+// Primitives (core/program.h), overloaded on float and double.
+KP_DEV float kp_exp(float x) { return expf(x); }      KP_DEV double kp_exp(double x) { return exp(x); }
+KP_DEV float kp_log(float x) { return logf(x); }      KP_DEV double kp_log(double x) { return log(x); }
+KP_DEV float kp_sin(float x) { return sinf(x); }      KP_DEV double kp_sin(double x) { return sin(x); }
+KP_DEV float kp_cos(float x) { return cosf(x); }      KP_DEV double kp_cos(double x) { return cos(x); }
+KP_DEV float kp_atan(float x) { return atanf(x); }    KP_DEV double kp_atan(double x) { return atan(x); }
+KP_DEV float kp_asin(float x) { return asinf(x); }    KP_DEV double kp_asin(double x) { return asin(x); }
+KP_DEV float kp_acos(float x) { return acosf(x); }    KP_DEV double kp_acos(double x) { return acos(x); }
+KP_DEV float kp_sqrt(float x) { return sqrtf(x); }    KP_DEV double kp_sqrt(double x) { return sqrt(x); }
+KP_DEV float kp_abs(float x) { return fabsf(x); }     KP_DEV double kp_abs(double x) { return fabs(x); }
+KP_DEV float kp_floor(float x) { return floorf(x); }  KP_DEV double kp_floor(double x) { return floor(x); }
+KP_DEV float kp_round(float x) { return roundf(x); }  KP_DEV double kp_round(double x) { return round(x); }
+KP_DEV float kp_atan2(float y, float x) { return atan2f(y, x); }
+KP_DEV double kp_atan2(double y, double x) { return atan2(y, x); }
+template <class C> KP_DEV C kp_min(C a, C b) { return a != a ? a : (a < b ? a : b); }  // NaN-propagating
+template <class C> KP_DEV C kp_max(C a, C b) { return a != a ? a : (a > b ? a : b); }
+template <class C> KP_DEV C kp_ifpos(C a, C b, C c) { return a >= C(0) ? b : c; }
+template <class C> KP_DEV C kp_select(C a, C b, C c) { return a != C(0) ? b : c; }
+template <class C> KP_DEV C kp_lt(C a, C b) { return a < b ? C(1) : C(0); }
+template <class C> KP_DEV C kp_le(C a, C b) { return a <= b ? C(1) : C(0); }
+template <class C> KP_DEV C kp_eq(C a, C b) { return a == b ? C(1) : C(0); }
+template <class C> KP_DEV C kp_ne(C a, C b) { return a != b ? C(1) : C(0); }
+
+struct KpDims {
+  kp_i64 n_outer, n_inner, n_batch, n_chunks, n_split, n_rows;  // n_rows = n_batch * n_outer
+};
+
+// ---- Reductions: the state of one output row (or of one group of its columns). Every reduction has
+//   init()                     the neutral state
+//   update(f, g, j)            folds the formula's values f (and weights g) at reduced index j
+//   tile_end()                 end of a tile of j (block sums flush their block into the total)
+//   combine(o)                 folds another state over later indices (2D scheme)
+//   store(o0, o1, row, dtot, col0)  writes the finished state; dtot = columns of the full formula (or of the
+//                              [m, s...] output), col0 = first column of this group
+// Semantics are those of the CPU backend (jit/cpu/llvm_backend.cpp): NaN values never win Min/Max/Arg*/KMin,
+// ties go to the smallest index, an index without a candidate reads -1, log-sum-exp is [m, s...] online.
+
+// Sum. SCHEME 0 direct [s]; 1 block [total s, block c]; 2 Kahan [sum s, compensation c]. H: float16 accumulator.
+template <class T, class C, class A, int D, int SCHEME, bool H>
+struct KpSum {
+  static constexpr int E = SCHEME == 0 ? 1 : D;
+  A s[D], c[E];
+  KP_DEV void init() {
+    for (int k = 0; k < D; ++k) s[k] = A(0);
+    for (int k = 0; k < E; ++k) c[k] = A(0);
+  }
+  KP_DEV void add(int k, A x) {
+    if constexpr (SCHEME == 0) {
+      s[k] = kp_acc<H>(s[k] + x);
+    } else if constexpr (SCHEME == 1) {
+      c[k] = kp_acc<H>(c[k] + x);
+    } else {
+      A y = x - c[k];
+      A t = kp_acc<H>(s[k] + y);
+      c[k] = kp_acc<H>((t - s[k]) - y);
+      s[k] = t;
+    }
+  }
+  KP_DEV void update(const C* f, const C*, kp_i64) {
+    for (int k = 0; k < D; ++k) add(k, A(f[k]));
+  }
+  KP_DEV void tile_end() {
+    if constexpr (SCHEME == 1)
+      for (int k = 0; k < D; ++k) s[k] = kp_acc<H>(s[k] + c[k]), c[k] = A(0);
+  }
+  KP_DEV void combine(const KpSum& o) {
+    for (int k = 0; k < D; ++k) {
+      if constexpr (SCHEME == 2) {
+        add(k, o.s[k]);
+        add(k, -o.c[k]);
+      } else if constexpr (SCHEME == 1) {
+        s[k] = kp_acc<H>(s[k] + (o.s[k] + o.c[k]));
+      } else {
+        s[k] = kp_acc<H>(s[k] + o.s[k]);
+      }
+    }
+  }
+  KP_DEV A value(int k) const {
+    if constexpr (SCHEME == 0) return s[k];
+    else if constexpr (SCHEME == 1) return s[k] + c[k];
+    else return s[k] - c[k];
+  }
+  KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
+    for (int k = 0; k < D; ++k) kp_put((T*)o0, row * dtot + col0 + k, value(k));
+  }
+};
+
+// Max_SumShiftExpWeight: [m, s_1..s_DG], m = max f, s = sum exp(f - m) g (g = 1 without weights). Online: the
+// larger maximum wins and the other side is scaled by exp(-|m - f|); -inf terms add nothing; NaN propagates.
+template <class T, class C, class A, int DG, bool HASG, bool H>
+struct KpLse {
+  A m, s[DG];
+  KP_DEV void init() {
+    m = -kp_inf<A>();
+    for (int k = 0; k < DG; ++k) s[k] = A(0);
+  }
+  KP_DEV void absorb(A f, const A* g) {
+    A e = kp_exp(-kp_abs(m - f));
+    if (f == m) e = A(1);
+    if (f == -kp_inf<A>()) e = A(0);
+    const bool bigger = f > m;
+    for (int k = 0; k < DG; ++k) s[k] = kp_acc<H>(bigger ? s[k] * e + g[k] : s[k] + g[k] * e);
+    m = bigger ? f : m;
+  }
+  KP_DEV void update(const C* f, const C* g, kp_i64) {
+    A w[DG];
+    for (int k = 0; k < DG; ++k) {
+      if constexpr (HASG) w[k] = A(g[k]);
+      else w[k] = A(1);
+    }
+    absorb(A(f[0]), w);
+  }
+  KP_DEV void tile_end() {}
+  KP_DEV void combine(const KpLse& o) { absorb(o.m, o.s); }
+  KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
+    if (col0 == 0) kp_put((T*)o0, row * dtot, m);
+    for (int k = 0; k < DG; ++k) kp_put((T*)o0, row * dtot + 1 + col0 + k, s[k]);
+  }
+};
+
+template <bool MAX, class C> KP_DEV bool kp_better(C v, C best) { return MAX ? v > best : v < best; }
+template <bool MAX, class C> KP_DEV bool kp_better_pair(C v, kp_i64 j, C best, kp_i64 best_j) {
+  return kp_better<MAX>(v, best) || (v == best && j < best_j);
+}
+
+// Min / Max per component.
+template <class T, class C, int D, bool MAX>
+struct KpMinMax {
+  C v[D];
+  KP_DEV void init() {
+    for (int k = 0; k < D; ++k) v[k] = MAX ? -kp_inf<C>() : kp_inf<C>();
+  }
+  KP_DEV void update(const C* f, const C*, kp_i64) {
+    for (int k = 0; k < D; ++k)
+      if (kp_better<MAX>(f[k], v[k])) v[k] = f[k];
+  }
+  KP_DEV void tile_end() {}
+  KP_DEV void combine(const KpMinMax& o) {
+    for (int k = 0; k < D; ++k)
+      if (kp_better<MAX>(o.v[k], v[k])) v[k] = o.v[k];
+  }
+  KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
+    for (int k = 0; k < D; ++k) kp_put((T*)o0, row * dtot + col0 + k, v[k]);
+  }
+};
+
+// ArgMin / ArgMax (OUT 0: indices in o0) and Min_ArgMin / Max_ArgMax (OUT 1: values in o0, indices in o1).
+template <class T, class C, int D, bool MAX, int OUT>
+struct KpArg {
+  C v[D];
+  kp_i64 i[D];
+  KP_DEV void init() {
+    for (int k = 0; k < D; ++k) v[k] = MAX ? -kp_inf<C>() : kp_inf<C>(), i[k] = KP_NONE;
+  }
+  KP_DEV void take(int k, C x, kp_i64 j) {
+    if (kp_better_pair<MAX>(x, j, v[k], i[k])) v[k] = x, i[k] = j;
+  }
+  KP_DEV void update(const C* f, const C*, kp_i64 j) {
+    for (int k = 0; k < D; ++k) take(k, f[k], j);
+  }
+  KP_DEV void tile_end() {}
+  KP_DEV void combine(const KpArg& o) {
+    for (int k = 0; k < D; ++k) take(k, o.v[k], o.i[k]);
+  }
+  KP_DEV void store(void* o0, void* o1, kp_i64 row, int dtot, int col0) const {
+    for (int k = 0; k < D; ++k) {
+      if constexpr (OUT == 1) kp_put((T*)o0, row * dtot + col0 + k, v[k]);
+      kp_put_index(OUT == 1 ? o1 : o0, row * dtot + col0 + k, i[k]);
+    }
+  }
+};
+
+// KMin / ArgKMin / KMin_ArgKMin (OUT 0 values in o0, 1 indices in o0, 2 values in o0 and indices in o1): per
+// component the K smallest (value, index) pairs, sorted, kept by a compare-and-swap insertion chain.
+template <class T, class C, int D, int K, int OUT>
+struct KpKMin {
+  C v[D * K];
+  kp_i64 i[D * K];
+  KP_DEV void init() {
+    for (int k = 0; k < D * K; ++k) v[k] = kp_inf<C>(), i[k] = KP_NONE;
+  }
+  KP_DEV void insert(int c, C x, kp_i64 j) {
+    for (int r = 0; r < K; ++r) {
+      C& lv = v[c * K + r];
+      kp_i64& lj = i[c * K + r];
+      const bool t = x < lv || (x == lv && j < lj);
+      const C nv = t ? x : lv;
+      const kp_i64 nj = t ? j : lj;
+      x = t ? lv : x;
+      j = t ? lj : j;
+      lv = nv;
+      lj = nj;
+    }
+  }
+  KP_DEV void update(const C* f, const C*, kp_i64 j) {
+    for (int c = 0; c < D; ++c) insert(c, f[c], j);
+  }
+  KP_DEV void tile_end() {}
+  KP_DEV void combine(const KpKMin& o) {
+    for (int c = 0; c < D; ++c)
+      for (int r = 0; r < K; ++r) insert(c, o.v[c * K + r], o.i[c * K + r]);
+  }
+  KP_DEV void store(void* o0, void* o1, kp_i64 row, int dtot, int col0) const {
+    for (int c = 0; c < D; ++c)
+      for (int r = 0; r < K; ++r) {
+        const kp_i64 at = row * (kp_i64)(K * dtot) + r * dtot + col0 + c;
+        if constexpr (OUT != 1) kp_put((T*)o0, at, v[c * K + r]);
+        if constexpr (OUT != 0) kp_put_index(OUT == 2 ? o1 : o0, at, i[c * K + r]);
+      }
+  }
+};
+// ---- end of prelude ----
+)CUDA";
+  return text;
+}
+
+const char* cuda_prim_pattern(Prim p) {
+  switch (p) {  // no default: a Prim without a rendering fails the build (-Werror=switch on this file)
+    case Prim::Const: case Prim::Load: return nullptr;
+    case Prim::Add: return "($a + $b)";
+    case Prim::Sub: return "($a - $b)";
+    case Prim::Mul: return "($a * $b)";
+    case Prim::Div: return "($a / $b)";
+    case Prim::Neg: return "(-$a)";
+    case Prim::Abs: return "kp_abs($a)";
+    case Prim::Sqrt: return "kp_sqrt($a)";
+    case Prim::Exp: return "kp_exp($a)";
+    case Prim::Log: return "kp_log($a)";
+    case Prim::Sin: return "kp_sin($a)";
+    case Prim::Cos: return "kp_cos($a)";
+    case Prim::Atan: return "kp_atan($a)";
+    case Prim::Atan2: return "kp_atan2($a, $b)";
+    case Prim::Asin: return "kp_asin($a)";
+    case Prim::Acos: return "kp_acos($a)";
+    case Prim::Floor: return "kp_floor($a)";
+    case Prim::Round: return "kp_round($a)";
+    case Prim::Min: return "kp_min($a, $b)";
+    case Prim::Max: return "kp_max($a, $b)";
+    case Prim::IfPos: return "kp_ifpos($a, $b, $c)";
+    case Prim::Select: return "kp_select($a, $b, $c)";
+    case Prim::Lt: return "kp_lt($a, $b)";
+    case Prim::Le: return "kp_le($a, $b)";
+    case Prim::Eq: return "kp_eq($a, $b)";
+    case Prim::Ne: return "kp_ne($a, $b)";
+  }
+  return nullptr;
+}
+
+std::string render_prim(Prim p, const std::string& a, const std::string& b, const std::string& c) {
+  const char* pattern = cuda_prim_pattern(p);
+  KEOPS_ASSERT(pattern, std::string("no CUDA rendering of primitive ") + prim_name(p));
+  std::string out;
+  for (const char* s = pattern; *s; ++s) {
+    if (*s == '$' && (s[1] == 'a' || s[1] == 'b' || s[1] == 'c')) {
+      out += s[1] == 'a' ? a : s[1] == 'b' ? b : c;
+      ++s;
+    } else {
+      out += *s;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string num(int64_t v) { return std::to_string(v); }
+
+// A double constant as an exact C++ expression of the compute type C.
+std::string literal(double v) {
+  if (std::isnan(v)) return "kp_nan<C>()";
+  if (std::isinf(v)) return v > 0 ? "kp_inf<C>()" : "(-kp_inf<C>())";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "C(%a)", v);
+  return buf;
+}
+
+bool is_k_reduction(ReductionKind k) {
+  return k == ReductionKind::KMin || k == ReductionKind::ArgKMin || k == ReductionKind::KMinArgKMin;
+}
+
+// One pass over j with its own state: formula components [c0, c0 + n) (for log-sum-exp: weight components).
+struct Group {
+  int c0 = 0, n = 0;
+  std::vector<int> f, g;  // value ids fed to update()
+};
+
+// The evaluation of one group: hoisted values (normal mode), then segments of per-pair code.
+struct Run {  // components [lo, hi] of inner argument `pos`, staged at `offset` of the staged row
+  int pos, lo, hi, offset;
+};
+struct Segment {
+  std::vector<int> code;           // non-Load, non-Const instructions, in order
+  std::set<int> loads;             // Load values used here (inner ones staged for this segment)
+  std::vector<Run> runs;           // staged inner components
+  int width = 0;                   // staged components per j
+  std::vector<int> restore, save;  // carried values read at the start / written at the end
+};
+
+struct GroupPlan {
+  Group group;
+  std::vector<int> hoisted;  // normal mode: values computed once per row, before the j loop (Loads included)
+  std::vector<Segment> segments;
+  std::map<int, int> slot;   // carried value -> slot
+  int carries = 0;
+};
+
+class Generator {
+ public:
+  Generator(const Program& p, const GpuOptions& o, const std::string& name) : p_(p), o_(o), name_(name) {}
+
+  CudaSource run() {
+    CudaSource src;
+    src.prelude = cuda_prelude();
+    KernelLayout& L = src.layout;
+    L.name = name_;
+    L.nargs = static_cast<int>(p_.args.size());
+    if (p_.reduction == ReductionKind::Zero) return src;
+    users_.assign(p_.code.size(), {});
+    for (size_t id = 0; id < p_.code.size(); ++id)
+      for (int x : {p_.code[id].a, p_.code[id].b, p_.code[id].c})
+        if (x >= 0) users_[x].push_back(static_cast<int>(id));
+
+    make_groups();
+    chunked_ = decide_chunked();
+    for (const Group& g : groups_) plans_.push_back(plan(g));
+    block_ = choose_block();
+    L.block = block_;
+    L.chunked = chunked_;
+    L.groups = static_cast<int>(groups_.size());
+    for (const GroupPlan& gp : plans_) {
+      L.segments = std::max(L.segments, static_cast<int>(gp.segments.size()));
+      L.carries = std::max(L.carries, gp.carries);
+    }
+    L.shared_bytes = block_ * std::max(1, max_width()) * csize();
+    int stride = 0;
+    for (const GroupPlan& gp : plans_) stride += state_bound(gp.group);
+    L.state_stride = (stride + 7) / 8 * 8;
+    src.body = emit(L);
+    return src;
+  }
+
+ private:
+  const Program& p_;
+  const GpuOptions& o_;
+  std::string name_;
+  std::vector<std::vector<int>> users_;
+  std::vector<Group> groups_;
+  std::vector<GroupPlan> plans_;
+  bool chunked_ = false;
+  int block_ = 0;
+
+  bool lse() const { return p_.reduction == ReductionKind::MaxSumShiftExpWeight; }
+  GpuDtype ctype() const { return o_.dtype == GpuDtype::F64 ? GpuDtype::F64 : GpuDtype::F32; }
+  int csize() const { return gpu_dtype_size(ctype()); }
+  int cwords() const { return csize() / 4; }
+  int awords() const { return o_.acc == GpuDtype::F64 ? 2 : 1; }
+  bool is_max() const {
+    return p_.reduction == ReductionKind::Max || p_.reduction == ReductionKind::ArgMax ||
+           p_.reduction == ReductionKind::MaxArgMax;
+  }
+
+  // 32-bit words of state per grouped component.
+  int words_per_component() const {
+    switch (p_.reduction) {
+      case ReductionKind::Sum: return (o_.scheme == SumScheme::Direct ? 1 : 2) * awords();
+      case ReductionKind::MaxSumShiftExpWeight: return awords();
+      case ReductionKind::Min: case ReductionKind::Max: return cwords();
+      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
+        return p_.opt * (cwords() + 2);
+      default: return cwords() + 2;
+    }
+  }
+
+  void make_groups() {
+    constexpr int kStateWords = 64;
+    const int total = lse() ? std::max<int>(1, static_cast<int>(p_.out2.size())) : p_.dim_formula;
+    const int per = std::max(1, kStateWords / words_per_component());
+    const int count = (total + per - 1) / per;
+    const int size = (total + count - 1) / count;
+    for (int c0 = 0; c0 < total; c0 += size) {
+      Group g;
+      g.c0 = c0;
+      g.n = std::min(size, total - c0);
+      if (lse()) {
+        g.f = {p_.out[0]};
+        for (int k = 0; k < g.n && !p_.out2.empty(); ++k) g.g.push_back(p_.out2[c0 + k]);
+      } else {
+        g.f.assign(p_.out.begin() + c0, p_.out.begin() + c0 + g.n);
+      }
+      groups_.push_back(g);
+    }
+  }
+
+  // Values the group needs, in program order.
+  std::vector<int> needed(const Group& g) const {
+    std::vector<char> mark(p_.code.size(), 0);
+    std::vector<int> stack(g.f.begin(), g.f.end());
+    stack.insert(stack.end(), g.g.begin(), g.g.end());
+    while (!stack.empty()) {
+      int v = stack.back();
+      stack.pop_back();
+      if (mark[v]) continue;
+      mark[v] = 1;
+      for (int x : {p_.code[v].a, p_.code[v].b, p_.code[v].c})
+        if (x >= 0) stack.push_back(x);
+    }
+    std::vector<int> out;
+    for (size_t id = 0; id < p_.code.size(); ++id)
+      if (mark[id]) out.push_back(static_cast<int>(id));
+    return out;
+  }
+
+  bool is_inner_load(int v) const { return p_.code[v].op == Prim::Load && p_.level[v] == Level::Inner; }
+
+  // Chunk mode when a group would load more than ~1.5 chunks of values per pair (registers + staged row).
+  bool decide_chunked() const {
+    int worst = 0;
+    for (const Group& g : groups_) {
+      std::set<int> inner_args;
+      int other = 0;
+      for (int v : needed(g)) {
+        if (p_.code[v].op != Prim::Load) continue;
+        if (is_inner_load(v)) inner_args.insert(p_.code[v].pos);
+        else ++other;
+      }
+      int staged = 0;
+      for (int a : inner_args) staged += p_.args[a].dim;
+      worst = std::max(worst, (staged + other) * cwords());
+    }
+    const bool fits_shared = 32 * worst / std::max(1, cwords()) * csize() <= 48 * 1024;
+    return (o_.chunks && worst > kChunkWords * 3 / 2) || !fits_shared;
+  }
+
+  GroupPlan plan(const Group& g) const {
+    GroupPlan gp;
+    gp.group = g;
+    std::vector<int> need = needed(g);
+    if (!chunked_) {
+      Segment seg;
+      for (int v : need) {
+        const Instr& in = p_.code[v];
+        if (in.op == Prim::Const) continue;
+        if (p_.level[v] != Level::Inner) gp.hoisted.push_back(v);
+        else if (in.op == Prim::Load) seg.loads.insert(v);
+        else seg.code.push_back(v);
+      }
+      gp.segments.push_back(seg);
+    } else {
+      gp.segments = segment(g);
+    }
+    for (Segment& s : gp.segments) layout_segment(s);
+    assign_carries(gp);
+    return gp;
+  }
+
+  // Chunk mode: depth-first post-order from the group's outputs (a chain of sums becomes term, add, term, add...),
+  // cut into segments whose loads (inner ones counted by staged component range) fit in kChunkWords words.
+  std::vector<Segment> segment(const Group& g) const {
+    std::vector<int> order;
+    std::vector<char> state(p_.code.size(), 0);  // 0 new, 1 open, 2 done
+    std::vector<int> roots(g.f.begin(), g.f.end());
+    roots.insert(roots.end(), g.g.begin(), g.g.end());
+    for (int r : roots) {
+      std::vector<int> stack = {r};
+      while (!stack.empty()) {
+        int v = stack.back();
+        if (state[v] == 2) { stack.pop_back(); continue; }
+        if (state[v] == 0) {
+          state[v] = 1;
+          const Instr& in = p_.code[v];
+          for (int x : {in.c, in.b, in.a})  // a ends on top: visited first
+            if (x >= 0 && state[x] == 0) stack.push_back(x);
+          continue;
+        }
+        state[v] = 2;
+        stack.pop_back();
+        if (p_.code[v].op != Prim::Const && p_.code[v].op != Prim::Load) order.push_back(v);
+      }
+    }
+    std::vector<Segment> segs(1);
+    auto cost = [&](const Segment& s, const std::set<int>& extra) {
+      int count = static_cast<int>(s.loads.size());
+      for (int v : extra) count += !s.loads.count(v);
+      return count * cwords();
+    };
+    for (int v : order) {
+      std::set<int> loads;
+      for (int x : {p_.code[v].a, p_.code[v].b, p_.code[v].c})
+        if (x >= 0 && p_.code[x].op == Prim::Load) loads.insert(x);
+      if (!segs.back().code.empty() && cost(segs.back(), loads) > kChunkWords) segs.emplace_back();
+      segs.back().code.push_back(v);
+      segs.back().loads.insert(loads.begin(), loads.end());
+    }
+    // Outputs that are loads themselves are read in the last segment, where the update happens.
+    for (int r : roots)
+      if (p_.code[r].op == Prim::Load) segs.back().loads.insert(r);
+    return segs;
+  }
+
+  // Staged runs: whole rows in normal mode (contiguous, coalesced copies); in chunk mode, the runs of consecutive
+  // components that the segment reads.
+  void layout_segment(Segment& s) const {
+    std::map<int, std::set<int>> comps;
+    for (int v : s.loads)
+      if (is_inner_load(v)) comps[p_.code[v].pos].insert(p_.code[v].comp);
+    s.width = 0;
+    for (auto& [pos, cs] : comps) {
+      if (!chunked_) {
+        s.runs.push_back({pos, 0, p_.args[pos].dim - 1, s.width});
+        s.width += p_.args[pos].dim;
+        continue;
+      }
+      for (int c : cs) {
+        if (!s.runs.empty() && s.runs.back().pos == pos && s.runs.back().hi == c - 1) {
+          s.runs.back().hi = c;
+        } else {
+          s.runs.push_back({pos, c, c, s.width});
+        }
+        ++s.width;
+      }
+    }
+  }
+
+  // Values defined in one segment and used in a later one (or fed to the update from an earlier one) get a slot of
+  // the per-j carry array; a slot is reused once its value's last reader segment has started.
+  void assign_carries(GroupPlan& gp) const {
+    const int n = static_cast<int>(gp.segments.size());
+    if (n <= 1) return;
+    std::map<int, int> def;
+    for (int s = 0; s < n; ++s)
+      for (int v : gp.segments[s].code) def[v] = s;
+    std::map<int, int> last;
+    std::map<int, std::set<int>> readers;
+    for (int s = 0; s < n; ++s)
+      for (int v : gp.segments[s].code)
+        for (int x : {p_.code[v].a, p_.code[v].b, p_.code[v].c})
+          if (x >= 0 && def.count(x) && def[x] < s) readers[x].insert(s);
+    for (int r : gp.group.f) if (def.count(r) && def[r] < n - 1) readers[r].insert(n - 1);
+    for (int r : gp.group.g) if (def.count(r) && def[r] < n - 1) readers[r].insert(n - 1);
+    std::vector<int> free_from;  // per slot: the segment from which it is free
+    for (auto& [v, segs] : readers) {
+      const int d = def[v], u = *segs.rbegin();
+      int slot = -1;
+      for (size_t k = 0; k < free_from.size(); ++k)
+        if (free_from[k] <= d) { slot = static_cast<int>(k); break; }
+      if (slot < 0) {
+        slot = static_cast<int>(free_from.size());
+        free_from.push_back(0);
+      }
+      free_from[slot] = u;
+      gp.slot[v] = slot;
+      gp.segments[d].save.push_back(v);
+      for (int s : segs) gp.segments[s].restore.push_back(v);
+    }
+    gp.carries = static_cast<int>(free_from.size());
+  }
+
+  int max_width() const {
+    int w = 0;
+    for (const GroupPlan& gp : plans_)
+      for (const Segment& s : gp.segments) w = std::max(w, s.width);
+    return w;
+  }
+
+  int choose_block() const {
+    if (o_.block > 0) return o_.block;
+    int block = chunked_ ? 64 : 192;
+    while (block > 32 && block * std::max(1, max_width()) * csize() > 48 * 1024) block -= 32;
+    return block;
+  }
+
+  // Upper bound of sizeof(state) of a group: every slot padded to 8 bytes, plus 8.
+  int state_bound(const Group& g) const {
+    int slots = 0;
+    switch (p_.reduction) {
+      case ReductionKind::Sum: slots = 2 * g.n; break;
+      case ReductionKind::MaxSumShiftExpWeight: slots = 1 + g.n; break;
+      case ReductionKind::Min: case ReductionKind::Max: slots = g.n; break;
+      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin: slots = 2 * g.n * p_.opt; break;
+      default: slots = 2 * g.n; break;
+    }
+    return 8 * slots + 8;
+  }
+
+  std::string state_type(const Group& g) const {
+    const std::string n = num(g.n);
+    const char* mx = is_max() ? "true" : "false";
+    const std::string h = o_.acc == GpuDtype::F16 ? "true" : "false";
+    switch (p_.reduction) {
+      case ReductionKind::Sum:
+        return "KpSum<T, C, A, " + n + ", " + num(o_.scheme == SumScheme::Direct ? 0 : o_.scheme == SumScheme::Block ? 1 : 2) +
+               ", " + h + ">";
+      case ReductionKind::MaxSumShiftExpWeight:
+        return "KpLse<T, C, A, " + n + ", " + (p_.out2.empty() ? "false" : "true") + ", " + h + ">";
+      case ReductionKind::Min: case ReductionKind::Max: return "KpMinMax<T, C, " + n + ", " + mx + ">";
+      case ReductionKind::ArgMin: case ReductionKind::ArgMax: return "KpArg<T, C, " + n + ", " + mx + ", 0>";
+      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax: return "KpArg<T, C, " + n + ", " + mx + ", 1>";
+      case ReductionKind::KMin: return "KpKMin<T, C, " + n + ", " + num(p_.opt) + ", 0>";
+      case ReductionKind::ArgKMin: return "KpKMin<T, C, " + n + ", " + num(p_.opt) + ", 1>";
+      case ReductionKind::KMinArgKMin: return "KpKMin<T, C, " + n + ", " + num(p_.opt) + ", 2>";
+      case ReductionKind::Zero: break;
+    }
+    KEOPS_ASSERT(false, "no GPU state for this reduction");
+  }
+
+  int dtot() const { return lse() ? p_.dim_out : p_.dim_formula; }
+
+  std::string val(int v) const {
+    const Instr& in = p_.code[v];
+    return in.op == Prim::Const ? literal(in.imm) : "v" + num(v);
+  }
+
+  std::string instr(int v) const {
+    const Instr& in = p_.code[v];
+    auto opnd = [&](int x) { return x < 0 ? std::string() : val(x); };
+    return "const C v" + num(v) + " = " + render_prim(in.op, opnd(in.a), opnd(in.b), opnd(in.c)) + ";";
+  }
+
+  // A parameter or outer (row) Load.
+  std::string row_load(int v) const {
+    const Instr& in = p_.code[v];
+    const std::string at = p_.level[v] == Level::Param ? num(in.comp) : "rr * " + num(p_.args[in.pos].dim) + " + " + num(in.comp);
+    return "const C v" + num(v) + " = kp_load(P" + num(in.pos) + ", " + at + ");";
+  }
+
+  std::string inner_load(int v, const Segment& s) const {
+    const Instr& in = p_.code[v];
+    for (const Run& r : s.runs)
+      if (r.pos == in.pos && r.lo <= in.comp && in.comp <= r.hi)
+        return "const C v" + num(v) + " = sm_[jj * " + num(std::max(1, s.width)) + " + " + num(r.offset + in.comp - r.lo) + "];";
+    KEOPS_ASSERT(false, "inner load without a staged run");
+  }
+
+  std::string update_call(const Group& g) const {
+    std::string f = "{ const C f_[" + num(g.f.size()) + "] = {";
+    for (size_t k = 0; k < g.f.size(); ++k) f += (k ? ", " : "") + val(g.f[k]);
+    f += "}; ";
+    std::string gargs = "(const C*)0";
+    if (!g.g.empty()) {
+      f += "const C g_[" + num(g.g.size()) + "] = {";
+      for (size_t k = 0; k < g.g.size(); ++k) f += (k ? ", " : "") + val(g.g[k]);
+      f += "}; ";
+      gargs = "g_";
+    }
+    return f + "st.update(f_, " + gargs + ", jt + jj); }";
+  }
+
+  void emit_group(std::ostringstream& s, size_t gi, const std::string& ind) const {
+    const GroupPlan& gp = plans_[gi];
+    const Group& g = gp.group;
+    s << ind << "{  // group " << gi << ": columns [" << g.c0 << ", " << g.c0 + g.n << ")"
+      << (chunked_ ? ", " + num(gp.segments.size()) + " segments" : "") << "\n";
+    const std::string in1 = ind + "  ", in2 = in1 + "  ", in3 = in2 + "  ", in4 = in3 + "  ", in5 = in4 + "  ";
+    s << in1 << "State" << gi << " st;\n" << in1 << "st.init();\n";
+    for (int v : gp.hoisted) s << in1 << (p_.code[v].op == Prim::Load ? row_load(v) : instr(v)) << "\n";
+    if (gp.carries) s << in1 << "C carry_[BLOCK * " << gp.carries << "];\n";
+    s << in1 << "kp_i64 skip = skip0, take = take0;\n";
+    s << in1 << "for (kp_i64 k = 0; k < icount && take > 0; ++k) {\n";
+    s << in2 << "kp_i64 j0 = ivs ? ivs[2 * (ifirst + k)] : 0, j1 = ivs ? ivs[2 * (ifirst + k) + 1] : d.n_inner;\n";
+    s << in2 << "if (j1 - j0 <= skip) { skip -= j1 - j0; continue; }\n";
+    s << in2 << "j0 += skip;\n" << in2 << "skip = 0;\n";
+    s << in2 << "if (j1 - j0 > take) j1 = j0 + take;\n" << in2 << "take -= j1 - j0;\n";
+    s << in2 << "for (kp_i64 jt = j0; jt < j1; jt += BLOCK) {\n";
+    s << in3 << "const int n = (int)(j1 - jt < BLOCK ? j1 - jt : BLOCK);\n";
+    const size_t nseg = gp.segments.size();
+    for (size_t si = 0; si < nseg; ++si) {
+      const Segment& seg = gp.segments[si];
+      const bool last = si + 1 == nseg;
+      if (nseg > 1) s << in3 << "// segment " << si << "\n";
+      if (!seg.runs.empty()) {
+        s << in3 << "__syncthreads();\n";
+        for (const Run& r : seg.runs) {
+          const int w = r.hi - r.lo + 1, dim = p_.args[r.pos].dim;
+          if (w == 1) {
+            s << in3 << "for (int e = threadIdx.x; e < n; e += BLOCK) sm_[e * " << std::max(1, seg.width) << " + " << r.offset
+              << "] = kp_load(P" << r.pos << ", (jt + e) * " << dim << " + " << r.lo << ");\n";
+            continue;
+          }
+          s << in3 << "for (int e = threadIdx.x; e < n * " << w << "; e += BLOCK) { const int r_ = e / " << w
+            << ", q_ = e - r_ * " << w << "; sm_[r_ * " << std::max(1, seg.width) << " + " << r.offset
+            << " + q_] = kp_load(P" << r.pos << ", (jt + r_) * " << dim << " + " << r.lo << " + q_); }\n";
+        }
+        s << in3 << "__syncthreads();\n";
+      }
+      s << in3 << "if (active) {\n";
+      if (chunked_)
+        for (int v : seg.loads)
+          if (!is_inner_load(v)) s << in4 << row_load(v) << "\n";
+      s << in4 << "for (int jj = 0; jj < n; ++jj) {\n";
+      for (int v : seg.restore) s << in5 << "const C v" << v << " = carry_[jj * " << gp.carries << " + " << gp.slot.at(v) << "];\n";
+      for (int v : seg.loads)
+        if (is_inner_load(v)) s << in5 << inner_load(v, seg) << "\n";
+      for (int v : seg.code) s << in5 << instr(v) << "\n";
+      for (int v : seg.save) s << in5 << "carry_[jj * " << gp.carries << " + " << gp.slot.at(v) << "] = v" << v << ";\n";
+      if (last) s << in5 << update_call(g) << "\n";
+      s << in4 << "}\n";
+      if (last) s << in4 << "st.tile_end();\n";
+      s << in3 << "}\n";
+    }
+    s << in2 << "}\n" << in1 << "}\n";
+    s << in1 << "if (active) {\n";
+    s << in2 << "if (SPLIT) *(State" << gi << "*)(partial + ((kp_i64)blockIdx.y * d.n_rows + orow) * STATE_STRIDE + "
+      << state_offset(gi) << ") = st;\n";
+    s << in2 << "else st.store(o0, o1, orow, " << dtot() << ", " << g.c0 << ");\n";
+    s << in1 << "}\n" << ind << "}\n";
+  }
+
+  int state_offset(size_t gi) const {
+    int off = 0;
+    for (size_t k = 0; k < gi; ++k) off += state_bound(plans_[k].group);
+    return off;
+  }
+
+  std::string emit(const KernelLayout& L) const {
+    std::ostringstream s;
+    const int nargs = static_cast<int>(p_.args.size());
+    const char* T = o_.dtype == GpuDtype::F16 ? "kp_half" : o_.dtype == GpuDtype::F32 ? "float" : "double";
+    const char* C = ctype() == GpuDtype::F64 ? "double" : "float";
+    const char* A = o_.acc == GpuDtype::F64 ? "double" : "float";
+    s << "\n// ---- " << p_.canonical << "  [" << o_.text() << "] ----\n";
+    s << "namespace kp_" << name_ << " {\n";
+    s << "typedef " << T << " T;  // data\ntypedef " << C << " C;  // computation\ntypedef " << A << " A;  // accumulation\n";
+    s << "constexpr int BLOCK = " << block_ << ";\n";
+    s << "constexpr kp_i64 STATE_STRIDE = " << L.state_stride << ";\n";
+    for (size_t gi = 0; gi < plans_.size(); ++gi) {
+      s << "typedef " << state_type(plans_[gi].group) << " State" << gi << ";\n";
+      s << "static_assert(sizeof(State" << gi << ") <= " << state_bound(plans_[gi].group) << ", \"state bound\");\n";
+    }
+    s << "struct Batch { kp_i64 nb; kp_i64 shape[" << L.max_batch_dims << "]; kp_i64 stride[" << std::max(1, nargs) << "]["
+      << L.max_batch_dims << "]; };\n";
+    s << "KP_DEV kp_i64 batch_offset(const Batch& bt, kp_i64 b, int pos) {\n"
+         "  kp_i64 off = 0;\n"
+         "  for (int k = (int)bt.nb - 1; k >= 0; --k) { const kp_i64 q = b / bt.shape[k]; off += (b - q * bt.shape[k]) * bt.stride[pos][k]; b = q; }\n"
+         "  return off;\n}\n";
+    std::string params = "const KpDims d, const kp_i64* __restrict__ chunks, const kp_i64* __restrict__ ivs, const Batch bt, char* __restrict__ partial";
+    std::string names = "d, chunks, ivs, bt, partial";
+    for (int a = 0; a < nargs; ++a) {
+      params += ", const T* __restrict__ a" + num(a);
+      names += ", a" + num(a);
+    }
+    params += ", void* __restrict__ o0, void* __restrict__ o1";
+    names += ", o0, o1";
+    s << "template <bool SPLIT>\nKP_DEV void body(" << params << ") {\n";
+    s << "  const kp_i64 blk = blockIdx.x, b = blk / d.n_chunks, ch = blk - b * d.n_chunks;\n";
+    s << "  kp_i64 r0, r1, ifirst, icount;\n";
+    s << "  if (chunks) { r0 = chunks[4 * ch]; r1 = chunks[4 * ch + 1]; ifirst = chunks[4 * ch + 2]; icount = chunks[4 * ch + 3]; }\n";
+    s << "  else { r0 = ch * BLOCK; r1 = r0 + BLOCK < d.n_outer ? r0 + BLOCK : d.n_outer; ifirst = 0; icount = 1; }\n";
+    s << "  const kp_i64 row = r0 + threadIdx.x, rr = row < r1 ? row : r0, orow = b * d.n_outer + row;\n";
+    s << "  const bool active = row < r1;\n";
+    for (int a = 0; a < nargs; ++a) s << "  const T* __restrict__ P" << a << " = a" << a << " + (bt.nb ? batch_offset(bt, b, " << a << ") : 0);\n";
+    s << "  // 2D scheme: this block's slice of the concatenated intervals\n";
+    s << "  kp_i64 skip0 = 0, take0 = KP_NONE;\n";
+    s << "  if (SPLIT) {\n";
+    s << "    kp_i64 len = 0;\n";
+    s << "    for (kp_i64 k = 0; k < icount; ++k) len += ivs ? ivs[2 * (ifirst + k) + 1] - ivs[2 * (ifirst + k)] : d.n_inner;\n";
+    s << "    skip0 = len * (kp_i64)blockIdx.y / d.n_split;\n";
+    s << "    take0 = len * ((kp_i64)blockIdx.y + 1) / d.n_split - skip0;\n";
+    s << "  }\n";
+    s << "  __shared__ C sm_[BLOCK * " << std::max(1, max_width()) << "];\n";
+    for (size_t gi = 0; gi < plans_.size(); ++gi) emit_group(s, gi, "  ");
+    s << "}\n}  // namespace kp_" << name_ << "\n";
+    const std::string ns = "kp_" + name_ + "::";
+    s << "extern \"C\" __global__ void __launch_bounds__(" << block_ << ") " << name_ << "_1d(" << prefixed(params, ns) << ") { "
+      << ns << "body<false>(" << names << "); }\n";
+    s << "extern \"C\" __global__ void __launch_bounds__(" << block_ << ") " << name_ << "_2d(" << prefixed(params, ns) << ") { "
+      << ns << "body<true>(" << names << "); }\n";
+    s << "extern \"C\" __global__ void __launch_bounds__(" << L.combine_block << ") " << name_
+      << "_2d_combine(const KpDims d, const char* __restrict__ partial, void* __restrict__ o0, void* __restrict__ o1) {\n";
+    s << "  using namespace kp_" << name_ << ";\n";
+    s << "  const kp_i64 orow = (kp_i64)blockIdx.x * " << L.combine_block << " + threadIdx.x;\n";
+    s << "  if (orow >= d.n_rows) return;\n";
+    for (size_t gi = 0; gi < plans_.size(); ++gi) {
+      const std::string st = "State" + num(gi), off = num(state_offset(gi));
+      s << "  { " << st << " st = *(const " << st << "*)(partial + orow * STATE_STRIDE + " << off << ");\n";
+      s << "    for (kp_i64 q = 1; q < d.n_split; ++q) st.combine(*(const " << st << "*)(partial + (q * d.n_rows + orow) * STATE_STRIDE + "
+        << off << "));\n";
+      s << "    st.store(o0, o1, orow, " << dtot() << ", " << plans_[gi].group.c0 << "); }\n";
+    }
+    s << "}\n";
+    // Host emulation (tests): entry points taking the cuLaunchKernel parameter array.
+    s << "#ifdef KP_HOST_EMULATION\n";
+    for (const char* k : {"_1d", "_2d"}) {
+      s << "extern \"C\" void " << name_ << k << "_host(void** p) { " << name_ << k << "(*(KpDims*)p[0], *(const kp_i64**)p[1], "
+        << "*(const kp_i64**)p[2], *(" << ns << "Batch*)p[3], *(char**)p[4]";
+      for (int a = 0; a < nargs; ++a) s << ", *(const " << ns << "T**)p[" << 5 + a << "]";
+      s << ", *(void**)p[" << 5 + nargs << "], *(void**)p[" << 6 + nargs << "]); }\n";
+    }
+    s << "extern \"C\" void " << name_ << "_2d_combine_host(void** p) { " << name_
+      << "_2d_combine(*(KpDims*)p[0], *(const char**)p[1], *(void**)p[2], *(void**)p[3]); }\n";
+    s << "#endif\n";
+    return s.str();
+  }
+
+  // Kernel parameter lists name the program's types through its namespace.
+  static std::string prefixed(std::string params, const std::string& ns) {
+    for (const char* t : {"const T*", "const Batch"}) {
+      std::string from = t, to = from.substr(0, from.size() - (from.back() == '*' ? 2 : 5)) + ns + (from.back() == '*' ? "T*" : "Batch");
+      for (size_t at = params.find(from); at != std::string::npos; at = params.find(from, at + to.size()))
+        params.replace(at, from.size(), to);
+    }
+    return params;
+  }
+};
+
+}  // namespace
+
+CudaSource generate_cuda(const Program& p, const GpuOptions& o, const std::string& name) {
+  return Generator(p, o, name).run();
+}
+
+}  // namespace keops::gpu

@@ -1,0 +1,117 @@
+"""docs/operations.md is what docs/generate_operations.py makes from the engine's operation table, and the
+generator refuses operations it cannot describe."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pykeops import _engine
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "docs" / "generate_operations.py"
+
+
+@pytest.fixture(scope="module")
+def gen():
+    spec = importlib.util.spec_from_file_location("generate_operations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_operations_doc_is_up_to_date(gen):
+    assert (ROOT / "docs" / "operations.md").read_text() == gen.render(), (
+        "docs/operations.md is stale: run `python docs/generate_operations.py`"
+    )
+
+
+def test_check_flag_from_the_command_line():
+    run = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_check_flag_detects_stale_and_missing_files(gen, monkeypatch, tmp_path, capsys):
+    out = tmp_path / "operations.md"
+    monkeypatch.setattr(gen, "OUTPUT", out)
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    assert gen.main(["--check"]) == 1  # missing
+    out.write_text(gen.render() + "edited by hand\n")
+    assert gen.main(["--check"]) == 1
+    assert "operations.md is stale" in capsys.readouterr().err
+    assert gen.main([]) == 0
+    assert gen.main(["--check"]) == 0
+
+
+def test_every_operation_is_listed_with_its_signature(gen):
+    text = gen.render()
+    for op in _engine.operations():
+        assert f"| `{gen.signature(op)}` |" in text.replace("\\|", "|")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Var", "Var(pos: int, dim: int, cat: int)"),
+    ("Pow", "Pow(f, m: int)"),
+    ("Rsqrt", "Rsqrt(f)"),
+    ("Add", "Add(f, g)"),
+    ("Clamp", "Clamp(f, a, b)"),
+    ("Extract", "Extract(f, start: int, d: int)"),
+    ("TensorDot", "TensorDot(f, g, dims_f: list, dims_g: list, contract_f: list, contract_g: list[, permutation: list])"),
+    ("Kron", "Kron(f, g, dims_f: list, dims_g: list)"),
+    ("Grad", "Grad(f, v[, e])"),
+    ("SumLinOperator", "SumLinOperator(f, v[, wl, wr])"),
+    ("IntCst", "IntCst(n: int)"),
+])
+def test_readable_signatures(gen, name, expected):
+    op = next(op for op in _engine.operations() if op["name"] == name)
+    assert gen.signature(op) == expected
+
+
+def test_an_operation_missing_from_the_output_dim_map_is_an_error(gen, monkeypatch):
+    ops = _engine.operations()
+    monkeypatch.delitem(gen.OUT_DIM, "Concat")
+    with pytest.raises(ValueError, match="operations missing from OUT_DIM.*Concat"):
+        gen.render(ops)
+
+
+def test_a_new_engine_operation_is_an_error(gen):
+    ops = _engine.operations() + [{"name": "Frobnicate", "signature": "F", "doc": "", "supported": True, "accuracy": ""}]
+    with pytest.raises(ValueError, match="missing from OUT_DIM.*Frobnicate"):
+        gen.render(ops)
+
+
+def test_an_unknown_name_in_the_output_dim_map_is_an_error(gen, monkeypatch):
+    monkeypatch.setitem(gen.OUT_DIM, "Frobnicate", "1")
+    with pytest.raises(ValueError, match="unknown operations: Frobnicate"):
+        gen.render()
+
+
+def test_vec_math_links_and_accuracy_section(gen):
+    text = gen.render()
+    anchor = gen.VEC_MATH_ANCHOR
+    heading = next(line for line in text.splitlines() if line.startswith("## Accuracy"))
+    assert heading[3:].lower().replace(" ", "-") == anchor
+    linked = [op["name"] for op in _engine.operations() if op["accuracy"] == "see vec_math"]
+    assert set(linked) == {"Exp", "Log", "Sin", "Cos", "Atan", "Asin", "Acos", "Atan2"}
+    for name in linked:
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}("))
+        assert f"(#{anchor})" in row
+    bounds = gen.tested_bounds()
+    assert set(bounds) == {"exp", "log", "sin", "cos", "atan", "atan2", "asin", "acos"}
+    assert all(set(b) == {"f32", "f64"} for b in bounds.values())
+    header = gen.VEC_MATH.read_text().split("\n\n")[0]
+    assert "accuracy (measured by" in header and "accuracy (measured by" in text
+
+
+def test_vec_math_table_is_copied_when_recorded(gen, monkeypatch, tmp_path):
+    fake = tmp_path / "vec_math.cpp"
+    fake.write_text(
+        "// Emits things.\n//\n// accuracy (measured):\n//   fn     f32     f64\n//   exp    0.9     0.6\n//\n"
+        "// sin/cos argument range: fine.\n\n#include <x>\n"
+    )
+    monkeypatch.setattr(gen, "VEC_MATH", fake)
+    text = gen.render()
+    assert "```\nfn     f32     f64\nexp    0.9     0.6\n```" in text
+    assert "not recorded" not in text and "> sin/cos argument range: fine." in text
