@@ -4,3 +4,4 @@
 
 void define_formulas(pybind11::module_& m);
 void define_kernels(pybind11::module_& m);
+void define_gpu(pybind11::module_& m);

@@ -29,7 +29,8 @@ void define_formulas(py::module_& m) {
       d["name"] = std::string(op.name);
       d["signature"] = std::string(op.signature);
       d["doc"] = std::string(op.doc);
-      d["supported"] = op.lower != nullptr;
+      // Operations without a lowering but with a rewrite (the autodiff ones) resolve at construction.
+      d["supported"] = op.lower != nullptr || op.simplify != nullptr;
       d["accuracy"] = std::string(op.accuracy);
       out.append(d);
     }

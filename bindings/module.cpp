@@ -21,4 +21,5 @@ PYBIND11_MODULE(_engine, m) {
   });
   define_formulas(m);
   define_kernels(m);
+  define_gpu(m);
 }

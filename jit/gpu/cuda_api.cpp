@@ -282,6 +282,47 @@ ContextGuard::~ContextGuard() {
   driver()->cuCtxPopCurrent(&popped);
 }
 
+namespace {
+const Driver& driver_or_throw() {
+  std::string why;
+  const Driver* d = driver(&why);
+  if (!d) throw NotSupported("no GPU backend: " + why);
+  return *d;
+}
+}  // namespace
+
+uint64_t device_alloc(int ordinal, size_t bytes) {
+  const Driver& d = driver_or_throw();
+  ContextGuard g(ordinal);
+  CUdeviceptr p = 0;
+  check(d.cuMemAlloc(&p, std::max<size_t>(bytes, 1)), "cuMemAlloc");
+  return p;
+}
+
+void device_free(int ordinal, uint64_t ptr) {
+  const Driver& d = driver_or_throw();
+  ContextGuard g(ordinal);
+  check(d.cuMemFree(ptr), "cuMemFree");
+}
+
+void copy_to_device(int ordinal, uint64_t dst, const void* src, size_t bytes) {
+  const Driver& d = driver_or_throw();
+  ContextGuard g(ordinal);
+  if (bytes) check(d.cuMemcpyHtoD(dst, src, bytes), "cuMemcpyHtoD");
+}
+
+void copy_to_host(int ordinal, void* dst, uint64_t src, size_t bytes) {
+  const Driver& d = driver_or_throw();
+  ContextGuard g(ordinal);
+  if (bytes) check(d.cuMemcpyDtoH(dst, src, bytes), "cuMemcpyDtoH");
+}
+
+void synchronize(int ordinal, uintptr_t stream) {
+  const Driver& d = driver_or_throw();
+  ContextGuard g(ordinal);
+  check(d.cuStreamSynchronize(reinterpret_cast<CUstream>(stream)), "cuStreamSynchronize");
+}
+
 void set_library_dirs(const std::vector<std::string>& dirs) {
   std::lock_guard<std::mutex> g(nvrtc_mutex());
   extra_dirs() = dirs;

@@ -82,6 +82,14 @@ class ContextGuard {
   ContextGuard& operator=(const ContextGuard&) = delete;
 };
 
+// Plain device memory on a device's primary context (host-mode transfers when torch is absent). Copies are
+// synchronous; synchronize() waits for a stream.
+uint64_t device_alloc(int ordinal, size_t bytes);
+void device_free(int ordinal, uint64_t ptr);
+void copy_to_device(int ordinal, uint64_t dst, const void* src, size_t bytes);
+void copy_to_host(int ordinal, void* dst, uint64_t src, size_t bytes);
+void synchronize(int ordinal, uintptr_t stream);
+
 // NVRTC: the compiler, searched in KEOPS_NVRTC (a file), the folders of set_library_dirs() (the Python package passes
 // the nvidia-cuda-nvrtc wheel's), $CUDA_HOME, $CUDA_PATH, /usr/local/cuda, then the loader's default path.
 struct Nvrtc {

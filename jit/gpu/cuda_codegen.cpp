@@ -109,7 +109,9 @@ struct KpSum {
   static constexpr int E = SCHEME == 0 ? 1 : D;
   A s[D], c[E];
   KP_DEV void init() {
+    #pragma unroll
     for (int k = 0; k < D; ++k) s[k] = A(0);
+    #pragma unroll
     for (int k = 0; k < E; ++k) c[k] = A(0);
   }
   KP_DEV void add(int k, A x) {
@@ -125,13 +127,17 @@ struct KpSum {
     }
   }
   KP_DEV void update(const C* f, const C*, kp_i64) {
+    #pragma unroll
     for (int k = 0; k < D; ++k) add(k, A(f[k]));
   }
   KP_DEV void tile_end() {
-    if constexpr (SCHEME == 1)
+    if constexpr (SCHEME == 1) {
+      #pragma unroll
       for (int k = 0; k < D; ++k) s[k] = kp_acc<H>(s[k] + c[k]), c[k] = A(0);
+    }
   }
   KP_DEV void combine(const KpSum& o) {
+    #pragma unroll
     for (int k = 0; k < D; ++k) {
       if constexpr (SCHEME == 2) {
         add(k, o.s[k]);
@@ -149,6 +155,7 @@ struct KpSum {
     else return s[k] - c[k];
   }
   KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
+    #pragma unroll
     for (int k = 0; k < D; ++k) kp_put((T*)o0, row * dtot + col0 + k, value(k));
   }
 };
@@ -160,6 +167,7 @@ struct KpLse {
   A m, s[DG];
   KP_DEV void init() {
     m = -kp_inf<A>();
+    #pragma unroll
     for (int k = 0; k < DG; ++k) s[k] = A(0);
   }
   KP_DEV void absorb(A f, const A* g) {
@@ -167,11 +175,13 @@ struct KpLse {
     if (f == m) e = A(1);
     if (f == -kp_inf<A>()) e = A(0);
     const bool bigger = f > m;
+    #pragma unroll
     for (int k = 0; k < DG; ++k) s[k] = kp_acc<H>(bigger ? s[k] * e + g[k] : s[k] + g[k] * e);
     m = bigger ? f : m;
   }
   KP_DEV void update(const C* f, const C* g, kp_i64) {
     A w[DG];
+    #pragma unroll
     for (int k = 0; k < DG; ++k) {
       if constexpr (HASG) w[k] = A(g[k]);
       else w[k] = A(1);
@@ -182,6 +192,7 @@ struct KpLse {
   KP_DEV void combine(const KpLse& o) { absorb(o.m, o.s); }
   KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
     if (col0 == 0) kp_put((T*)o0, row * dtot, m);
+    #pragma unroll
     for (int k = 0; k < DG; ++k) kp_put((T*)o0, row * dtot + 1 + col0 + k, s[k]);
   }
 };
@@ -196,18 +207,22 @@ template <class T, class C, int D, bool MAX>
 struct KpMinMax {
   C v[D];
   KP_DEV void init() {
+    #pragma unroll
     for (int k = 0; k < D; ++k) v[k] = MAX ? -kp_inf<C>() : kp_inf<C>();
   }
   KP_DEV void update(const C* f, const C*, kp_i64) {
+    #pragma unroll
     for (int k = 0; k < D; ++k)
       if (kp_better<MAX>(f[k], v[k])) v[k] = f[k];
   }
   KP_DEV void tile_end() {}
   KP_DEV void combine(const KpMinMax& o) {
+    #pragma unroll
     for (int k = 0; k < D; ++k)
       if (kp_better<MAX>(o.v[k], v[k])) v[k] = o.v[k];
   }
   KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
+    #pragma unroll
     for (int k = 0; k < D; ++k) kp_put((T*)o0, row * dtot + col0 + k, v[k]);
   }
 };
@@ -218,19 +233,23 @@ struct KpArg {
   C v[D];
   kp_i64 i[D];
   KP_DEV void init() {
+    #pragma unroll
     for (int k = 0; k < D; ++k) v[k] = MAX ? -kp_inf<C>() : kp_inf<C>(), i[k] = KP_NONE;
   }
   KP_DEV void take(int k, C x, kp_i64 j) {
     if (kp_better_pair<MAX>(x, j, v[k], i[k])) v[k] = x, i[k] = j;
   }
   KP_DEV void update(const C* f, const C*, kp_i64 j) {
+    #pragma unroll
     for (int k = 0; k < D; ++k) take(k, f[k], j);
   }
   KP_DEV void tile_end() {}
   KP_DEV void combine(const KpArg& o) {
+    #pragma unroll
     for (int k = 0; k < D; ++k) take(k, o.v[k], o.i[k]);
   }
   KP_DEV void store(void* o0, void* o1, kp_i64 row, int dtot, int col0) const {
+    #pragma unroll
     for (int k = 0; k < D; ++k) {
       if constexpr (OUT == 1) kp_put((T*)o0, row * dtot + col0 + k, v[k]);
       kp_put_index(OUT == 1 ? o1 : o0, row * dtot + col0 + k, i[k]);
@@ -245,9 +264,11 @@ struct KpKMin {
   C v[D * K];
   kp_i64 i[D * K];
   KP_DEV void init() {
+    #pragma unroll
     for (int k = 0; k < D * K; ++k) v[k] = kp_inf<C>(), i[k] = KP_NONE;
   }
   KP_DEV void insert(int c, C x, kp_i64 j) {
+    #pragma unroll
     for (int r = 0; r < K; ++r) {
       C& lv = v[c * K + r];
       kp_i64& lj = i[c * K + r];
@@ -261,15 +282,20 @@ struct KpKMin {
     }
   }
   KP_DEV void update(const C* f, const C*, kp_i64 j) {
+    #pragma unroll
     for (int c = 0; c < D; ++c) insert(c, f[c], j);
   }
   KP_DEV void tile_end() {}
   KP_DEV void combine(const KpKMin& o) {
+    #pragma unroll
     for (int c = 0; c < D; ++c)
+      #pragma unroll
       for (int r = 0; r < K; ++r) insert(c, o.v[c * K + r], o.i[c * K + r]);
   }
   KP_DEV void store(void* o0, void* o1, kp_i64 row, int dtot, int col0) const {
+    #pragma unroll
     for (int c = 0; c < D; ++c)
+      #pragma unroll
       for (int r = 0; r < K; ++r) {
         const kp_i64 at = row * (kp_i64)(K * dtot) + r * dtot + col0 + c;
         if constexpr (OUT != 1) kp_put((T*)o0, at, v[c * K + r]);
@@ -340,10 +366,6 @@ std::string literal(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "C(%a)", v);
   return buf;
-}
-
-bool is_k_reduction(ReductionKind k) {
-  return k == ReductionKind::KMin || k == ReductionKind::ArgKMin || k == ReductionKind::KMinArgKMin;
 }
 
 // One pass over j with its own state: formula components [c0, c0 + n) (for log-sum-exp: weight components).
@@ -828,12 +850,14 @@ class Generator {
     for (size_t gi = 0; gi < plans_.size(); ++gi) emit_group(s, gi, "  ");
     s << "}\n}  // namespace kp_" << name_ << "\n";
     const std::string ns = "kp_" + name_ + "::";
-    s << "extern \"C\" __global__ void __launch_bounds__(" << block_ << ") " << name_ << "_1d(" << prefixed(params, ns) << ") { "
-      << ns << "body<false>(" << names << "); }\n";
-    s << "extern \"C\" __global__ void __launch_bounds__(" << block_ << ") " << name_ << "_2d(" << prefixed(params, ns) << ") { "
-      << ns << "body<true>(" << names << "); }\n";
-    s << "extern \"C\" __global__ void __launch_bounds__(" << L.combine_block << ") " << name_
-      << "_2d_combine(const KpDims d, const char* __restrict__ partial, void* __restrict__ o0, void* __restrict__ o1) {\n";
+    // Launch bounds only where they are needed to launch at all: with them ptxas trades registers for occupancy
+    // and spills; up to 256 threads a block fits any register count.
+    const std::string bounds = block_ > 256 ? "__launch_bounds__(" + num(block_) + ") " : "";
+    s << "extern \"C\" __global__ void " << bounds << name_ << "_1d(" << prefixed(params, ns) << ") { " << ns << "body<false>("
+      << names << "); }\n";
+    s << "extern \"C\" __global__ void " << bounds << name_ << "_2d(" << prefixed(params, ns) << ") { " << ns << "body<true>("
+      << names << "); }\n";
+    s << "extern \"C\" __global__ void " << name_ << "_2d_combine(const KpDims d, const char* __restrict__ partial, void* __restrict__ o0, void* __restrict__ o1) {\n";
     s << "  using namespace kp_" << name_ << ";\n";
     s << "  const kp_i64 orow = (kp_i64)blockIdx.x * " << L.combine_block << " + threadIdx.x;\n";
     s << "  if (orow >= d.n_rows) return;\n";

@@ -91,6 +91,14 @@ class GpuKernel {
 // on first use (GpuKernel::binary), so this works without a GPU.
 std::shared_ptr<const GpuKernel> get_gpu_kernel(const GpuRequest& request);
 
+// Compiles the kernels of several requests as one translation unit for compute capability `sm` (no device needed):
+// the NVRTC log (with ptxas's resource report when verbose) and the binary's size. Duplicate programs count once.
+struct CompileCheck {
+  CompileResult result;
+  std::vector<std::shared_ptr<const GpuKernel>> kernels;  // per request
+};
+CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas);
+
 struct GpuCacheStats {
   int64_t requests = 0, memory_hits = 0, disk_hits = 0, compiled = 0;
 };

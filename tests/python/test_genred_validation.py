@@ -284,13 +284,11 @@ def test_check_out_rejects_tensors_requiring_grad():
         check_out(out, (5, 2), "float64", "cpu", TorchTools)
 
 
-def test_requires_grad_is_refused_before_compiling():
+def test_out_is_refused_with_requires_grad():
     torch = pytest.importorskip("torch")
     import pykeops.torch
 
     x = torch.ones(3, 3, dtype=torch.float64, requires_grad=True)
     g = pykeops.torch.Genred("SqNorm2(x)", ["x = Vi(3)"], axis=1)
-    with pytest.raises(NotImplementedError, match="gradients .* not supported yet"):
-        g(x)
-    with pytest.raises(NotImplementedError, match="gradients .* not supported yet"):
-        pykeops.torch.Vi(x).sqnorm2().sum(dim=1)
+    with pytest.raises(ValueError, match="out= cannot be used when an argument requires grad"):
+        g(x, out=torch.empty(3, 1, dtype=torch.float64))

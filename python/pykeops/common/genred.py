@@ -274,8 +274,10 @@ class GenericGenred:
         self.formula2 = formula2
         # The category of the output: 0 = indexed by i (reduction over j), as in KeOps.
         tag = (self.axis + 1) % 2
+        self.inner_formula, self.weight_formula = formula, None  # F and G, for derived reductions (autograd)
         if red.engine == _LSE:
             weight = f"Concat(IntCst(1),{formula2})" if red.post == "softmax" else formula2
+            self.weight_formula = weight
             self.formula = f"{_LSE}_Reduction({formula},{tag}{'' if weight is None else ',' + weight})"
         elif red.k:
             self.formula = f"{red.engine}_Reduction({formula},{opt_arg},{tag})"
@@ -285,9 +287,18 @@ class GenericGenred:
         self.sum_scheme = sum_scheme
         self._acc_option = acc_option
         self._kernels = {}  # dtype name -> engine kernel, filled on first call
+        self._construction = dict(formula=formula, aliases=self.aliases, axis=self.axis, opt_arg=opt_arg,
+                                  formula2=formula2, dtype_acc=self.dtype_acc, sum_scheme=sum_scheme)
 
     def __getstate__(self):
         return {**self.__dict__, "_kernels": {}}  # native kernels do not pickle; they are rebuilt on call
+
+    def twin(self, reduction_op):
+        """The same formula and options with another reduction (e.g. Min_ArgMin for a differentiable Min)."""
+        twins = self.__dict__.setdefault("_twins", {})
+        if reduction_op not in twins:
+            twins[reduction_op] = type(self)(reduction_op=reduction_op, **self._construction)
+        return twins[reduction_op]
 
     def _engine_acc(self, dtype):
         """The engine's dtype_acc for data of this dtype: 'auto' when it is the data's own dtype."""
@@ -309,15 +320,37 @@ class GenericGenred:
     def __call__(self, *args, backend="auto", device_id=-1, ranges=None, out=None):
         """Run the reduction; args follow the alias positions. device_id only matters for GPU backends."""
         tools = self.tools
+        red = REDUCTIONS[self.reduction_op]
+        if out is None and tools.autograd is not None:
+            # Differentiable (torch): the raw outputs come from an autograd Function, post-processing is torch's.
+            buffers = tools.autograd.apply(self, args, backend, device_id, ranges)
+            lead = tuple(buffers[0].shape[:-1])
+            outputs = [(None, b.shape[-1]) for b in buffers]
+            results = self._postprocess(red, buffers, _final_shapes(red, outputs, lead, self.opt_arg))
+            return results[0] if len(results) == 1 else tuple(results)
+        if tools.needs_grad(args):
+            raise ValueError("out= cannot be used when an argument requires grad: results written in place are not "
+                             "differentiable; drop out= or detach the arguments")
+        buffers, shapes, outs = self._run(args, backend, device_id, ranges, out)
+        direct = red.post in ("raw", "kshape")
+        results = self._postprocess(red, buffers, shapes)
+        if outs is not None:
+            if not direct:
+                outs[0][...] = results[0]
+            results = outs
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def _raw_outputs(self, args, backend="auto", device_id=-1, ranges=None):
+        """The engine's raw output arrays (values and/or int64 indices), without post-processing."""
+        return self._run(args, backend, device_id, ranges, None)[0]
+
+    def _run(self, args, backend, device_id, ranges, out):
+        """Checks, allocates (or adopts out=) and runs; returns (raw buffers, final shapes, out arrays or None)."""
+        tools = self.tools
         check_backend(backend)
         dtype, device = check_arrays(args, tools)
         if ranges is not None:
             ranges, range_counts = check_ranges(ranges, device, tools)
-        if tools.needs_grad(args):
-            raise NotImplementedError(
-                "gradients through pykeops reductions are not supported yet: an argument requires grad while "
-                "autograd is enabled; detach() it or call under torch.no_grad()"
-            )
         kernel = self._kernel(dtype)
         bound = bind_arguments(args, kernel, tools)
         red = REDUCTIONS[self.reduction_op]
@@ -343,12 +376,7 @@ class GenericGenred:
                 [tools.data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [tools.data_ptr(b) for b in buffers],
                 **extra,
             )
-        results = self._postprocess(red, buffers, shapes)
-        if outs is not None:
-            if not direct:
-                outs[0][...] = results[0]
-            results = outs
-        return results[0] if len(results) == 1 else tuple(results)
+        return buffers, shapes, outs
 
     def _check_outs(self, out, shapes, kinds, device):
         """The out= arrays as a list, checked against the result's shapes and dtypes (int64 for indices)."""

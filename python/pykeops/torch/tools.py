@@ -3,11 +3,13 @@
 import torch
 
 from ..common.tools import ArrayTools
+from . import autograd
 
 
 class TorchTools(ArrayTools):
     name = "torch"
     array_type = torch.Tensor
+    autograd = autograd
 
     @staticmethod
     def dtype_name(x):

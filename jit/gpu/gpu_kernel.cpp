@@ -1,0 +1,521 @@
+// GPU backend: kernel cache (requests, programs, cubins per architecture on disk), launch planning and the driver
+// runtime that runs the generated kernels on a stream.
+#include "gpu_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "../../core/errors.h"
+#include "../../core/lower.h"
+#include "../../core/parser.h"
+
+namespace keops::gpu {
+
+namespace {
+
+constexpr const char* kGpuEngineVersion = "keops-gpu-1";
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::shared_ptr<const GpuKernel>> by_request, by_program;
+  GpuCacheStats stats;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();
+  return *c;
+}
+
+// 128-bit FNV-1a variant as hex: a stable name for a key (the key itself is checked when a file is loaded).
+std::string digest(const std::string& s) {
+  uint64_t h1 = 1469598103934665603ULL, h2 = 1099511628211ULL * 31;
+  for (unsigned char c : s) {
+    h1 = (h1 ^ c) * 1099511628211ULL;
+    h2 = (h2 ^ c) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+  }
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
+  return buf;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) return "";
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::filesystem::path& p, const std::string& data) {
+  std::filesystem::path tmp = p;
+  tmp += ".tmp" + std::to_string(std::hash<std::string>()(data) ^ reinterpret_cast<uintptr_t>(&data));
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f) return;
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!f) return;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, p, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+GpuDtype parse_dtype(const std::string& s, const char* what) {
+  if (s == "float16") return GpuDtype::F16;
+  if (s == "float32") return GpuDtype::F32;
+  if (s == "float64") return GpuDtype::F64;
+  throw UserError(std::string("unsupported ") + what + " '" + s + "' (expected float16, float32 or float64)");
+}
+
+bool sum_type(ReductionKind k) { return k == ReductionKind::Sum || k == ReductionKind::MaxSumShiftExpWeight; }
+
+GpuOptions parse_options(const Program& p, const GpuRequest& r) {
+  GpuOptions o;
+  o.dtype = parse_dtype(r.dtype, "dtype");
+  o.acc = o.dtype == GpuDtype::F16 ? GpuDtype::F32 : o.dtype;  // float16 data accumulate in float32 by default
+  if (r.dtype_acc != "auto") {
+    GpuDtype acc = parse_dtype(r.dtype_acc, "dtype_acc");
+    if (!sum_type(p.reduction) && acc != o.dtype)
+      throw UserError("dtype_acc applies to sum-type reductions (Sum, LogSumExp, SumSoftMaxWeight), not to " + p.reduction_name);
+    if (gpu_dtype_size(acc) < gpu_dtype_size(o.dtype))
+      throw UserError(std::string("dtype_acc=") + gpu_dtype_name(acc) + " with " + gpu_dtype_name(o.dtype) +
+                      " data would lose precision");
+    o.acc = acc;
+  }
+  if (r.sum_scheme == "auto" || r.sum_scheme == "block_sum") o.scheme = SumScheme::Block;
+  else if (r.sum_scheme == "direct_sum") o.scheme = SumScheme::Direct;
+  else if (r.sum_scheme == "kahan_scheme") o.scheme = SumScheme::Kahan;
+  else throw UserError("unknown sum_scheme '" + r.sum_scheme + "' (expected auto, direct_sum, block_sum or kahan_scheme)");
+  if (r.sum_scheme != "auto" && p.reduction != ReductionKind::Sum)
+    throw UserError("sum_scheme applies to Sum reductions, not to " + p.reduction_name);
+  if (p.reduction != ReductionKind::Sum) o.scheme = SumScheme::Direct;
+  o.fast_math = r.fast_math;
+  o.chunks = r.chunks;
+  if (r.block < 0 || r.block > 1024 || (r.block % 32 != 0 && r.block > 32))
+    throw UserError("block must be 0 (automatic), at most 32, or a multiple of 32 up to 1024");
+  o.block = r.block;
+  return o;
+}
+
+std::string program_key(const Program& p, const GpuOptions& o) {
+  std::string key = std::string(kGpuEngineVersion) + "\n" + o.text() + "\n" + p.canonical;
+  for (const ArgInfo& a : p.args) key += "\n" + std::to_string(a.dim) + "," + std::to_string(a.cat);
+  return key;
+}
+
+// ---- launch planning -----------------------------------------------------------------------------------------
+
+struct Chunk {  // rows [r0, r1) reduced over intervals [first, first + count) of the interval array
+  int64_t r0, r1, first, count;
+};
+
+// Rows and their intervals from the KeOps block-sparse ranges (host arrays), validated as the CPU backend does;
+// rows in no range get the neutral value. The interval array is the reduction ranges array itself.
+std::vector<Chunk> plan_ranges(const Program& p, const Launch& L, int64_t n_outer, int64_t n_inner,
+                               std::vector<int64_t>& intervals) {
+  if (L.ranges.size() != 6 || L.range_counts.size() != 4) throw UserError("ranges must be 6 arrays (KeOps block-sparse format)");
+  const int side = p.tag == 0 ? 0 : 3;
+  const int64_t n_ranges = L.range_counts[side == 0 ? 0 : 2], n_red = L.range_counts[side == 0 ? 1 : 3];
+  auto arr = [&](int k) { return reinterpret_cast<const int64_t*>(L.ranges[side + k]); };
+  const int64_t *ranges = arr(0), *slices = arr(1), *red = arr(2);
+  if (n_ranges < 0 || n_red < 0 || ((n_ranges > 0 && (!ranges || !slices)) || (n_red > 0 && !red)))
+    throw UserError("ranges: invalid array");
+  const char* names[] = {"ranges_i", "slices_i", "redranges_j", "ranges_j", "slices_j", "redranges_i"};
+  const std::string where = std::string(names[side]) + "/" + names[side + 1] + "/" + names[side + 2];
+  for (int64_t r = 0; r < n_red; ++r)
+    if (red[2 * r] < 0 || red[2 * r + 1] < red[2 * r] || red[2 * r + 1] > n_inner)
+      throw UserError("ranges: " + std::string(names[side + 2]) + "[" + std::to_string(r) + "] = [" + std::to_string(red[2 * r]) +
+                      ", " + std::to_string(red[2 * r + 1]) + ") is not a valid range of [0, " + std::to_string(n_inner) + ")");
+  std::vector<Chunk> blocks;
+  std::vector<std::pair<int64_t, int64_t>> covered;
+  int64_t prev = 0;
+  for (int64_t k = 0; k < n_ranges; ++k) {
+    const int64_t r0 = ranges[2 * k], r1 = ranges[2 * k + 1], s1 = slices[k];
+    if (r0 < 0 || r1 < r0 || r1 > n_outer)
+      throw UserError("ranges: " + std::string(names[side]) + "[" + std::to_string(k) + "] = [" + std::to_string(r0) + ", " +
+                      std::to_string(r1) + ") is not a valid range of [0, " + std::to_string(n_outer) + ")");
+    if (s1 < prev || s1 > n_red)
+      throw UserError("ranges: " + std::string(names[side + 1]) + " must be non-decreasing and at most " + std::to_string(n_red) +
+                      " (" + where + ")");
+    blocks.push_back({r0, r1, prev, s1 - prev});
+    covered.push_back({r0, r1});
+    prev = s1;
+  }
+  std::sort(covered.begin(), covered.end());
+  int64_t row = 0;
+  for (auto [r0, r1] : covered) {
+    if (r0 < row && r0 < r1) throw UserError("ranges: output ranges of " + std::string(names[side]) + " overlap");
+    if (r0 > row) blocks.push_back({row, r0, 0, 0});
+    row = std::max(row, r1);
+  }
+  if (row < n_outer) blocks.push_back({row, n_outer, 0, 0});
+  intervals.assign(red, red + 2 * n_red);
+  return blocks;
+}
+
+// The kernels' Batch structure: nb, shape[8], stride[pos][8] (elements; 0 where the argument broadcasts), with
+// batch axes of size 1 dropped and neighbouring axes merged where every argument allows it.
+std::vector<int64_t> batch_table(const Program& p, const Launch& L, int64_t n_outer, int64_t n_inner, int max_dims) {
+  const size_t nargs = p.args.size();
+  const size_t width = 1 + max_dims + std::max<size_t>(1, nargs) * max_dims;
+  std::vector<int64_t> table(width, 0);
+  // Per kept axis: size, and per argument whether it has its own extent along it.
+  std::vector<int64_t> shape;
+  std::vector<std::vector<char>> own;  // [axis][pos]
+  for (size_t k = 0; k < L.batch.size(); ++k) {
+    if (L.batch[k] == 1) continue;
+    std::vector<char> o(nargs);
+    for (size_t pos = 0; pos < nargs; ++pos) o[pos] = L.arg_batch.empty() || L.arg_batch[pos][k] != 1;
+    if (!shape.empty() && own.back() == o) {
+      shape.back() *= L.batch[k];
+    } else {
+      shape.push_back(L.batch[k]);
+      own.push_back(o);
+    }
+  }
+  if (static_cast<int>(shape.size()) > max_dims)
+    throw NotSupported("the GPU backend supports at most " + std::to_string(max_dims) + " independent batch dimensions, got " +
+                       std::to_string(shape.size()));
+  const int nb = static_cast<int>(shape.size());
+  table[0] = nb;
+  for (int k = 0; k < nb; ++k) table[1 + k] = shape[k];
+  for (size_t pos = 0; pos < nargs; ++pos) {
+    const ArgInfo& a = p.args[pos];
+    int64_t stride = (a.cat == 2 ? 1 : a.cat == p.tag ? n_outer : n_inner) * a.dim;
+    for (int k = nb - 1; k >= 0; --k) {
+      if (own[k][pos]) {
+        table[1 + max_dims + pos * max_dims + k] = stride;
+        stride *= shape[k];
+      }
+    }
+  }
+  return table;
+}
+
+struct Dims {  // = KpDims of the prelude
+  int64_t n_outer, n_inner, n_batch, n_chunks, n_split, n_rows;
+};
+
+// ---- the CUDA driver runtime ---------------------------------------------------------------------------------
+
+class CudaRuntime : public Runtime {
+ public:
+  CudaRuntime(const DeviceInfo& info, CUstream stream, const std::map<std::string, CUfunction>& functions)
+      : d_(*driver()), info_(info), stream_(stream), functions_(functions) {}
+  uint64_t alloc(size_t bytes) override {
+    CUdeviceptr p = 0;
+    if (info_.memory_pools) check(d_.cuMemAllocAsync(&p, bytes, stream_), "cuMemAllocAsync");
+    else check(d_.cuMemAlloc(&p, bytes), "cuMemAlloc");
+    return p;
+  }
+  void release(uint64_t p) override {
+    if (info_.memory_pools) {
+      check(d_.cuMemFreeAsync(p, stream_), "cuMemFreeAsync");
+    } else {
+      check(d_.cuStreamSynchronize(stream_), "cuStreamSynchronize");
+      check(d_.cuMemFree(p), "cuMemFree");
+    }
+  }
+  void upload(uint64_t dst, const void* src, size_t bytes) override {
+    check(d_.cuMemcpyHtoDAsync(dst, src, bytes, stream_), "cuMemcpyHtoDAsync");
+  }
+  void zero(uint64_t dst, size_t bytes) override { check(d_.cuMemsetD8Async(dst, 0, bytes, stream_), "cuMemsetD8Async"); }
+  void launch(const std::string& kernel, unsigned gx, unsigned gy, unsigned block, void** params) override {
+    auto it = functions_.find(kernel);
+    KEOPS_ASSERT(it != functions_.end(), "unknown kernel " + kernel);
+    check(d_.cuLaunchKernel(it->second, gx, gy, 1, block, 1, 1, 0, stream_, params, nullptr), "cuLaunchKernel");
+  }
+  int multiprocessors() const override { return info_.multiprocessors; }
+
+ private:
+  const Driver& d_;
+  const DeviceInfo& info_;
+  CUstream stream_;
+  const std::map<std::string, CUfunction>& functions_;
+};
+
+}  // namespace
+
+GpuKernel::GpuKernel(Program program, GpuOptions options, std::string name)
+    : program_(std::move(program)), options_(options), outputs_(output_specs(program_)) {
+  key_ = program_key(program_, options_);
+  source_ = generate_cuda(program_, options_, name);
+}
+
+const CompileResult& GpuKernel::binary(int sm) const {
+  std::lock_guard<std::mutex> g(mutex_);
+  if (auto it = binaries_.find(sm); it != binaries_.end()) return *it->second;
+  KEOPS_ASSERT(program_.reduction != ReductionKind::Zero, "Zero_Reduction has no kernels");
+  std::string why;
+  const Nvrtc* n = nvrtc(&why);
+  if (!n) throw NotSupported("no GPU backend: " + why);
+  const std::string file_key = key_ + "\nsm_" + std::to_string(sm) + "\nnvrtc " + std::to_string(n->major) + "." +
+                               std::to_string(n->minor);
+  const std::string name = digest(file_key);
+  const std::string folder = cache_folder();
+  std::filesystem::path bin, meta;
+  auto result = std::make_unique<CompileResult>();
+  bool from_disk = false;
+  if (!folder.empty()) {
+    bin = std::filesystem::path(folder) / (name + ".cubin");
+    meta = std::filesystem::path(folder) / (name + ".gpukey");
+    std::string data = read_file(bin), stored = read_file(meta);
+    // The stored key: the request key, then "cubin" or "ptx" and the architecture compiled for.
+    if (!data.empty() && stored.rfind(file_key + "\n", 0) == 0) {
+      std::istringstream rest(stored.substr(file_key.size() + 1));
+      std::string kind;
+      rest >> kind >> result->arch;
+      result->binary = std::move(data);
+      result->cubin = kind == "cubin";
+      from_disk = true;
+    }
+  }
+  if (!from_disk) {
+    *result = compile(source_.full(), sm, options_.fast_math, false);
+    if (!folder.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(folder, ec);
+      if (!ec) {
+        write_file(bin, result->binary);
+        write_file(meta, file_key + "\n" + (result->cubin ? "cubin " : "ptx ") + result->arch);
+      }
+    }
+  }
+  {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> cg(c.mutex);
+    ++(from_disk ? c.stats.disk_hits : c.stats.compiled);
+  }
+  return *binaries_.emplace(sm, std::move(result)).first->second;
+}
+
+const GpuKernel::Loaded& GpuKernel::loaded(int ordinal) const {
+  {
+    std::lock_guard<std::mutex> g(mutex_);
+    if (auto it = modules_.find(ordinal); it != modules_.end()) return *it->second;
+  }
+  const DeviceInfo& info = device_info(ordinal);
+  const CompileResult& bin = binary(info.sm);
+  std::lock_guard<std::mutex> g(mutex_);
+  if (auto it = modules_.find(ordinal); it != modules_.end()) return *it->second;
+  const Driver& d = *driver();
+  auto l = std::make_unique<Loaded>();
+  check(d.cuModuleLoadData(&l->module, bin.binary.data()), "cuModuleLoadData");
+  for (const char* suffix : {"_1d", "_2d", "_2d_combine"}) {
+    std::string name = layout().name + suffix;
+    CUfunction f = nullptr;
+    check(d.cuModuleGetFunction(&f, l->module, name.c_str()), "cuModuleGetFunction");
+    l->functions[name] = f;
+  }
+  return *modules_.emplace(ordinal, std::move(l)).first->second;
+}
+
+LaunchReport GpuKernel::run(const Launch& L, int ordinal, uintptr_t stream, Scheme scheme) const {
+  std::string why;
+  if (!driver(&why)) throw NotSupported("no GPU backend: " + why);
+  const DeviceInfo& info = device_info(ordinal);
+  ContextGuard context(ordinal);
+  static const std::map<std::string, CUfunction> none;
+  const auto& functions = program_.reduction == ReductionKind::Zero ? none : loaded(ordinal).functions;
+  CudaRuntime rt(info, reinterpret_cast<CUstream>(stream), functions);
+  return launch(L, rt, scheme);
+}
+
+LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) const {
+  const Program& p = program_;
+  const KernelLayout& K = layout();
+  const size_t nargs = p.args.size(), nb = L.batch.size();
+  LaunchReport report;
+  report.scheme = "none";
+  // Validation: the messages of the CPU backend (jit/kernel_cache.cpp).
+  if (L.args.size() != nargs)
+    throw UserError("expected " + std::to_string(nargs) + " arguments, got " + std::to_string(L.args.size()));
+  if (L.outs.size() != outputs_.size())
+    throw UserError("expected " + std::to_string(outputs_.size()) + " output arrays, got " + std::to_string(L.outs.size()));
+  if (L.nx < 0 || L.ny < 0) throw UserError("sizes must be non-negative");
+  if (!L.arg_batch.empty() && L.arg_batch.size() != nargs) throw UserError("arg_batch needs one shape per argument");
+  int64_t n_batch = 1;
+  for (int64_t bdim : L.batch) {
+    if (bdim < 0) throw UserError("batch dimensions must be non-negative");
+    n_batch *= bdim;
+  }
+  for (const auto& ab : L.arg_batch) {
+    if (ab.size() != nb) throw UserError("every argument's batch shape must have " + std::to_string(nb) + " entries");
+    for (size_t k = 0; k < nb; ++k)
+      if (ab[k] != 1 && ab[k] != L.batch[k]) throw UserError("an argument's batch shape does not broadcast to the batch shape");
+  }
+  const int64_t n_outer = p.tag == 0 ? L.nx : L.ny, n_inner = p.tag == 0 ? L.ny : L.nx;
+  const int outer_cat = p.tag;
+  for (size_t pos = 0; pos < nargs; ++pos) {
+    const int64_t rows = p.args[pos].cat == 2 ? 1 : p.args[pos].cat == outer_cat ? n_outer : n_inner;
+    if (rows > 0 && n_batch > 0 && L.args[pos] == 0) throw UserError("argument " + std::to_string(pos) + " is a null pointer");
+  }
+  if (n_outer == 0 || n_batch == 0) return report;
+  for (uintptr_t o : L.outs)
+    if (o == 0) throw UserError("an output is a null pointer");
+  const bool k_red = p.reduction == ReductionKind::KMin || p.reduction == ReductionKind::ArgKMin ||
+                     p.reduction == ReductionKind::KMinArgKMin;
+  if (k_red && p.opt > n_inner)
+    throw UserError(p.reduction_name + ": K = " + std::to_string(p.opt) + " is larger than the number of reduced elements (" +
+                    std::to_string(n_inner) + ")");
+  const bool arg_red = k_red || p.reduction == ReductionKind::ArgMin || p.reduction == ReductionKind::ArgMax ||
+                       p.reduction == ReductionKind::MinArgMin || p.reduction == ReductionKind::MaxArgMax;
+  if (arg_red && n_inner == 0 && L.ranges.empty())
+    throw UserError(p.reduction_name + " over an empty set: there is no index to return");
+  const size_t elem = gpu_dtype_size(options_.dtype);
+  if (p.reduction == ReductionKind::Zero) {
+    for (size_t o = 0; o < L.outs.size(); ++o)
+      rt.zero(L.outs[o], n_batch * n_outer * outputs_[o].cols * (outputs_[o].indices ? sizeof(int64_t) : elem));
+    return report;
+  }
+
+  // Row chunks of at most BLOCK rows, each with its intervals of j.
+  const int block = K.block;
+  std::vector<int64_t> chunk_table, intervals;
+  int64_t n_chunks = (n_outer + block - 1) / block, total_len = n_chunks * n_inner;
+  if (!L.ranges.empty()) {
+    chunk_table.clear();
+    total_len = 0;
+    for (const Chunk& c : plan_ranges(p, L, n_outer, n_inner, intervals)) {
+      int64_t len = 0;
+      for (int64_t k = c.first; k < c.first + c.count; ++k) len += intervals[2 * k + 1] - intervals[2 * k];
+      for (int64_t r = c.r0; r < c.r1; r += block) {
+        chunk_table.insert(chunk_table.end(), {r, std::min(c.r1, r + block), c.first, c.count});
+        total_len += len;
+      }
+    }
+    n_chunks = static_cast<int64_t>(chunk_table.size()) / 4;
+  }
+  if (n_chunks == 0) return report;
+  const std::vector<int64_t> batch = batch_table(p, L, n_outer, n_inner, K.max_batch_dims);
+
+  // Scheme: 1D when the row blocks fill the device; else split j across blocks (2D) so that every
+  // multiprocessor gets several blocks, each with at least a few tiles of j to reduce.
+  const int64_t row_blocks = n_chunks * n_batch;
+  const int64_t sms = std::max(1, rt.multiprocessors());
+  const int64_t avg_len = total_len / n_chunks;
+  int64_t split = 1;
+  if (scheme != Scheme::OneD) {
+    const int64_t by_device = (4 * sms + row_blocks - 1) / row_blocks;
+    const int64_t by_work = std::max<int64_t>(1, avg_len / (4 * int64_t(block)));
+    split = std::min({by_device, by_work, int64_t(65535)});
+    if (scheme == Scheme::Auto && row_blocks >= 2 * sms) split = 1;
+    // Partial states: at most ~256 MiB.
+    const int64_t rows_total = n_batch * n_outer;
+    const int64_t cap = std::max<int64_t>(1, (int64_t(256) << 20) / std::max<int64_t>(1, rows_total * K.state_stride));
+    split = std::max<int64_t>(1, std::min(split, cap));
+    if (scheme == Scheme::TwoD) split = std::max<int64_t>(split, 1);
+  }
+  const bool two_d = scheme == Scheme::TwoD || split > 1;
+  if (row_blocks > 0x7fffffff) throw NotSupported("too many row blocks for one GPU launch");
+
+  // One device allocation for the tables and the partial states.
+  const size_t table_bytes = (chunk_table.size() + intervals.size()) * sizeof(int64_t);
+  const size_t partial_bytes = two_d ? size_t(split) * size_t(n_batch * n_outer) * K.state_stride : 0;
+  const size_t scratch = (table_bytes + 255) / 256 * 256 + partial_bytes;
+  uint64_t base = scratch ? rt.alloc(scratch) : 0;
+  uint64_t chunks_ptr = 0, ivs_ptr = 0, partial_ptr = 0;
+  try {
+    if (!chunk_table.empty()) {
+      std::vector<int64_t> tables(chunk_table);
+      tables.insert(tables.end(), intervals.begin(), intervals.end());
+      rt.upload(base, tables.data(), table_bytes);
+      chunks_ptr = base;
+      ivs_ptr = intervals.empty() ? 0 : base + chunk_table.size() * sizeof(int64_t);
+      if (!ivs_ptr) ivs_ptr = base;  // no intervals: never read (every chunk has count 0)
+    }
+    if (two_d) partial_ptr = base + (table_bytes + 255) / 256 * 256;
+    Dims dims{n_outer, n_inner, n_batch, n_chunks, split, n_batch * n_outer};
+    std::vector<uint64_t> ptrs(L.args.begin(), L.args.end());
+    uint64_t o0 = L.outs[0], o1 = L.outs.size() > 1 ? L.outs[1] : 0;
+    std::vector<void*> params = {&dims, &chunks_ptr, &ivs_ptr, const_cast<int64_t*>(batch.data()), &partial_ptr};
+    for (uint64_t& a : ptrs) params.push_back(&a);
+    params.push_back(&o0);
+    params.push_back(&o1);
+    if (!two_d) {
+      rt.launch(K.name + "_1d", static_cast<unsigned>(row_blocks), 1, block, params.data());
+    } else {
+      rt.launch(K.name + "_2d", static_cast<unsigned>(row_blocks), static_cast<unsigned>(split), block, params.data());
+      std::vector<void*> cparams = {&dims, &partial_ptr, &o0, &o1};
+      const int64_t cblocks = (n_batch * n_outer + K.combine_block - 1) / K.combine_block;
+      rt.launch(K.name + "_2d_combine", static_cast<unsigned>(cblocks), 1, K.combine_block, cparams.data());
+    }
+  } catch (...) {
+    if (base) rt.release(base);
+    throw;
+  }
+  if (base) rt.release(base);
+  report.scheme = two_d ? "2D" : "1D";
+  report.blocks = row_blocks;
+  report.splits = split;
+  report.scratch_bytes = scratch;
+  return report;
+}
+
+std::shared_ptr<const GpuKernel> get_gpu_kernel(const GpuRequest& r) {
+  Cache& c = cache();
+  std::string request_key = r.formula + "\n" + r.dtype + "\n" + r.dtype_acc + "\n" + r.sum_scheme + "\n" +
+                            (r.fast_math ? "fast" : "precise") + (r.chunks ? "/chunks" : "") + "/" + std::to_string(r.block);
+  for (const std::string& a : r.aliases) request_key += "\n" + a;
+  {
+    std::lock_guard<std::mutex> g(c.mutex);
+    ++c.stats.requests;
+    if (auto it = c.by_request.find(request_key); it != c.by_request.end()) {
+      ++c.stats.memory_hits;
+      return it->second;
+    }
+  }
+  std::vector<Alias> aliases = parse_aliases(r.aliases);
+  Reduction red = parse_reduction(r.formula, aliases);
+  Program program = lower(red, argument_table(red, aliases));
+  GpuOptions options = parse_options(program, r);
+  const std::string key = program_key(program, options);
+  std::shared_ptr<const GpuKernel> kernel;
+  {
+    std::lock_guard<std::mutex> g(c.mutex);
+    if (auto it = c.by_program.find(key); it != c.by_program.end()) kernel = it->second;
+  }
+  if (!kernel) {
+    kernel = std::make_shared<const GpuKernel>(std::move(program), options, "keops_" + digest(key));
+    std::lock_guard<std::mutex> g(c.mutex);
+    kernel = c.by_program.emplace(key, kernel).first->second;
+  }
+  std::lock_guard<std::mutex> g(c.mutex);
+  c.by_request.emplace(request_key, kernel);
+  return kernel;
+}
+
+CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas) {
+  CompileCheck check;
+  std::string source = cuda_prelude();
+  std::set<std::string> seen;
+  bool fast_math = requests.empty() || requests.front().fast_math;
+  for (const GpuRequest& r : requests) {
+    auto k = get_gpu_kernel(r);
+    check.kernels.push_back(k);
+    if (r.fast_math != fast_math) throw UserError("compile_check: every request must have the same use_fast_math");
+    if (seen.insert(k->layout().name).second) source += k->source().body;
+  }
+  check.result = compile(source, sm, fast_math, verbose_ptxas);
+  return check;
+}
+
+GpuCacheStats gpu_cache_stats() {
+  std::lock_guard<std::mutex> g(cache().mutex);
+  return cache().stats;
+}
+
+void clear_gpu_memory_cache() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> g(c.mutex);
+  c.by_request.clear();
+  c.by_program.clear();
+}
+
+}  // namespace keops::gpu

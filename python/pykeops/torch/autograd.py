@@ -1,0 +1,250 @@
+"""Autograd for pykeops.torch reductions: backward, forward mode and vmap, each built from more KeOps reductions.
+
+A reduction's raw engine outputs are the result of one torch.autograd.Function (new style: forward /
+setup_context / backward / jvp / vmap). Its backward and jvp are themselves torch Genred calls on the saved
+inputs, so they are recorded again when a graph is being built: derivatives of any order work.
+
+- Sum: the gradient with respect to v is Sum(Grad(F, v, e)) over the other index (parameters: summed over all).
+- Max_SumShiftExpWeight, raw [m, s]: s = sum exp(F - m) G is differentiated with m held constant (the saved m);
+  m gets no gradient. The log-sum-exp m + log(s) and the softmax s_1.../s_0 computed from them by torch are then
+  exact, at every order, because m + log(s) does not depend on the value of m.
+- Min, Max, KMin and the values of Min_ArgMin, Max_ArgMax, KMin_ArgKMin (beyond KeOps): the gradient flows through
+  the selected (i, j) pairs, as torch.min / torch.topk do. The forward computes the indices too; the gradient of
+  each selected pair is a Sum(Grad(Elem(F, c), v, e)) restricted to that pair with block-sparse ranges.
+- Indices (ArgMin, ArgKMin, ...) are integers: not differentiable.
+"""
+
+import torch
+import torch.autograd.forward_ad as fwAD
+
+from ..common.genred import REDUCTIONS
+
+# Value reductions that also compute their indices when differentiated, and the variant doing so.
+WITH_INDICES = {"Min": "Min_ArgMin", "Max": "Max_ArgMax", "KMin": "KMin_ArgKMin"}
+SELECTING = ("Min", "Max", "KMin", "Min_ArgMin", "Max_ArgMax", "KMin_ArgKMin")
+
+
+def var(pos, dim, cat):
+    return f"Var({pos},{dim},{cat})"
+
+
+class Call:
+    """What a differentiable call needs besides the tensors: the Genred and its call-time options."""
+
+    def __init__(self, genred, backend, device_id, ranges):
+        self.genred, self.backend, self.device_id, self.ranges = genred, backend, device_id, ranges
+
+    def derived(self, formula, extra_aliases, reduction_op="Sum", axis=None, opt_arg=None, formula2=None):
+        """A Genred of the same class and accuracy options over the extended argument list."""
+        g = self.genred
+        return type(g)(formula, g.aliases + extra_aliases, reduction_op=reduction_op,
+                       axis=g.axis if axis is None else axis, opt_arg=opt_arg, formula2=formula2,
+                       dtype_acc=g.dtype_acc if REDUCTIONS[reduction_op].sum_type else "auto",
+                       sum_scheme=g.sum_scheme if reduction_op == "Sum" else "auto")
+
+    def run(self, genred, args, ranges="same"):
+        return genred(*args, backend=self.backend, device_id=self.device_id,
+                      ranges=self.ranges if ranges == "same" else ranges)
+
+
+def sum_to_shape(g, shape):
+    """Sums a gradient computed over the broadcast batch shape back to an input's own shape."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    lead = g.dim() - len(shape)
+    if lead > 0:
+        g = g.sum(dim=tuple(range(lead)))
+    dims = tuple(k for k, (a, b) in enumerate(zip(g.shape, shape)) if b == 1 and a != 1)
+    return g.sum(dim=dims, keepdim=True) if dims else g
+
+
+class GenredFunction(torch.autograd.Function):
+    """Raw outputs of call.genred on args, differentiable in every argument."""
+
+    @staticmethod
+    def forward(call, *args):
+        return tuple(call.genred._raw_outputs(args, call.backend, call.device_id, call.ranges))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.call = inputs[0]
+        ctx.save_for_backward(*inputs[1:], *output)
+        ctx.save_for_forward(*inputs[1:], *output)
+        ctx.n_args = len(inputs) - 1
+        ctx.mark_non_differentiable(*[o for o in output if not o.is_floating_point()])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        saved = ctx.saved_tensors
+        args, outs = saved[: ctx.n_args], saved[ctx.n_args:]
+        result = [None]
+        for k, a in enumerate(args):
+            result.append(gradient(ctx.call, args, outs, grads, k) if ctx.needs_input_grad[k + 1] else None)
+        return tuple(result)
+
+    @staticmethod
+    def jvp(ctx, _call_tangent, *tangents):
+        saved = ctx.saved_tensors
+        args, outs = saved[: ctx.n_args], saved[ctx.n_args:]
+        return tuple(tangent_of_outputs(ctx.call, args, outs, tangents))
+
+    @staticmethod
+    def vmap(info, in_dims, call, *args):
+        # The vmapped dimension becomes a leading KeOps batch dimension (broadcast where an input has none).
+        moved = [a.unsqueeze(0) if d is None else a.movedim(d, 0) for a, d in zip(args, in_dims[1:])]
+        outs = GenredFunction.apply(call, *moved)
+        return outs, tuple(0 for _ in outs)
+
+
+def may_differentiate(args):
+    """Whether a derivative of the call may be asked for: grad, forward mode or a torch.func transform."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda a: False)
+    return any(a.requires_grad or wrapped(a) or fwAD.unpack_dual(a).tangent is not None for a in args)
+
+
+def apply(genred, args, backend, device_id, ranges):
+    """The raw engine outputs of a Genred call, recorded for autograd (Min, Max, KMin also keep their indices
+    when a derivative may be asked for)."""
+    variant = WITH_INDICES.get(genred.reduction_op)
+    if variant is None or not may_differentiate(args):
+        return list(GenredFunction.apply(Call(genred, backend, device_id, ranges), *args))
+    return list(GenredFunction.apply(Call(genred.twin(variant), backend, device_id, ranges), *args))[:1]
+
+
+# ---------------------------------------------------------------------------------------------- backward
+
+def gradient(call, args, outs, grads, k):
+    """Gradient with respect to argument k, as the input's shape."""
+    g, kernel = call.genred, call.genred._kernel(args[0].dtype.__str__().removeprefix("torch."))
+    dims, cats, n = kernel.arg_dims, kernel.arg_cats, kernel.nargs
+    red, tag = REDUCTIONS[g.reduction_op], kernel.tag
+    v = var(k, dims[k], cats[k])
+    engine = red.engine
+    if engine in SELECTING:
+        return selected_gradient(call, args, outs, grads, k)
+    if grads[0] is None:
+        return None
+    if engine == "Sum":
+        e = var(n, kernel.dim_out, tag)
+        formula, extra, extra_args = f"Grad({g.inner_formula},{v},{e})", [e], [grads[0]]
+    else:  # Max_SumShiftExpWeight: d/dv of s = sum exp(F - m) G, m held constant (see the module docstring)
+        dg = kernel.dim_out - 1
+        m, e = var(n, 1, tag), var(n + 1, dg, tag)
+        h = f"Exp({g.inner_formula}-{m})" + (f"*{g.weight_formula}" if g.weight_formula else "")
+        formula, extra = f"Grad({h},{v},{e})", [m, e]
+        extra_args = [outs[0][..., :1].detach(), grads[0][..., 1:]]
+    return reduce_to_argument(call, formula, extra, list(args) + extra_args, args[k], cats[k], tag)
+
+
+def reduce_to_argument(call, formula, extra, all_args, arg, cat, tag):
+    """Sum of `formula` over the index that argument `arg` (category `cat`) is not indexed by."""
+    if cat == 2:  # a parameter: computed per output row, then summed over rows
+        out = call.run(call.derived(formula, extra, axis=1 - tag), all_args)
+        return sum_to_shape(out.sum(dim=-2), arg.shape)
+    # The 6-tuple describes both sides: the engine takes the triple of the output's side.
+    out = call.run(call.derived(formula, extra, axis=1 - cat), all_args)
+    return sum_to_shape(out, arg.shape)
+
+
+def selection_ranges(idx, n_out, tag):
+    """Block-sparse ranges (KeOps order: i side, then j side) in which output row o (indexed by i if tag == 0)
+    reduces over the single index idx[o] only (-1: over nothing), and symmetrically."""
+    dev = idx.device
+    rows = torch.arange(n_out, device=dev)
+    valid = idx >= 0
+    ranges_o = torch.stack([rows, rows + 1], 1)
+    slices_o = torch.cumsum(valid.to(torch.int64), 0)
+    sel = idx[valid]
+    red_o = torch.stack([sel, sel + 1], 1)
+    order = torch.argsort(sel, stable=True)
+    src = rows[valid][order]
+    targets, counts = torch.unique_consecutive(sel[order], return_counts=True)
+    ranges_r = torch.stack([targets, targets + 1], 1)
+    slices_r = torch.cumsum(counts, 0)
+    red_r = torch.stack([src, src + 1], 1)
+    sides = (ranges_o, slices_o, red_o, ranges_r, slices_r, red_r)
+    return sides if tag == 0 else (*sides[3:], *sides[:3])
+
+
+def selected_pairs(call, args, outs):
+    """Values and int64 indices of a selecting reduction's forward, with K and the formula's dim."""
+    red = REDUCTIONS[call.genred.reduction_op]
+    K = call.genred.opt_arg if red.k else 1
+    return outs[0], outs[-1], K
+
+
+def selected_gradient(call, args, outs, grads, k):
+    """Gradient through the selected pairs: one restricted Sum(Grad(Elem(F, c), v, e)) per rank and component."""
+    g = call.genred
+    kernel = g._kernel(str(args[0].dtype).removeprefix("torch."))
+    dims, cats, n, tag = kernel.arg_dims, kernel.arg_cats, kernel.nargs, kernel.tag
+    if grads[0] is None:
+        return None
+    values, idx, K = selected_pairs(call, args, outs)
+    if idx.dim() > 2:
+        raise NotImplementedError(
+            f"the gradient of a {g.reduction_op} reduction with batch dimensions is not supported: "
+            "loop over the batch in Python, or use a Sum / LogSumExp reduction")
+    D = values.shape[-1] // K
+    n_out = values.shape[-2]
+    e = var(n, 1, tag)
+    total = torch.zeros_like(args[k])
+    for r in range(K):
+        for c in range(D):
+            col = r * D + c
+            f = g.inner_formula if D == 1 else f"Elem({g.inner_formula},{c})"
+            formula = f"Grad({f},{var(k, dims[k], cats[k])},{e})"
+            ranges = selection_ranges(idx[:, col], n_out, tag)
+            all_args = list(args) + [grads[0][:, col:col + 1].contiguous()]
+            if cats[k] == 2:
+                out = call.run(call.derived(formula, [e], axis=1 - tag), all_args, ranges)
+                total = total + out.sum(dim=-2)
+            else:
+                total = total + call.run(call.derived(formula, [e], axis=1 - cats[k]), all_args, ranges)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------- forward mode
+
+def tangent_of_outputs(call, args, outs, tangents):
+    """Tangents of the raw outputs given the inputs' tangents (None: zero)."""
+    g = call.genred
+    kernel = g._kernel(str(args[0].dtype).removeprefix("torch."))
+    dims, cats, n, tag = kernel.arg_dims, kernel.arg_cats, kernel.nargs, kernel.tag
+    engine = REDUCTIONS[g.reduction_op].engine
+    active = [k for k, t in enumerate(tangents) if t is not None]
+    zero = [torch.zeros_like(o) if o.is_floating_point() else None for o in outs]
+    if not active:
+        return zero
+    tvars = [var(n + q, dims[k], cats[k]) for q, k in enumerate(active)]
+    targs = [tangents[k] for k in active]
+    if engine in SELECTING:
+        return selected_tangent(call, args, outs, active, tvars, targs)
+    if engine == "Sum":
+        diff = "+".join(f"Diff({g.inner_formula},{var(k, dims[k], cats[k])},{t})" for k, t in zip(active, tvars))
+        return [call.run(call.derived(diff, tvars), list(args) + targs)]
+    m = var(n + len(active), 1, tag)
+    h = f"Exp({g.inner_formula}-{m})" + (f"*{g.weight_formula}" if g.weight_formula else "")
+    diff = "+".join(f"Diff({h},{var(k, dims[k], cats[k])},{t})" for k, t in zip(active, tvars))
+    ds = call.run(call.derived(diff, tvars + [m]), list(args) + targs + [outs[0][..., :1].detach()])
+    return [torch.cat([torch.zeros_like(ds[..., :1]), ds], -1)]
+
+
+def selected_tangent(call, args, outs, active, tvars, targs):
+    g = call.genred
+    kernel = g._kernel(str(args[0].dtype).removeprefix("torch."))
+    dims, cats, tag = kernel.arg_dims, kernel.arg_cats, kernel.tag
+    values, idx, K = selected_pairs(call, args, outs)
+    if idx.dim() > 2:
+        raise NotImplementedError(f"forward-mode derivatives of {g.reduction_op} with batch dimensions are not supported")
+    D = values.shape[-1] // K
+    n_out = values.shape[-2]
+    cols = []
+    for r in range(K):
+        for c in range(D):
+            f = g.inner_formula if D == 1 else f"Elem({g.inner_formula},{c})"
+            diff = "+".join(f"Diff({f},{var(k, dims[k], cats[k])},{t})" for k, t in zip(active, tvars))
+            ranges = selection_ranges(idx[:, r * D + c], n_out, tag)
+            cols.append(call.run(call.derived(diff, tvars), list(args) + targs, ranges))
+    dvalues = torch.cat(cols, -1)
+    return [dvalues] + [None] * (len(outs) - 1)

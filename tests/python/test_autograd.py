@@ -1,0 +1,154 @@
+"""PyTorch autograd through pykeops reductions: any order, forward mode, torch.func, Min/Max/KMin through the
+selected pairs; every differentiable operation checked with gradcheck in float64."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.autograd import gradcheck, gradgradcheck  # noqa: E402
+
+from pykeops.torch import Genred, LazyTensor, Vi, Vj  # noqa: E402
+
+from test_op_table import ARGS, CASES  # noqa: E402
+
+# Operations whose derivative is zero almost everywhere, or that are not differentiable where the test samples.
+PIECEWISE_CONSTANT = {"Sign", "Step", "Floor", "Round", "Equal", "NotEqual", "LessThan", "LessOrEqual", "ArgMax",
+                      "ArgMin", "OneHot", "DiffClampInt"}
+
+
+# Arguments that the engine documents as not differentiable (NotSupported naming them).
+CONSTANT_ARGS = {"SoftDTW_SqDist": {"q"}, "GradSoftDTW_SqDist": {"x", "y", "q"}, "BSpline": {"K"}}
+
+
+def tensors_for(names, M, N, seed, constant=()):
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in names:
+        cat, dim, dom = ARGS[name]
+        if name == "K":
+            a = np.sort(rng.uniform(-2.5, 2.5, dim))
+        else:
+            a = rng.uniform(*dom, size=(((M, N, 1)[cat], dim) if cat < 2 else (dim,)))
+        out.append(torch.tensor(a, dtype=torch.float64, requires_grad=name not in constant and name != "n"))
+    return out
+
+
+GRAD_CASES = [(op, f, ref) for op, cases in CASES.items() for f, ref in cases[:1]
+              if op not in PIECEWISE_CONSTANT and op != "GradSoftDTW_SqDist"]  # its own derivative is not supported
+
+
+@pytest.mark.parametrize("op,formula,ref", GRAD_CASES, ids=[f"{op}:{f}" for op, f, _ in GRAD_CASES])
+def test_gradcheck_every_operation(op, formula, ref):
+    names = list(ref.__code__.co_varnames[: ref.__code__.co_argcount])
+    names += [n for n in ("s", "t") if n not in names]
+    args = tensors_for(names, 4, 5, abs(hash(formula)) % 2**32, CONSTANT_ARGS.get(op, ()))
+    aliases = [f"{n} = {('Vi', 'Vj', 'Pm')[ARGS[n][0]]}({ARGS[n][1]})" for n in names]
+    g = Genred(formula, aliases, reduction_op="Sum", axis=1)
+    assert gradcheck(lambda *a: g(*a), args, eps=1e-6, atol=1e-5, rtol=1e-4)
+    if op not in ("SoftDTW_SqDist", "BSpline", "Clamp", "ClampInt", "ReLU", "Abs", "Max", "Min", "Mod", "IfElse"):
+        assert gradgradcheck(lambda *a: g(*a), args, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def gaussian_dense(x, y, b):
+    return (torch.exp(-((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)) @ b)
+
+
+def test_third_order_derivative_of_a_gaussian_sum():
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(7, 2, dtype=torch.float64)
+    b = torch.randn(7, 1, dtype=torch.float64)
+    ours = lambda x: (LazyTensor(x[:, None, :]) - LazyTensor(y[None])).sqnorm2().__neg__().exp().__matmul__(b)  # noqa: E731
+    results = []
+    for f in (ours, lambda x: gaussian_dense(x, y, b)):
+        v = f(x).sum()
+        (g1,) = torch.autograd.grad(v, x, create_graph=True)
+        (g2,) = torch.autograd.grad((g1 ** 2).sum(), x, create_graph=True)
+        (g3,) = torch.autograd.grad(g2.sin().sum(), x)
+        results.append((v.detach(), g1.detach(), g2.detach(), g3))
+    for a, b_ in zip(*results):
+        torch.testing.assert_close(a, b_, rtol=1e-10, atol=1e-12)
+
+
+def test_parameters_batch_and_both_axes():
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)   # batch 2
+    y = torch.randn(1, 6, 3, dtype=torch.float64, requires_grad=True)   # broadcast batch
+    s = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
+    g = Genred("Exp(-SqDist(x,y)*s)", ["x = Vi(3)", "y = Vj(3)", "s = Pm(1)"], axis=0)
+    assert gradcheck(lambda *a: g(*a), (x, y, s))
+    assert gradgradcheck(lambda *a: g(*a), (x, y, s))
+
+
+def test_logsumexp_and_softmax_gradients():
+    torch.manual_seed(2)
+    x = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(8, 2, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    lse = Genred("-SqDist(x,y)", ["x = Vi(2)", "y = Vj(2)"], reduction_op="LogSumExp", axis=1)
+    assert gradcheck(lambda *a: lse(*a), (x, y))
+    assert gradgradcheck(lambda *a: lse(*a), (x, y))
+    sm = Genred("-SqDist(x,y)", ["x = Vi(2)", "y = Vj(2)", "w = Vj(3)"], reduction_op="SumSoftMaxWeight",
+                formula2="w", axis=1)
+    assert gradcheck(lambda *a: sm(*a), (x, y, w))
+    dense = torch.logsumexp(-((x[:, None] - y[None]) ** 2).sum(-1), dim=1, keepdim=True)
+    (ga,) = torch.autograd.grad(lse(x, y).sum(), x)
+    (gb,) = torch.autograd.grad(dense.sum(), x)
+    torch.testing.assert_close(ga, gb)
+
+
+@pytest.mark.parametrize("op", ["min", "max", "Kmin"])
+def test_min_max_kmin_gradients_follow_the_selected_pairs(op):
+    torch.manual_seed(3)
+    x = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(9, 2, dtype=torch.float64, requires_grad=True)
+    D = ((x[:, None] - y[None]) ** 2).sum(-1)
+    D_ij = (Vi(x) - Vj(y)).sqnorm2()
+    if op == "min":
+        ours, dense = D_ij.min(dim=1), D.min(dim=1, keepdim=True).values
+    elif op == "max":
+        ours, dense = D_ij.max(dim=1), D.max(dim=1, keepdim=True).values
+    else:
+        ours, dense = D_ij.Kmin(3, dim=1), torch.topk(D, 3, dim=1, largest=False).values
+    w = torch.randn_like(dense)
+    ga = torch.autograd.grad((ours * w).sum(), (x, y))
+    gb = torch.autograd.grad((dense * w).sum(), (x, y))
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b)
+
+
+def test_torch_func_hessian_jacfwd_and_vmap():
+    torch.manual_seed(4)
+    y = torch.randn(7, 2, dtype=torch.float64)
+    b = torch.randn(7, 1, dtype=torch.float64)
+    g = Genred("Exp(-SqDist(x,y))*b", ["x = Vi(2)", "y = Vj(2)", "b = Vj(1)"], axis=1)
+    x = torch.randn(3, 2, dtype=torch.float64)
+    f_ours = lambda x: g(x, y, b).sum()  # noqa: E731
+    f_dense = lambda x: gaussian_dense(x, y, b).sum()  # noqa: E731
+    torch.testing.assert_close(torch.func.hessian(f_ours)(x), torch.func.hessian(f_dense)(x))
+    torch.testing.assert_close(torch.func.jacfwd(lambda x: g(x, y, b))(x), torch.func.jacfwd(lambda x: gaussian_dense(x, y, b))(x))
+    torch.testing.assert_close(torch.func.jacrev(lambda x: g(x, y, b))(x), torch.func.jacrev(lambda x: gaussian_dense(x, y, b))(x))
+    clouds = torch.randn(4, 3, 2, dtype=torch.float64)
+    batched = torch.func.vmap(lambda c: g(c, y, b))(clouds)
+    loop = torch.stack([g(c, y, b) for c in clouds])
+    torch.testing.assert_close(batched, loop)
+    tangent = torch.randn_like(x)
+    _, jvp_ours = torch.func.jvp(lambda x: g(x, y, b), (x,), (tangent,))
+    _, jvp_dense = torch.func.jvp(lambda x: gaussian_dense(x, y, b), (x,), (tangent,))
+    torch.testing.assert_close(jvp_ours, jvp_dense)
+
+
+def test_inputs_without_grad_get_none_and_no_graph_without_grad():
+    x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 2, dtype=torch.float64)
+    out = (Vi(x) - Vj(y)).sqnorm2().sum(dim=1)
+    out.sum().backward()
+    assert x.grad is not None and y.grad is None
+    with torch.no_grad():
+        assert (Vi(x) - Vj(y)).sqnorm2().sum(dim=1).grad_fn is None
+
+
+def test_argmin_indices_are_not_differentiable():
+    x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 2, dtype=torch.float64)
+    idx = (Vi(x) - Vj(y)).sqnorm2().argmin(dim=1)
+    assert idx.dtype == torch.int64 and not idx.requires_grad
