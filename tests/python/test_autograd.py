@@ -152,3 +152,31 @@ def test_argmin_indices_are_not_differentiable():
     y = torch.randn(5, 2, dtype=torch.float64)
     idx = (Vi(x) - Vj(y)).sqnorm2().argmin(dim=1)
     assert idx.dtype == torch.int64 and not idx.requires_grad
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch"])
+def test_symbolic_derivative_methods(framework):
+    import importlib
+    mod = importlib.import_module(f"pykeops.{framework}")
+    rng = np.random.default_rng(5)
+    x, y, e = rng.normal(size=(4, 3)), rng.normal(size=(6, 3)), rng.normal(size=(4, 1))
+    conv = (lambda a: a) if framework == "numpy" else torch.from_numpy
+    x_i, y_j, e_i = mod.Vi(conv(x)), mod.Vj(conv(y)), mod.Vi(conv(e))
+    k = (-((x_i - y_j) ** 2).sum()).exp()
+    d = x[:, None, :] - y[None]
+    ker = np.exp(-(d ** 2).sum(-1))
+    as_np = (lambda a: a) if framework == "numpy" else (lambda a: a.numpy())
+    np.testing.assert_allclose(as_np(k.grad(x_i, e_i).sum(dim=1)), (-2 * d * ker[..., None] * e[:, None]).sum(1), rtol=1e-10)
+    np.testing.assert_allclose(as_np(k.diff(x_i, y_j).sum(dim=1)), (-2 * (d * y[None]).sum(-1) * ker).sum(1, keepdims=True),
+                               rtol=1e-10)
+    np.testing.assert_allclose(as_np(k.laplacian(x_i).sum(dim=1)), ((4 * (d ** 2).sum(-1) - 6) * ker).sum(1, keepdims=True),
+                               rtol=1e-10)
+    np.testing.assert_allclose(as_np((x_i * y_j).divergence(x_i).sum(dim=1)), np.tile(y.sum(), (4, 1)), rtol=1e-10)
+    np.testing.assert_allclose(as_np((x_i * y_j).trace_operator(x_i).sum(dim=1)), np.tile(y.sum(), (4, 1)), rtol=1e-10)
+    gm = as_np((x_i * y_j).grad_matrix(x_i).sum(dim=1))
+    np.testing.assert_allclose(gm, np.tile(np.diag(y.sum(0)).ravel(), (4, 1)), rtol=1e-10)
+    with pytest.raises(ValueError, match="grad: the gradient input has dim 3"):
+        k.grad(x_i, x_i)
+    # symbolic variables: a callable reduction
+    sym = (mod.Vi(0, 3) - mod.Vj(1, 3)).sqnorm2().grad(mod.Vi(0, 3), mod.Vi(2, 1)).sum(dim=1)
+    np.testing.assert_allclose(as_np(sym(conv(x), conv(y), conv(e))), (2 * d * e[:, None]).sum(1), rtol=1e-10)

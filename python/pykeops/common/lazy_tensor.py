@@ -519,6 +519,42 @@ class GenericLazyTensor:
         res.ndim = max(in_dims) if ndim is None else ndim(*in_dims) if callable(ndim) else ndim
         return res
 
+    # Symbolic differentiation (resolved by the engine into ordinary formulas).
+
+    def grad(self, v, e):
+        """Gradient of self with respect to the variable v, contracted with e (e.ndim == self.ndim): dim v.ndim."""
+        e = self._lift(e)
+        if e.ndim != self.ndim:
+            raise ValueError(f"grad: the gradient input has dim {e.ndim}, expected the formula's dim {self.ndim}")
+        return self._nary([v, e], "Grad", dims=None, ndim=lambda f, vd, ed: vd)
+
+    def diff(self, v, u):
+        """Differential of self with respect to the variable v in the direction u (u.ndim == v.ndim)."""
+        u = self._lift(u)
+        if u.ndim != self._lift(v).ndim:
+            raise ValueError(f"diff: the direction has dim {u.ndim}, expected the variable's dim {self._lift(v).ndim}")
+        return self._nary([v, u], "Diff", dims=None, ndim=lambda f, vd, ud: f)
+
+    def divergence(self, v):
+        """Trace of the Jacobian of self with respect to v (self.ndim == v.ndim)."""
+        if self._lift(v).ndim != self.ndim:
+            raise ValueError(f"divergence: the variable has dim {self._lift(v).ndim}, the formula {self.ndim}")
+        return self._nary([v], "Divergence", dims=None, ndim=1)
+
+    def laplacian(self, v):
+        """Laplacian of a scalar formula with respect to v."""
+        if self.ndim != 1:
+            raise ValueError(f"laplacian: the formula must be scalar, got dim {self.ndim}")
+        return self._nary([v], "Laplacian", dims=None, ndim=1)
+
+    def grad_matrix(self, v):
+        """Transposed Jacobian of self with respect to v, flattened: element k * v.ndim + l is d self_k / d v_l."""
+        return self._nary([v], "GradMatrix", dims=None, ndim=lambda f, vd: f * vd)
+
+    def trace_operator(self, v):
+        """Trace of the linear map v -> self (self must be linear in v)."""
+        return self._nary([v], "TraceOperator", dims=None, ndim=1)
+
     # Element-wise math (output dim: that of the input).
 
     def xlogx(self):
