@@ -30,6 +30,44 @@ def get_num_threads():
     return load_engine().get_num_threads()
 
 
+def get_build_folder():
+    """Folder of the disk cache of compiled kernels (KEOPS_CACHE_FOLDER, else ~/.cache/keops-jit)."""
+    return load_engine().cache_folder()
+
+
+keops_get_build_folder = get_build_folder
+
+
+def set_build_folder(path=None):
+    """Moves the disk cache of compiled kernels to `path` (None: the default folder) for this process."""
+    engine = load_engine()
+    if path is None:
+        path = os.environ.get("KEOPS_CACHE_FOLDER") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "keops-jit")
+    engine.set_cache_folder(os.fspath(path))
+    engine.clear_memory_cache()
+
+
+def clean_pykeops(recompile_jit_binaries=True):
+    """Deletes the compiled kernels on disk and forgets those in memory (recompile_jit_binaries: accepted, unused)."""
+    engine = load_engine()
+    folder = engine.cache_folder()
+    if folder and os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.endswith((".o", ".key", ".cubin")):
+                os.remove(os.path.join(folder, name))
+    engine.clear_memory_cache()
+
+
+def check_health():
+    """Prints what this installation can use: engine, threads, cache, frameworks, GPU."""
+    engine = load_engine()
+    print(f"[pyKeOps] engine: {engine.__file__}")
+    print(f"[pyKeOps] CPU threads: {engine.get_num_threads()}; kernel cache: {engine.cache_folder() or 'memory only'}")
+    print(f"[pyKeOps] numpy found: {numpy_found}; torch found: {torch_found}; GPU available: {gpu_available}")
+    print(f"[pyKeOps] kernel cache statistics: {engine.cache_stats()}")
+
+
 def _check_bindings(framework, as_array):
     """Compile and run a tiny known reduction with one framework; print the outcome, never raise."""
     expected = [[63.0], [90.0]]
