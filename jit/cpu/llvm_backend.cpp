@@ -13,7 +13,11 @@
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Passes/PassBuilder.h>
+#if LLVM_VERSION_MAJOR >= 17
+#include <llvm/TargetParser/Host.h>
+#else
 #include <llvm/Support/Host.h>
+#endif
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
@@ -68,10 +72,14 @@ struct Host {
 
   Host() : jtmb(detect()) {
     cpu = llvm::sys::getHostCPUName().str();
-    llvm::StringMap<bool> host_features;
     llvm::SubtargetFeatures f;
-    if (llvm::sys::getHostCPUFeatures(host_features))
-      for (auto& kv : host_features) f.AddFeature(kv.getKey(), kv.getValue());
+#if LLVM_VERSION_MAJOR >= 19
+    llvm::StringMap<bool> host_features = llvm::sys::getHostCPUFeatures();
+#else
+    llvm::StringMap<bool> host_features;
+    llvm::sys::getHostCPUFeatures(host_features);
+#endif
+    for (auto& kv : host_features) f.AddFeature(kv.getKey(), kv.getValue());
     features = f.getString();
     avx512 = host_features.lookup("avx512f");
     avx = host_features.lookup("avx");
