@@ -1,16 +1,17 @@
 // GPU backend, code generation: Program -> CUDA C++ (one rendering per Prim; reductions as CUDA state templates).
 //
 // Kernels (for output rows indexed by the program's tag, reduced index j):
-//   <name>_1d          one thread per output row; a block owns up to BLOCK rows (a "chunk" of rows, from the
-//                      block-sparse table or implicit) and walks the chunk's intervals of j in tiles of BLOCK
-//                      rows of the inner variables, staged cooperatively in shared memory.
-//   <name>_2d          the same, but blockIdx.y selects a slice of the chunk's j (its part of the concatenation of
-//                      the intervals); the partial reduction states go to a buffer ...
-//   <name>_2d_combine  ... which one thread per output row folds in order (the reductions' combine) and stores.
+//   <name>_reduce   one thread per output row; a block owns up to BLOCK rows (a "chunk" of rows, from the
+//                   block-sparse table or implicit) and walks the chunk's intervals of j in tiles of BLOCK rows of the
+//                   inner variables, staged cooperatively in shared memory. 1D scheme: stores the result. 2D scheme
+//                   (given a buffer): blockIdx.y selects a slice of the concatenation of the chunk's intervals and the
+//                   partial reduction state goes to the buffer ...
+//   <name>_combine  ... which one thread per output row folds in order of j (the reductions' combine) and stores.
 // Normal mode hoists parameter and row values out of the j loop. Chunk mode (many loaded values per pair) evaluates
 // the pair's code in segments that each load at most kChunkWords values (inner components staged per segment,
 // outer ones in registers), carrying the few values that cross segments per j in a local array. Reductions with
-// large states are split into output groups, each a pass over j with its own small state.
+// large states are split into output groups, each a pass over j with its own small state. Segments and groups that
+// repeat up to a shift of components become run-time loops.
 #include "cuda_codegen.h"
 
 #include <algorithm>
@@ -706,18 +707,162 @@ class Generator {
     return "const C v" + num(v) + " = " + render_prim(in.op, opnd(in.a), opnd(in.b), opnd(in.c)) + ";";
   }
 
-  // A parameter or outer (row) Load.
-  std::string row_load(int v) const {
+  // ---- loops over isomorphic segments and groups ----
+  // Consecutive segments (or groups) whose code is the same up to a constant shift of the loaded components of each
+  // argument (a long Sum over components cut in chunks, or output groups of F * V) are emitted once, in a run-time
+  // loop whose counter shifts the components: the kernel's size and NVRTC's time stay those of one chunk.
+  using Base = std::map<int, int>;            // argument -> smallest loaded component (origin of relative components)
+  using Shift = std::map<int, std::string>;   // argument -> component shift, a C++ expression of the loop counters
+  struct Unit {
+    size_t first = 0, count = 1;
+    std::map<int, int> delta;                 // per argument: components added per iteration
+  };
+
+  void add_base(Base& base, int v) const {
     const Instr& in = p_.code[v];
-    const std::string at = p_.level[v] == Level::Param ? num(in.comp) : "rr * " + num(p_.args[in.pos].dim) + " + " + num(in.comp);
+    auto [it, fresh] = base.try_emplace(in.pos, in.comp);
+    it->second = std::min(it->second, in.comp);
+  }
+  Base segment_base(const Segment& s) const {
+    Base base;
+    for (int v : s.loads) add_base(base, v);
+    return base;
+  }
+  Base group_base(const GroupPlan& gp) const {
+    Base base;
+    for (const Segment& s : gp.segments)
+      for (int v : s.loads) add_base(base, v);
+    for (int v : gp.hoisted)
+      if (p_.code[v].op == Prim::Load) add_base(base, v);
+    for (int v : gp.group.f) if (p_.code[v].op == Prim::Load) add_base(base, v);
+    for (int v : gp.group.g) if (p_.code[v].op == Prim::Load) add_base(base, v);
+    return base;
+  }
+
+  // Describes operand v as seen from segment s of group gp: a local, a restored carry, a hoisted value, a constant
+  // or a load (relative to `base`).
+  std::string operand_key(int v, const Segment* s, const GroupPlan& gp, const Base& base) const {
+    const Instr& in = p_.code[v];
+    if (in.op == Prim::Const) {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "k%a", in.imm);
+      return buf;
+    }
+    if (in.op == Prim::Load) return "L" + num(in.pos) + "," + num(in.comp - base.at(in.pos)) + "," + num(int(p_.level[v]));
+    if (s) {
+      for (size_t k = 0; k < s->code.size(); ++k)
+        if (s->code[k] == v) return "l" + num(k);
+      for (size_t k = 0; k < s->restore.size(); ++k)
+        if (s->restore[k] == v) return "r" + num(k);
+    }
+    for (size_t k = 0; k < gp.hoisted.size(); ++k)
+      if (gp.hoisted[k] == v) return "h" + num(k);
+    return "?" + num(v);  // unreachable for well-formed plans; never equal across segments
+  }
+
+  std::string segment_key(const Segment& s, const GroupPlan& gp, const Base& base, bool last) const {
+    std::ostringstream k;
+    k << "W" << s.width << "|";
+    for (const Run& r : s.runs) {
+      if (chunked_) k << "R" << r.pos << "," << r.lo - base.at(r.pos) << "," << r.hi - base.at(r.pos) << "," << r.offset << "|";
+      else k << "R" << r.pos << "," << r.offset << "|";
+    }
+    std::vector<std::string> loads;
+    for (int v : s.loads) loads.push_back(operand_key(v, &s, gp, base));
+    std::sort(loads.begin(), loads.end());
+    for (const std::string& l : loads) k << l << "|";
+    for (int v : s.restore) k << "r" << gp.slot.at(v) << "|";
+    for (int v : s.code) {
+      const Instr& in = p_.code[v];
+      k << "i" << int(in.op);
+      for (int x : {in.a, in.b, in.c})
+        if (x >= 0) k << "," << operand_key(x, &s, gp, base);
+      k << "|";
+    }
+    for (int v : s.save) k << "s" << operand_key(v, &s, gp, base) << ">" << gp.slot.at(v) << "|";
+    if (last) {
+      k << "U";
+      for (int v : gp.group.f) k << "," << operand_key(v, &s, gp, base);
+      k << ";";
+      for (int v : gp.group.g) k << "," << operand_key(v, &s, gp, base);
+    }
+    return k.str();
+  }
+
+  std::string group_key(const GroupPlan& gp) const {
+    const Base base = group_base(gp);
+    std::string k = state_type(gp.group) + "#" + num(gp.carries) + "#";
+    for (int v : gp.hoisted) {
+      const Instr& in = p_.code[v];
+      k += "H" + num(int(in.op));
+      if (in.op == Prim::Load) k += operand_key(v, nullptr, gp, base);
+      for (int x : {in.a, in.b, in.c})
+        if (x >= 0) k += "," + operand_key(x, nullptr, gp, base);
+      k += "|";
+    }
+    for (size_t si = 0; si < gp.segments.size(); ++si)
+      k += "#" + segment_key(gp.segments[si], gp, base, si + 1 == gp.segments.size());
+    return k;
+  }
+
+  // Groups consecutive equal keys whose bases move by a constant step into loops.
+  static std::vector<Unit> runs(const std::vector<std::string>& keys, const std::vector<Base>& bases) {
+    std::vector<Unit> units;
+    auto step = [&](size_t a, size_t b) {
+      std::map<int, int> d;
+      for (auto& [pos, c] : bases[b]) d[pos] = c - bases[a].at(pos);
+      return d;
+    };
+    for (size_t i = 0; i < keys.size();) {
+      Unit u;
+      u.first = i;
+      size_t j = i + 1;
+      if (j < keys.size() && keys[j] == keys[i]) {
+        u.delta = step(i, j);
+        while (j < keys.size() && keys[j] == keys[i] && step(j - 1, j) == u.delta) ++j;
+      }
+      u.count = j - i;
+      if (u.count == 1) u.delta.clear();
+      units.push_back(u);
+      i = j;
+    }
+    return units;
+  }
+
+  static Shift compose(const Shift& outer, const std::map<int, int>& delta, const std::string& counter) {
+    Shift sh = outer;
+    for (auto& [pos, d] : delta) {
+      if (d == 0) continue;
+      const std::string term = counter + " * " + num(d);
+      auto [it, fresh] = sh.try_emplace(pos, term);
+      if (!fresh) it->second += " + " + term;
+    }
+    return sh;
+  }
+
+  std::string comp_expr(int pos, int comp, const Shift& sh) const {
+    auto it = sh.find(pos);
+    return it == sh.end() ? num(comp) : "(" + num(comp) + " + " + it->second + ")";
+  }
+
+  // A parameter or outer (row) Load.
+  std::string row_load(int v, const Shift& sh) const {
+    const Instr& in = p_.code[v];
+    const std::string c = comp_expr(in.pos, in.comp, sh);
+    const std::string at = p_.level[v] == Level::Param ? c : "rr * " + num(p_.args[in.pos].dim) + " + " + c;
     return "const C v" + num(v) + " = kp_load(P" + num(in.pos) + ", " + at + ");";
   }
 
-  std::string inner_load(int v, const Segment& s) const {
+  // An inner Load, from the staged tile. Chunk mode stages shifted runs (constant index); normal mode stages whole
+  // rows (shifted index).
+  std::string inner_load(int v, const Segment& s, const Shift& sh) const {
     const Instr& in = p_.code[v];
     for (const Run& r : s.runs)
-      if (r.pos == in.pos && r.lo <= in.comp && in.comp <= r.hi)
-        return "const C v" + num(v) + " = sm_[jj * " + num(std::max(1, s.width)) + " + " + num(r.offset + in.comp - r.lo) + "];";
+      if (r.pos == in.pos && r.lo <= in.comp && in.comp <= r.hi) {
+        const int idx = r.offset + in.comp - r.lo;
+        const std::string at = chunked_ ? num(idx) : comp_expr(in.pos, idx, sh);
+        return "const C v" + num(v) + " = sm_[jj * " + num(std::max(1, s.width)) + " + " + at + "];";
+      }
     KEOPS_ASSERT(false, "inner load without a staged run");
   }
 
@@ -735,15 +880,50 @@ class Generator {
     return f + "st.update(f_, " + gargs + ", jt + jj); }";
   }
 
-  void emit_group(std::ostringstream& s, size_t gi, const std::string& ind) const {
+  // One segment for a tile of j: stage its inner components, load its row values, evaluate every j of the tile.
+  void emit_segment(std::ostringstream& s, const GroupPlan& gp, const Segment& seg, bool last, const Shift& sh,
+                    const std::string& ind) const {
+    const std::string in1 = ind + "  ", in2 = in1 + "  ";
+    const int width = std::max(1, seg.width);
+    if (!seg.runs.empty()) {
+      s << ind << "__syncthreads();\n";
+      for (const Run& r : seg.runs) {
+        const int w = r.hi - r.lo + 1, dim = p_.args[r.pos].dim;
+        const std::string lo = chunked_ ? comp_expr(r.pos, r.lo, sh) : num(r.lo);
+        if (w == 1) {
+          s << ind << "for (int e = threadIdx.x; e < n; e += BLOCK) sm_[e * " << width << " + " << r.offset << "] = kp_load(P"
+            << r.pos << ", (jt + e) * " << dim << " + " << lo << ");\n";
+        } else {
+          s << ind << "for (int e = threadIdx.x; e < n * " << w << "; e += BLOCK) { const int r_ = e / " << w << ", q_ = e - r_ * "
+            << w << "; sm_[r_ * " << width << " + " << r.offset << " + q_] = kp_load(P" << r.pos << ", (jt + r_) * " << dim
+            << " + " << lo << " + q_); }\n";
+        }
+      }
+      s << ind << "__syncthreads();\n";
+    }
+    s << ind << "if (active) {\n";
+    if (chunked_)
+      for (int v : seg.loads)
+        if (!is_inner_load(v)) s << in1 << row_load(v, sh) << "\n";
+    s << in1 << "for (int jj = 0; jj < n; ++jj) {\n";
+    for (int v : seg.restore) s << in2 << "const C v" << v << " = carry_[jj * NCARRY + " << gp.slot.at(v) << "];\n";
+    for (int v : seg.loads)
+      if (is_inner_load(v)) s << in2 << inner_load(v, seg, sh) << "\n";
+    for (int v : seg.code) s << in2 << instr(v) << "\n";
+    for (int v : seg.save) s << in2 << "carry_[jj * NCARRY + " << gp.slot.at(v) << "] = v" << v << ";\n";
+    if (last) s << in2 << update_call(gp.group) << "\n";
+    s << in1 << "}\n" << ind << "}\n";
+  }
+
+  // One group: its state, hoisted row values, the walk over its intervals and tiles, and the store (1D) or the
+  // partial state (2D). `sh` shifts components (group loops); col0 / offset are C++ expressions.
+  void emit_group(std::ostringstream& s, size_t gi, const Shift& sh, const std::string& col0, const std::string& offset,
+                  const std::string& ind) const {
     const GroupPlan& gp = plans_[gi];
-    const Group& g = gp.group;
-    s << ind << "{  // group " << gi << ": columns [" << g.c0 << ", " << g.c0 + g.n << ")"
-      << (chunked_ ? ", " + num(gp.segments.size()) + " segments" : "") << "\n";
-    const std::string in1 = ind + "  ", in2 = in1 + "  ", in3 = in2 + "  ", in4 = in3 + "  ", in5 = in4 + "  ";
+    const std::string in1 = ind + "  ", in2 = in1 + "  ", in3 = in2 + "  ", in4 = in3 + "  ";
+    s << ind << "{\n";
     s << in1 << "State" << gi << " st;\n" << in1 << "st.init();\n";
-    for (int v : gp.hoisted) s << in1 << (p_.code[v].op == Prim::Load ? row_load(v) : instr(v)) << "\n";
-    if (gp.carries) s << in1 << "C carry_[BLOCK * " << gp.carries << "];\n";
+    for (int v : gp.hoisted) s << in1 << (p_.code[v].op == Prim::Load ? row_load(v, sh) : instr(v)) << "\n";
     s << in1 << "kp_i64 skip = skip0, take = take0;\n";
     s << in1 << "for (kp_i64 k = 0; k < icount && take > 0; ++k) {\n";
     s << in2 << "kp_i64 j0 = ivs ? ivs[2 * (ifirst + k)] : 0, j1 = ivs ? ivs[2 * (ifirst + k) + 1] : d.n_inner;\n";
@@ -752,46 +932,32 @@ class Generator {
     s << in2 << "if (j1 - j0 > take) j1 = j0 + take;\n" << in2 << "take -= j1 - j0;\n";
     s << in2 << "for (kp_i64 jt = j0; jt < j1; jt += BLOCK) {\n";
     s << in3 << "const int n = (int)(j1 - jt < BLOCK ? j1 - jt : BLOCK);\n";
-    const size_t nseg = gp.segments.size();
-    for (size_t si = 0; si < nseg; ++si) {
-      const Segment& seg = gp.segments[si];
-      const bool last = si + 1 == nseg;
-      if (nseg > 1) s << in3 << "// segment " << si << "\n";
-      if (!seg.runs.empty()) {
-        s << in3 << "__syncthreads();\n";
-        for (const Run& r : seg.runs) {
-          const int w = r.hi - r.lo + 1, dim = p_.args[r.pos].dim;
-          if (w == 1) {
-            s << in3 << "for (int e = threadIdx.x; e < n; e += BLOCK) sm_[e * " << std::max(1, seg.width) << " + " << r.offset
-              << "] = kp_load(P" << r.pos << ", (jt + e) * " << dim << " + " << r.lo << ");\n";
-            continue;
-          }
-          s << in3 << "for (int e = threadIdx.x; e < n * " << w << "; e += BLOCK) { const int r_ = e / " << w
-            << ", q_ = e - r_ * " << w << "; sm_[r_ * " << std::max(1, seg.width) << " + " << r.offset
-            << " + q_] = kp_load(P" << r.pos << ", (jt + r_) * " << dim << " + " << r.lo << " + q_); }\n";
-        }
-        s << in3 << "__syncthreads();\n";
-      }
-      s << in3 << "if (active) {\n";
-      if (chunked_)
-        for (int v : seg.loads)
-          if (!is_inner_load(v)) s << in4 << row_load(v) << "\n";
-      s << in4 << "for (int jj = 0; jj < n; ++jj) {\n";
-      for (int v : seg.restore) s << in5 << "const C v" << v << " = carry_[jj * " << gp.carries << " + " << gp.slot.at(v) << "];\n";
-      for (int v : seg.loads)
-        if (is_inner_load(v)) s << in5 << inner_load(v, seg) << "\n";
-      for (int v : seg.code) s << in5 << instr(v) << "\n";
-      for (int v : seg.save) s << in5 << "carry_[jj * " << gp.carries << " + " << gp.slot.at(v) << "] = v" << v << ";\n";
-      if (last) s << in5 << update_call(g) << "\n";
-      s << in4 << "}\n";
-      if (last) s << in4 << "st.tile_end();\n";
-      s << in3 << "}\n";
+    std::vector<std::string> keys;
+    std::vector<Base> bases;
+    for (size_t si = 0; si < gp.segments.size(); ++si) {
+      const bool last = si + 1 == gp.segments.size();
+      keys.push_back(last ? "last" : segment_key(gp.segments[si], gp, segment_base(gp.segments[si]), false));
+      bases.push_back(segment_base(gp.segments[si]));
     }
+    for (const Unit& u : runs(keys, bases)) {
+      const bool last = u.first + 1 == gp.segments.size();
+      if (gp.segments.size() > 1)
+        s << in3 << "// segment" << (u.count > 1 ? "s " + num(u.first) + ".." + num(u.first + u.count - 1) : " " + num(u.first))
+          << "\n";
+      if (u.count == 1) {
+        emit_segment(s, gp, gp.segments[u.first], last, sh, in3);
+      } else {
+        s << in3 << "for (int s_ = 0; s_ < " << u.count << "; ++s_) {\n";
+        emit_segment(s, gp, gp.segments[u.first], false, compose(sh, u.delta, "s_"), in4);
+        s << in3 << "}\n";
+      }
+    }
+    s << in3 << "if (active) st.tile_end();\n";
     s << in2 << "}\n" << in1 << "}\n";
     s << in1 << "if (active) {\n";
-    s << in2 << "if (SPLIT) *(State" << gi << "*)(partial + ((kp_i64)blockIdx.y * d.n_rows + orow) * STATE_STRIDE + "
-      << state_offset(gi) << ") = st;\n";
-    s << in2 << "else st.store(o0, o1, orow, " << dtot() << ", " << g.c0 << ");\n";
+    s << in2 << "if (split) *(State" << gi << "*)(partial + ((kp_i64)blockIdx.y * d.n_rows + orow) * STATE_STRIDE + " << offset
+      << ") = st;\n";
+    s << in2 << "else st.store(o0, o1, orow, " << dtot() << ", " << col0 << ");\n";
     s << in1 << "}\n" << ind << "}\n";
   }
 
@@ -799,6 +965,16 @@ class Generator {
     int off = 0;
     for (size_t k = 0; k < gi; ++k) off += state_bound(plans_[k].group);
     return off;
+  }
+
+  std::vector<Unit> group_units() const {
+    std::vector<std::string> keys;
+    std::vector<Base> bases;
+    for (const GroupPlan& gp : plans_) {
+      keys.push_back(group_key(gp));
+      bases.push_back(group_base(gp));
+    }
+    return runs(keys, bases);
   }
 
   std::string emit(const KernelLayout& L) const {
@@ -811,6 +987,7 @@ class Generator {
     s << "namespace kp_" << name_ << " {\n";
     s << "typedef " << T << " T;  // data\ntypedef " << C << " C;  // computation\ntypedef " << A << " A;  // accumulation\n";
     s << "constexpr int BLOCK = " << block_ << ";\n";
+    s << "constexpr int NCARRY = " << std::max(1, L.carries) << ";\n";
     s << "constexpr kp_i64 STATE_STRIDE = " << L.state_stride << ";\n";
     for (size_t gi = 0; gi < plans_.size(); ++gi) {
       s << "typedef " << state_type(plans_[gi].group) << " State" << gi << ";\n";
@@ -822,15 +999,19 @@ class Generator {
          "  kp_i64 off = 0;\n"
          "  for (int k = (int)bt.nb - 1; k >= 0; --k) { const kp_i64 q = b / bt.shape[k]; off += (b - q * bt.shape[k]) * bt.stride[pos][k]; b = q; }\n"
          "  return off;\n}\n";
-    std::string params = "const KpDims d, const kp_i64* __restrict__ chunks, const kp_i64* __restrict__ ivs, const Batch bt, char* __restrict__ partial";
-    std::string names = "d, chunks, ivs, bt, partial";
-    for (int a = 0; a < nargs; ++a) {
-      params += ", const T* __restrict__ a" + num(a);
-      names += ", a" + num(a);
-    }
+    s << "}  // namespace kp_" << name_ << "\n";
+    const std::string ns = "kp_" + name_ + "::";
+    // The reduction kernel: 1D when `partial` is null, else the 2D scheme's partial states (blockIdx.y = j slice).
+    std::string params = "const KpDims d, const kp_i64* __restrict__ chunks, const kp_i64* __restrict__ ivs, const " + ns +
+                         "Batch bt, char* __restrict__ partial";
+    for (int a = 0; a < nargs; ++a) params += ", const " + ns + "T* __restrict__ a" + num(a);
     params += ", void* __restrict__ o0, void* __restrict__ o1";
-    names += ", o0, o1";
-    s << "template <bool SPLIT>\nKP_DEV void body(" << params << ") {\n";
+    // Launch bounds only where needed to launch at all: with them ptxas trades registers for occupancy and spills;
+    // up to 256 threads a block fits any register count.
+    const std::string bounds = block_ > 256 ? "__launch_bounds__(" + num(block_) + ") " : "";
+    s << "extern \"C\" __global__ void " << bounds << name_ << "_reduce(" << params << ") {\n";
+    s << "  using namespace kp_" << name_ << ";\n";
+    s << "  const bool split = partial != 0;\n";
     s << "  const kp_i64 blk = blockIdx.x, b = blk / d.n_chunks, ch = blk - b * d.n_chunks;\n";
     s << "  kp_i64 r0, r1, ifirst, icount;\n";
     s << "  if (chunks) { r0 = chunks[4 * ch]; r1 = chunks[4 * ch + 1]; ifirst = chunks[4 * ch + 2]; icount = chunks[4 * ch + 3]; }\n";
@@ -838,59 +1019,64 @@ class Generator {
     s << "  const kp_i64 row = r0 + threadIdx.x, rr = row < r1 ? row : r0, orow = b * d.n_outer + row;\n";
     s << "  const bool active = row < r1;\n";
     for (int a = 0; a < nargs; ++a) s << "  const T* __restrict__ P" << a << " = a" << a << " + (bt.nb ? batch_offset(bt, b, " << a << ") : 0);\n";
-    s << "  // 2D scheme: this block's slice of the concatenated intervals\n";
+    s << "  // 2D scheme: this block's slice of the concatenation of its intervals\n";
     s << "  kp_i64 skip0 = 0, take0 = KP_NONE;\n";
-    s << "  if (SPLIT) {\n";
+    s << "  if (split) {\n";
     s << "    kp_i64 len = 0;\n";
     s << "    for (kp_i64 k = 0; k < icount; ++k) len += ivs ? ivs[2 * (ifirst + k) + 1] - ivs[2 * (ifirst + k)] : d.n_inner;\n";
     s << "    skip0 = len * (kp_i64)blockIdx.y / d.n_split;\n";
     s << "    take0 = len * ((kp_i64)blockIdx.y + 1) / d.n_split - skip0;\n";
     s << "  }\n";
     s << "  __shared__ C sm_[BLOCK * " << std::max(1, max_width()) << "];\n";
-    for (size_t gi = 0; gi < plans_.size(); ++gi) emit_group(s, gi, "  ");
-    s << "}\n}  // namespace kp_" << name_ << "\n";
-    const std::string ns = "kp_" + name_ + "::";
-    // Launch bounds only where they are needed to launch at all: with them ptxas trades registers for occupancy
-    // and spills; up to 256 threads a block fits any register count.
-    const std::string bounds = block_ > 256 ? "__launch_bounds__(" + num(block_) + ") " : "";
-    s << "extern \"C\" __global__ void " << bounds << name_ << "_1d(" << prefixed(params, ns) << ") { " << ns << "body<false>("
-      << names << "); }\n";
-    s << "extern \"C\" __global__ void " << bounds << name_ << "_2d(" << prefixed(params, ns) << ") { " << ns << "body<true>("
-      << names << "); }\n";
-    s << "extern \"C\" __global__ void " << name_ << "_2d_combine(const KpDims d, const char* __restrict__ partial, void* __restrict__ o0, void* __restrict__ o1) {\n";
+    if (L.carries) s << "  C carry_[BLOCK * NCARRY];  // values crossing segments, per j of the tile\n";
+    for (const Unit& u : group_units()) {
+      const Group& g = plans_[u.first].group;
+      const std::string off = num(state_offset(u.first));
+      s << "  // group" << (u.count > 1 ? "s " + num(u.first) + ".." + num(u.first + u.count - 1) : " " + num(u.first))
+        << ": columns from " << g.c0 << (plans_[u.first].segments.size() > 1 ? ", " + num(plans_[u.first].segments.size()) + " segments" : "")
+        << "\n";
+      if (u.count == 1) {
+        emit_group(s, u.first, {}, num(g.c0), off, "  ");
+      } else {
+        s << "  for (int g_ = 0; g_ < " << u.count << "; ++g_)\n";
+        emit_group(s, u.first, compose({}, u.delta, "g_"), num(g.c0) + " + g_ * " + num(g.n),
+                   off + " + g_ * " + num(state_bound(g)), "  ");
+      }
+    }
+    s << "}\n";
+    // Combine (2D): one thread per output row folds the partial states in order of j and stores.
+    s << "extern \"C\" __global__ void " << name_
+      << "_combine(const KpDims d, const char* __restrict__ partial, void* __restrict__ o0, void* __restrict__ o1) {\n";
     s << "  using namespace kp_" << name_ << ";\n";
     s << "  const kp_i64 orow = (kp_i64)blockIdx.x * " << L.combine_block << " + threadIdx.x;\n";
     s << "  if (orow >= d.n_rows) return;\n";
-    for (size_t gi = 0; gi < plans_.size(); ++gi) {
-      const std::string st = "State" + num(gi), off = num(state_offset(gi));
-      s << "  { " << st << " st = *(const " << st << "*)(partial + orow * STATE_STRIDE + " << off << ");\n";
-      s << "    for (kp_i64 q = 1; q < d.n_split; ++q) st.combine(*(const " << st << "*)(partial + (q * d.n_rows + orow) * STATE_STRIDE + "
+    for (const Unit& u : group_units()) {
+      const Group& g = plans_[u.first].group;
+      const std::string st = "State" + num(u.first);
+      std::string off = num(state_offset(u.first)), col0 = num(g.c0);
+      std::string ind = "  ";
+      if (u.count > 1) {
+        s << "  for (int g_ = 0; g_ < " << u.count << "; ++g_)\n";
+        off += " + g_ * " + num(state_bound(g));
+        col0 += " + g_ * " + num(g.n);
+        ind = "    ";
+      }
+      s << ind << "{ " << st << " st = *(const " << st << "*)(partial + orow * STATE_STRIDE + " << off << ");\n";
+      s << ind << "  for (kp_i64 q = 1; q < d.n_split; ++q) st.combine(*(const " << st << "*)(partial + (q * d.n_rows + orow) * STATE_STRIDE + "
         << off << "));\n";
-      s << "    st.store(o0, o1, orow, " << dtot() << ", " << plans_[gi].group.c0 << "); }\n";
+      s << ind << "  st.store(o0, o1, orow, " << dtot() << ", " << col0 << "); }\n";
     }
     s << "}\n";
     // Host emulation (tests): entry points taking the cuLaunchKernel parameter array.
     s << "#ifdef KP_HOST_EMULATION\n";
-    for (const char* k : {"_1d", "_2d"}) {
-      s << "extern \"C\" void " << name_ << k << "_host(void** p) { " << name_ << k << "(*(KpDims*)p[0], *(const kp_i64**)p[1], "
-        << "*(const kp_i64**)p[2], *(" << ns << "Batch*)p[3], *(char**)p[4]";
-      for (int a = 0; a < nargs; ++a) s << ", *(const " << ns << "T**)p[" << 5 + a << "]";
-      s << ", *(void**)p[" << 5 + nargs << "], *(void**)p[" << 6 + nargs << "]); }\n";
-    }
-    s << "extern \"C\" void " << name_ << "_2d_combine_host(void** p) { " << name_
-      << "_2d_combine(*(KpDims*)p[0], *(const char**)p[1], *(void**)p[2], *(void**)p[3]); }\n";
+    s << "extern \"C\" void " << name_ << "_reduce_host(void** p) { " << name_ << "_reduce(*(KpDims*)p[0], *(const kp_i64**)p[1], "
+      << "*(const kp_i64**)p[2], *(" << ns << "Batch*)p[3], *(char**)p[4]";
+    for (int a = 0; a < nargs; ++a) s << ", *(const " << ns << "T**)p[" << 5 + a << "]";
+    s << ", *(void**)p[" << 5 + nargs << "], *(void**)p[" << 6 + nargs << "]); }\n";
+    s << "extern \"C\" void " << name_ << "_combine_host(void** p) { " << name_
+      << "_combine(*(KpDims*)p[0], *(const char**)p[1], *(void**)p[2], *(void**)p[3]); }\n";
     s << "#endif\n";
     return s.str();
-  }
-
-  // Kernel parameter lists name the program's types through its namespace.
-  static std::string prefixed(std::string params, const std::string& ns) {
-    for (const char* t : {"const T*", "const Batch"}) {
-      std::string from = t, to = from.substr(0, from.size() - (from.back() == '*' ? 2 : 5)) + ns + (from.back() == '*' ? "T*" : "Batch");
-      for (size_t at = params.find(from); at != std::string::npos; at = params.find(from, at + to.size()))
-        params.replace(at, from.size(), to);
-    }
-    return params;
   }
 };
 

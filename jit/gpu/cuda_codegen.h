@@ -24,7 +24,7 @@ struct GpuOptions {
 
 // What the host needs to know to launch the generated kernels.
 struct KernelLayout {
-  std::string name;          // kernels <name>_1d, <name>_2d (partial states) and <name>_2d_combine
+  std::string name;          // kernels <name>_reduce (1D, or 2D partial states when given a buffer), <name>_combine
   int block = 0;             // threads per block of the 1D and 2D kernels (= rows per block = j per tile)
   int combine_block = 128;   // threads per block of the combining kernel
   bool chunked = false;      // pairs evaluated in segments of at most kChunkWords loaded values

@@ -307,7 +307,7 @@ const GpuKernel::Loaded& GpuKernel::loaded(int ordinal) const {
   const Driver& d = *driver();
   auto l = std::make_unique<Loaded>();
   check(d.cuModuleLoadData(&l->module, bin.binary.data()), "cuModuleLoadData");
-  for (const char* suffix : {"_1d", "_2d", "_2d_combine"}) {
+  for (const char* suffix : {"_reduce", "_combine"}) {
     std::string name = layout().name + suffix;
     CUfunction f = nullptr;
     check(d.cuModuleGetFunction(&f, l->module, name.c_str()), "cuModuleGetFunction");
@@ -438,13 +438,12 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
     for (uint64_t& a : ptrs) params.push_back(&a);
     params.push_back(&o0);
     params.push_back(&o1);
-    if (!two_d) {
-      rt.launch(K.name + "_1d", static_cast<unsigned>(row_blocks), 1, block, params.data());
-    } else {
-      rt.launch(K.name + "_2d", static_cast<unsigned>(row_blocks), static_cast<unsigned>(split), block, params.data());
+    if (!two_d) partial_ptr = 0;  // the reduce kernel runs the 1D scheme when `partial` is null
+    rt.launch(K.name + "_reduce", static_cast<unsigned>(row_blocks), static_cast<unsigned>(split), block, params.data());
+    if (two_d) {
       std::vector<void*> cparams = {&dims, &partial_ptr, &o0, &o1};
       const int64_t cblocks = (n_batch * n_outer + K.combine_block - 1) / K.combine_block;
-      rt.launch(K.name + "_2d_combine", static_cast<unsigned>(cblocks), 1, K.combine_block, cparams.data());
+      rt.launch(K.name + "_combine", static_cast<unsigned>(cblocks), 1, K.combine_block, cparams.data());
     }
   } catch (...) {
     if (base) rt.release(base);

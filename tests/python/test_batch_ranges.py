@@ -3,6 +3,7 @@
 Also the cluster helpers of pykeops.numpy.cluster / pykeops.torch.cluster that build the ranges.
 """
 
+import importlib
 import itertools
 
 import numpy as np
@@ -14,7 +15,7 @@ M, N, D = 6, 5, 3
 
 
 def cluster(fw):
-    return __import__(f"pykeops.{fw.name}.cluster", fromlist=["cluster"])
+    return importlib.import_module(f"pykeops.{fw.name}.cluster")
 
 
 # ------------------------------------------------------------------------------------------ references

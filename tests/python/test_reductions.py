@@ -489,3 +489,19 @@ def test_genred_with_options_pickles(fw):
     h = pickle.loads(pickle.dumps(g))
     assert (h.reduction_op, h.opt_arg, h.formula) == ("KMin_ArgKMin", 2, g.formula)
     assert_any(fw, h(fw.array(x), fw.array(y)), reference("KMin_ArgKMin", difference(x, y), K=2), np.float64, "KMin_ArgKMin")
+
+
+def test_lazytensor_backend_attribute_and_gpu_only_options(fw):
+    x, y, D_ij = lazy_pair(fw)
+    ref = reference("Max", difference(x, y))
+    assert_result(fw, D_ij.max(dim=1, enable_chunks=False, use_fast_math=False, device_id=0), ref, np.float64)
+    D_ij.backend = "CPU"  # the default backend of the reductions of D_ij and of what is built on it
+    assert_result(fw, (D_ij * 1.0).max(dim=1), ref, np.float64)
+    D_ij.backend = "GPU"
+    with pytest.raises(RuntimeError, match="no GPU backend"):
+        D_ij.max(dim=1)
+    assert_result(fw, D_ij.max(dim=1, backend="auto"), ref, np.float64)  # a call-time backend wins
+    other = fw.module.Vi(fw.array(x))
+    other.backend = "CPU"
+    with pytest.raises(ValueError, match="different backends"):
+        D_ij + other
