@@ -10,18 +10,19 @@
 // subnormals, specials; scalar, 8- and 16-wide, unoptimised and O3); "all" = exhaustive over
 // every float in the range (f32 only).
 //   accuracy: exp   f32 max 0.89 ulp (all |x| <= 110, i.e. every x)   f64 max 0.83 ulp (test)
-//   accuracy: log   f32 max LOGF ulp (all x > 0)                       f64 max 0.90 ulp (test)
+//   accuracy: log   f32 max 0.95 ulp (all x > 0)                       f64 max 0.90 ulp (test)
 //   accuracy: sin   f32 max 1.49 ulp (all |x| <= 1e5), 1.67 (<= 1e6)   f64 max 1.41 ulp (test, |x| <= 1e12)
 //   accuracy: cos   f32 max 1.49 ulp (all |x| <= 1e5), 1.81 (<= 1e6)   f64 max 1.44 ulp (test, |x| <= 1e12)
-//   accuracy: atan  f32 max ATANF ulp (all x)                           f64 max 0.57 ulp (test)
+//   accuracy: atan  f32 max 0.66 ulp (all x)                           f64 max 0.57 ulp (test)
 //   accuracy: atan2 f32 max 0.75 ulp (test)                            f64 max 0.73 ulp (test)
 //   accuracy: asin  f32 max 0.64 ulp (all |x| <= 1)                    f64 max 0.62 ulp (test)
 //   accuracy: acos  f32 max 0.61 ulp (all |x| <= 1)                    f64 max 0.60 ulp (test)
 //
 // sin/cos argument range: the 3-part Cody-Waite reduction by pi/2 keeps the errors above for
 // |x| <= 1e6 (f32) and |x| <= 1e12 (f64; random sampling stays <= 1.5 ulp up to 1e14). Past that
-// (f32 ~4e6, f64 ~1e15) the rounded quotient x*2/pi and the 3-part pi/2 run out of bits and the
-// result loses all accuracy, but it always stays within [-1, 1] for finite x.
+// the rounded quotient x*2/pi and the 3-part pi/2 run out of bits: f32 has up to 2.1 ulp in
+// [1e6, 2e6], 7.7 ulp in [2e6, 4e6] and is meaningless from ~1e7; f64 has up to 3.7 ulp in
+// [1e14, 1e15] and is meaningless from ~1e16. The result always stays within [-1, 1] for finite x.
 
 #include "vec_math.h"
 

@@ -180,3 +180,22 @@ def test_symbolic_derivative_methods(framework):
     # symbolic variables: a callable reduction
     sym = (mod.Vi(0, 3) - mod.Vj(1, 3)).sqnorm2().grad(mod.Vi(0, 3), mod.Vi(2, 1)).sum(dim=1)
     np.testing.assert_allclose(as_np(sym(conv(x), conv(y), conv(e))), (2 * d * e[:, None]).sum(1), rtol=1e-10)
+
+
+def test_kernel_solve_gradients_by_implicit_differentiation():
+    from pykeops.torch import KernelSolve
+
+    torch.manual_seed(6)
+    x = torch.randn(8, 2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(8, 1, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([0.8], dtype=torch.float64, requires_grad=True)
+    solver = KernelSolve("Exp(-SqDist(x,y)*s)*a", ["x = Vi(2)", "y = Vj(2)", "a = Vj(1)", "s = Pm(1)"], "a", axis=1)
+    f = lambda x, b, s: solver(x, x, b, s, alpha=0.5, eps=1e-12)  # noqa: E731
+    dense = lambda x, b, s: torch.linalg.solve(  # noqa: E731
+        0.5 * torch.eye(8, dtype=torch.float64) + torch.exp(-((x[:, None] - x[None]) ** 2).sum(-1) * s), b)
+    torch.testing.assert_close(f(x, b, s), dense(x, b, s))
+    w = torch.randn(8, 1, dtype=torch.float64)
+    ga = torch.autograd.grad((f(x, b, s) * w).sum(), (x, b, s))
+    gb = torch.autograd.grad((dense(x, b, s) * w).sum(), (x, b, s))
+    for p, q in zip(ga, gb):
+        torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)

@@ -107,7 +107,7 @@ def test_kernel_solve_errors(fw):
         fw.module.KernelSolve(GAUSS, ALIASES, "c", axis=1)
 
 
-def test_kernel_solve_refuses_requires_grad():
+def test_kernel_solve_gradient_with_respect_to_the_right_hand_side():
     torch = pytest.importorskip("torch")
     import pykeops.torch
 
@@ -115,10 +115,14 @@ def test_kernel_solve_refuses_requires_grad():
     args = [torch.from_numpy(v) for v in (x, x, b, np.array([SCALE]))]
     args[2].requires_grad_(True)
     solver = pykeops.torch.KernelSolve(GAUSS, ALIASES, "b", axis=1)
-    with pytest.raises(NotImplementedError, match="KernelSolve"):
-        solver(*args)
+    a = solver(*args, alpha=ALPHA)
+    assert a.requires_grad
+    # d <w, a> / d b = (alpha Id + K)^-1 w: the solve of w itself
+    w = torch.ones_like(a)
+    (g,) = torch.autograd.grad((a * w).sum(), args[2])
     with torch.no_grad():
-        assert solver(*args, alpha=ALPHA).shape == (M, E)
+        expected = solver(args[0], args[1], w, args[3], alpha=ALPHA)
+    torch.testing.assert_close(g, expected)
 
 
 # ------------------------------------------------------------------------------------- LazyTensor.solve

@@ -113,11 +113,12 @@ class GenericKernelSolve:
             raise ValueError(f"alpha must be a real number >= 0, got {alpha!r}")
         if not (isinstance(eps, numbers.Real) and eps > 0):
             raise ValueError(f"eps must be a real number > 0, got {eps!r}")
-        if tools.needs_grad(args):
-            raise NotImplementedError(
-                "gradients through KernelSolve are not supported yet: an argument requires grad while autograd is "
-                "enabled; detach() it or call under torch.no_grad()"
-            )
+        if tools.autograd is not None:  # torch: differentiable by implicit differentiation
+            return tools.autograd.solve(self, args, backend, device_id, alpha, eps, ranges)
+        return self._solve(args, backend, device_id, alpha, eps, ranges)
+
+    def _solve(self, args, backend, device_id, alpha, eps, ranges):
+        pos = self.varinvpos
         b = args[pos]
         args = list(args)
 

@@ -248,3 +248,51 @@ def selected_tangent(call, args, outs, active, tvars, targs):
             cols.append(call.run(call.derived(diff, tvars), list(args) + targs, ranges))
     dvalues = torch.cat(cols, -1)
     return [dvalues] + [None] * (len(outs) - 1)
+
+
+# ---------------------------------------------------------------------------------------------- KernelSolve
+
+class SolveCall:
+    def __init__(self, solver, backend, device_id, alpha, eps, ranges):
+        self.solver, self.backend, self.device_id = solver, backend, device_id
+        self.alpha, self.eps, self.ranges = alpha, eps, ranges
+
+
+class KernelSolveFunction(torch.autograd.Function):
+    """a = (alpha Id + K)^-1 b, differentiated implicitly: with K symmetric (as KernelSolve assumes),
+    dL/db = (alpha Id + K)^-1 G =: c, and for every other input v, dL/dv = -d/dv <c, K(v) a>."""
+
+    @staticmethod
+    def forward(call, *args):
+        return call.solver._solve(args, call.backend, call.device_id, call.alpha, call.eps, call.ranges)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.call = inputs[0]
+        ctx.save_for_backward(*inputs[1:], output)
+
+    @staticmethod
+    def backward(ctx, grad):
+        call = ctx.call
+        *args, a = ctx.saved_tensors
+        pos = call.solver.varinvpos
+        rhs = list(args)
+        rhs[pos] = grad
+        c = solve(call.solver, rhs, call.backend, call.device_id, call.alpha, call.eps, call.ranges)
+        with_a = list(args)
+        with_a[pos] = a
+        genred_call = Call(call.solver.genred, call.backend, call.device_id, call.ranges)
+        grads = [None]
+        for k in range(len(args)):
+            if not ctx.needs_input_grad[k + 1]:
+                grads.append(None)
+            elif k == pos:
+                grads.append(c)
+            else:
+                grads.append(gradient(genred_call, with_a, [None], [-c], k))
+        return tuple(grads)
+
+
+def solve(solver, args, backend, device_id, alpha, eps, ranges):
+    """KernelSolve's solution, recorded for autograd (its backward solves again: any order)."""
+    return KernelSolveFunction.apply(SolveCall(solver, backend, device_id, alpha, eps, ranges), *args)
