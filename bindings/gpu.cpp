@@ -168,7 +168,7 @@ void define_gpu(py::module_& m) {
 
   m.def("gpu_compile_check", [](const py::object& formulas, const std::vector<std::string>& aliases, const std::string& dtype,
                                 const py::object& arch, const std::string& dtype_acc, const std::string& sum_scheme,
-                                bool use_fast_math, bool enable_chunks, bool verbose) {
+                                bool use_fast_math, bool enable_chunks, bool verbose, bool cubin) {
         std::vector<std::string> fs;
         if (py::isinstance<py::str>(formulas)) fs.push_back(formulas.cast<std::string>());
         else fs = formulas.cast<std::vector<std::string>>();
@@ -179,7 +179,7 @@ void define_gpu(py::module_& m) {
         keops::gpu::CompileCheck c;
         {
           py::gil_scoped_release release;
-          c = keops::gpu::compile_check(reqs, sm, verbose);
+          c = keops::gpu::compile_check(reqs, sm, verbose, !cubin);
         }
         py::dict d = compile_dict(c.result);
         py::list programs;
@@ -193,9 +193,9 @@ void define_gpu(py::module_& m) {
       },
       py::arg("formulas"), py::arg("aliases"), py::arg("dtype") = "float32", py::arg("arch") = 80,
       py::arg("dtype_acc") = "auto", py::arg("sum_scheme") = "auto", py::arg("use_fast_math") = true,
-      py::arg("enable_chunks") = true, py::arg("verbose") = true,
+      py::arg("enable_chunks") = true, py::arg("verbose") = true, py::arg("cubin") = true,
       "Generates the CUDA source of one or several reductions and compiles it with NVRTC for `arch` (no GPU needed): "
-      "the log, binary size and per-kernel registers/spills (ptxas -v).");
+      "the log, binary size and per-kernel registers/spills (ptxas -v). cubin=False stops at PTX (quicker).");
   m.def("gpu_source", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
                          const std::string& dtype_acc, const std::string& sum_scheme, bool use_fast_math, bool enable_chunks) {
         return keops::gpu::get_gpu_kernel(request(formula, aliases, dtype, dtype_acc, sum_scheme, use_fast_math, enable_chunks, 0))

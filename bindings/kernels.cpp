@@ -34,16 +34,16 @@ void define_kernels(py::module_& m) {
       // The only array conversion: Python passes data addresses of arrays it has validated and keeps alive.
       .def("run", [](const Kernel& k, std::vector<uintptr_t> ptrs, int64_t nx, int64_t ny, py::object outs,
                      std::vector<int64_t> batch, std::vector<std::vector<int64_t>> arg_batch,
-                     std::vector<uintptr_t> ranges, std::vector<int64_t> range_counts) {
+                     std::vector<uintptr_t> ranges, std::vector<int64_t> range_counts, int64_t range_sets) {
         keops::Launch launch{std::move(ptrs), nx, ny, {}, std::move(batch), std::move(arg_batch), std::move(ranges),
-                             std::move(range_counts)};
+                             std::move(range_counts), range_sets};
         if (py::isinstance<py::int_>(outs)) launch.outs = {outs.cast<uintptr_t>()};
         else launch.outs = outs.cast<std::vector<uintptr_t>>();
         py::gil_scoped_release release;
         k.run(launch);
       }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("outs"), py::arg("batch") = std::vector<int64_t>{},
          py::arg("arg_batch") = std::vector<std::vector<int64_t>>{}, py::arg("ranges") = std::vector<uintptr_t>{},
-         py::arg("range_counts") = std::vector<int64_t>{},
+         py::arg("range_counts") = std::vector<int64_t>{}, py::arg("range_sets") = 1,
          "Runs the kernel on data addresses; see the Launch structure in jit/kernel_cache.h for the layout.");
 
   m.def("get_kernel", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,

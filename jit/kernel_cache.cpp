@@ -228,8 +228,8 @@ struct Block {  // output rows [r0, r1) reduced over intervals[first, first + co
 };
 
 // Row blocks and their intervals of reduced indices: everything, or the KeOps block-sparse ranges (validated).
-void plan_blocks(const Program& p, const Launch& L, int64_t n_outer, int64_t n_inner, std::vector<Block>& blocks,
-                 std::vector<int64_t>& intervals) {
+void plan_blocks(const Program& p, const Launch& L, int64_t set, int64_t n_outer, int64_t n_inner,
+                 std::vector<Block>& blocks, std::vector<int64_t>& intervals) {
   if (L.ranges.empty()) {
     intervals = {0, n_inner};
     blocks.push_back({0, n_outer, 0, n_inner > 0 ? 1 : 0});
@@ -238,7 +238,9 @@ void plan_blocks(const Program& p, const Launch& L, int64_t n_outer, int64_t n_i
   if (L.ranges.size() != 6 || L.range_counts.size() != 4) throw UserError("ranges must be 6 arrays (KeOps block-sparse format)");
   const int side = p.tag == 0 ? 0 : 3;  // output indexed by i: ranges_i, slices_i, redranges_j
   const int64_t n_ranges = L.range_counts[side == 0 ? 0 : 2], n_red = L.range_counts[side == 0 ? 1 : 3];
-  auto arr = [&](int k) { return reinterpret_cast<const int64_t*>(L.ranges[side + k]); };
+  // Range set `set` of stacked per-batch patterns: arrays of (count, 2), (count,), (count, 2) each.
+  const int64_t stride[3] = {2 * n_ranges, n_ranges, 2 * n_red};
+  auto arr = [&](int k) { return reinterpret_cast<const int64_t*>(L.ranges[side + k]) + set * stride[k]; };
   const int64_t *ranges = arr(0), *slices = arr(1), *red = arr(2);
   if (n_ranges < 0 || n_red < 0 || ((n_ranges > 0 && (!ranges || !slices)) || (n_red > 0 && !red)))
     throw UserError("ranges: invalid array");
@@ -336,16 +338,26 @@ void Kernel::run(const Launch& L) const {
     return;
   }
 
-  std::vector<Block> blocks;
-  std::vector<int64_t> intervals;
-  plan_blocks(p, L, n_outer, n_inner, blocks, intervals);
-  if (p.reduction == ReductionKind::Sum && options_.scheme == SumScheme::Block) {
-    // Flush period: about sqrt(N) as in KeOps, but at least 32 vectors (each lane already sums only every W-th
-    // term) and whole vectors, so that pieces have no scalar tails and the per-piece overhead stays small.
-    const int64_t w = cpu::vector_width(options_.dtype);
-    int64_t period = static_cast<int64_t>(std::sqrt(static_cast<double>(std::max<int64_t>(n_inner, 1))));
-    period = std::max<int64_t>(32 * w, (period + w - 1) / w * w);
-    split_for_block_sum(blocks, intervals, period);
+  const int64_t n_sets = L.ranges.empty() ? 1 : L.range_sets;
+  if (n_sets != 1 && n_sets != n_batch)
+    throw UserError("ranges: expected one block-sparse pattern, or one per batch (" + std::to_string(n_batch) + "), got " +
+                    std::to_string(n_sets));
+  struct Plan {
+    std::vector<Block> blocks;
+    std::vector<int64_t> intervals;
+  };
+  std::vector<Plan> plans(n_sets);
+  for (int64_t set = 0; set < n_sets; ++set) {
+    Plan& pl = plans[set];
+    plan_blocks(p, L, set, n_outer, n_inner, pl.blocks, pl.intervals);
+    if (p.reduction == ReductionKind::Sum && options_.scheme == SumScheme::Block) {
+      // Flush period: about sqrt(N) as in KeOps, but at least 32 vectors (each lane already sums only every W-th
+      // term) and whole vectors, so that pieces have no scalar tails and the per-piece overhead stays small.
+      const int64_t w = cpu::vector_width(options_.dtype);
+      int64_t period = static_cast<int64_t>(std::sqrt(static_cast<double>(std::max<int64_t>(n_inner, 1))));
+      period = std::max<int64_t>(32 * w, (period + w - 1) / w * w);
+      split_for_block_sum(pl.blocks, pl.intervals, period);
+    }
   }
 
   // Per batch: argument pointers (inner variables of dim > 1 transposed once per distinct slice) and outputs.
@@ -385,28 +397,31 @@ void Kernel::run(const Launch& L) const {
   struct Task {
     int64_t batch, r0, r1;
     const Block* block;
+    const int64_t* intervals;
+  };
+  auto length = [&](const Plan& pl, const Block& b) {
+    int64_t len = 0;
+    for (int64_t k = b.first; k < b.first + b.count; ++k) len += pl.intervals[2 * k + 1] - pl.intervals[2 * k];
+    return len;
   };
   int64_t total = 0;
-  for (const Block& b : blocks) {
-    int64_t len = 0;
-    for (int64_t k = b.first; k < b.first + b.count; ++k) len += intervals[2 * k + 1] - intervals[2 * k];
-    total += (b.r1 - b.r0) * std::max<int64_t>(len, 1);
-  }
-  total *= n_batch;
+  for (int64_t bi = 0; bi < n_batch; ++bi)
+    for (const Block& b : plans[n_sets == 1 ? 0 : bi].blocks)
+      total += (b.r1 - b.r0) * std::max<int64_t>(length(plans[n_sets == 1 ? 0 : bi], b), 1);
   const int64_t target = std::max<int64_t>(1 << 16, total / (8 * int64_t(num_threads())));
   std::vector<Task> tasks;
-  for (int64_t bi = 0; bi < n_batch; ++bi)
-    for (const Block& b : blocks) {
-      int64_t len = 0;
-      for (int64_t k = b.first; k < b.first + b.count; ++k) len += intervals[2 * k + 1] - intervals[2 * k];
-      const int64_t rows = std::max<int64_t>(1, target / std::max<int64_t>(len, 1));
-      for (int64_t r = b.r0; r < b.r1; r += rows) tasks.push_back({bi, r, std::min(b.r1, r + rows), &b});
+  for (int64_t bi = 0; bi < n_batch; ++bi) {
+    const Plan& pl = plans[n_sets == 1 ? 0 : bi];
+    for (const Block& b : pl.blocks) {
+      const int64_t rows = std::max<int64_t>(1, target / std::max<int64_t>(length(pl, b), 1));
+      for (int64_t r = b.r0; r < b.r1; r += rows)
+        tasks.push_back({bi, r, std::min(b.r1, r + rows), &b, pl.intervals.data() + 2 * b.first});
     }
+  }
   cpu::KernelFn fn = fn_;
   parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t t) {
     const Task& task = tasks[t];
-    fn(task.r0, task.r1, intervals.data() + 2 * task.block->first, task.block->count, batch_args[task.batch].data(),
-       batch_outs[task.batch].data());
+    fn(task.r0, task.r1, task.intervals, task.block->count, batch_args[task.batch].data(), batch_outs[task.batch].data());
   });
 }
 

@@ -29,6 +29,7 @@ struct Launch {
   std::vector<std::vector<int64_t>> arg_batch;  // per argument: its batch shape, len(B) entries of 1 or B[k]
   std::vector<uintptr_t> ranges;              // empty or the 6 KeOps block-sparse int64 arrays
   std::vector<int64_t> range_counts;          // [n ranges_i, n redranges_j, n ranges_j, n redranges_i]
+  int64_t range_sets = 1;                     // 1: one pattern for every batch; else one per batch, stacked
 };
 
 class Kernel {

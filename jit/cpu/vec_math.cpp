@@ -5,10 +5,10 @@
 // time, refitting the rest). Relative polynomial error before rounding: exp 2^-28 / 2^-58,
 // log 2^-30 / 2^-59, sin/cos 2^-31 / 2^-63, atan 2^-30 / 2^-59, asin 2^-31 / 2^-60 (f32 / f64).
 //
-// Max errors in ulp, measured against long double libm: "test" = tests/cpp/test_vec_math.cpp
-// (0.4-0.9 M points per function: sweeps, random bit patterns over the whole domain, thresholds,
-// subnormals, specials; scalar, 8- and 16-wide, unoptimised and O3); "all" = exhaustive over
-// every float in the range (f32 only).
+// accuracy (measured by tests/cpp/test_vec_math.cpp against long double libm), max error in ulp:
+// "test" = its 0.4-0.9 M points per function (sweeps, random bit patterns over the whole domain,
+// thresholds, subnormals, specials; scalar, 8- and 16-wide, unoptimised and O3); "all" = exhaustive
+// over every float in the range (f32 only).
 //   accuracy: exp   f32 max 0.89 ulp (all |x| <= 110, i.e. every x)   f64 max 0.83 ulp (test)
 //   accuracy: log   f32 max 0.95 ulp (all x > 0)                       f64 max 0.90 ulp (test)
 //   accuracy: sin   f32 max 1.49 ulp (all |x| <= 1e5), 1.67 (<= 1e6)   f64 max 1.41 ulp (test, |x| <= 1e12)

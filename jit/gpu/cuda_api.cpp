@@ -341,14 +341,14 @@ const Nvrtc* nvrtc(std::string* why) {
   return s->ok ? &s->api : nullptr;
 }
 
-CompileResult compile(const std::string& source, int sm, bool fast_math, bool verbose_ptxas) {
+CompileResult compile(const std::string& source, int sm, bool fast_math, bool verbose_ptxas, bool ptx_only) {
   std::string why;
   const Nvrtc* n = nvrtc(&why);
   if (!n) throw NotSupported("no GPU backend: " + why);
   CompileResult result;
   // A device newer than this NVRTC: PTX for the newest architecture it knows, which the driver compiles further.
   int target = sm;
-  result.cubin = n->nvrtcGetCUBIN != nullptr;
+  result.cubin = n->nvrtcGetCUBIN != nullptr && !ptx_only;
   if (!n->archs.empty() && std::find(n->archs.begin(), n->archs.end(), sm) == n->archs.end()) {
     int best = -1;
     for (int a : n->archs)

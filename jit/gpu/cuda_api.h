@@ -128,7 +128,8 @@ struct CompileResult {
 };
 
 // Compiles CUDA source for compute capability `sm` (e.g. 80). Throws InternalError with NVRTC's log on failure.
-CompileResult compile(const std::string& source, int sm, bool fast_math, bool verbose_ptxas);
+// ptx_only: stop at PTX for compute_<sm> (front end and NVVM only, no ptxas: a quicker check that the source compiles).
+CompileResult compile(const std::string& source, int sm, bool fast_math, bool verbose_ptxas, bool ptx_only = false);
 
 // Whether the GPU backend can run, and if not, what is missing (no libcuda / no device / no libnvrtc).
 struct Status {

@@ -490,7 +490,7 @@ std::shared_ptr<const GpuKernel> get_gpu_kernel(const GpuRequest& r) {
   return kernel;
 }
 
-CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas) {
+CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas, bool ptx_only) {
   CompileCheck check;
   std::string source = cuda_prelude();
   std::set<std::string> seen;
@@ -501,7 +501,7 @@ CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool
     if (r.fast_math != fast_math) throw UserError("compile_check: every request must have the same use_fast_math");
     if (seen.insert(k->layout().name).second) source += k->source().body;
   }
-  check.result = compile(source, sm, fast_math, verbose_ptxas);
+  check.result = compile(source, sm, fast_math, verbose_ptxas, ptx_only);
   return check;
 }
 

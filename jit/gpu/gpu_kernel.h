@@ -97,7 +97,7 @@ struct CompileCheck {
   CompileResult result;
   std::vector<std::shared_ptr<const GpuKernel>> kernels;  // per request
 };
-CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas);
+CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas, bool ptx_only = false);
 
 struct GpuCacheStats {
   int64_t requests = 0, memory_hits = 0, disk_hits = 0, compiled = 0;

@@ -365,3 +365,20 @@ TEST_CASE("block-sparse ranges and batch dimensions") {
         CHECK(ob[(b0 * 3 + b1) * 5 + j] == Approx(s).epsilon(1e-14));
       }
 }
+
+TEST_CASE("one block-sparse pattern per batch") {
+  // Batch of 2: in batch 0 rows [0, 2) reduce over j in [0, 1); in batch 1 over j in [1, 3). Other rows: 0.
+  auto k = get_kernel({"Sum_Reduction(y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  std::vector<double> x(2 * 3, 0.0), y = {1, 2, 4, 8, 16, 32}, out(2 * 3, -1);
+  std::vector<int64_t> ranges_i = {0, 2, 0, 2}, slices_i = {1, 1}, red_j = {0, 1, 1, 3};
+  std::vector<int64_t> ranges_j = {0, 3, 0, 3}, slices_j = {1, 1}, red_i = {0, 3, 0, 3};
+  auto addr = [](auto& v) { return reinterpret_cast<uintptr_t>(v.data()); };
+  Launch L{{addr(x), addr(y)}, 3, 3, {addr(out)}, {2}, {{2}, {2}}};
+  L.ranges = {addr(ranges_i), addr(slices_i), addr(red_j), addr(ranges_j), addr(slices_j), addr(red_i)};
+  L.range_counts = {1, 1, 1, 1};
+  L.range_sets = 2;
+  k->run(L);
+  CHECK(out == std::vector<double>{1, 1, 0, 16 + 32, 16 + 32, 0});
+  L.range_sets = 3;
+  CHECK_THROWS_AS(k->run(L), UserError);
+}

@@ -8,6 +8,7 @@
 #endif
 
 #include <llvm/ADT/StringMap.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
@@ -17,7 +18,11 @@
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Passes/PassBuilder.h>
+#if LLVM_VERSION_MAJOR >= 17
+#include <llvm/TargetParser/Host.h>
+#else
 #include <llvm/Support/Host.h>
+#endif
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -129,8 +134,13 @@ void require_no_libcalls(const llvm::Module& m) {
 }
 
 bool host_has(const char* feature) {
+#if LLVM_VERSION_MAJOR >= 19
+  llvm::StringMap<bool> feats = llvm::sys::getHostCPUFeatures();
+#else
   llvm::StringMap<bool> feats;
-  return llvm::sys::getHostCPUFeatures(feats) && feats.lookup(feature);
+  llvm::sys::getHostCPUFeatures(feats);
+#endif
+  return feats.lookup(feature);
 }
 
 struct Jit {
@@ -154,7 +164,11 @@ struct Jit {
     require_no_libcalls(*mod);
     llvm::cantFail(jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))));
     auto sym = llvm::cantFail(jit->lookup(name));
+#if LLVM_VERSION_MAJOR >= 15
+    return sym.toPtr<Kern>();
+#else
     return reinterpret_cast<Kern>(static_cast<uintptr_t>(sym.getAddress()));
+#endif
   }
 
   // Native assembly of the O3-optimised kernel.
@@ -165,7 +179,12 @@ struct Jit {
     llvm::SmallString<0> buf;
     llvm::raw_svector_ostream os(buf);
     llvm::legacy::PassManager pm;
-    REQUIRE_FALSE(tm->addPassesToEmitFile(pm, os, nullptr, llvm::CGFT_AssemblyFile));
+#if LLVM_VERSION_MAJOR >= 18
+    constexpr auto kAsm = llvm::CodeGenFileType::AssemblyFile;
+#else
+    constexpr auto kAsm = llvm::CGFT_AssemblyFile;
+#endif
+    REQUIRE_FALSE(tm->addPassesToEmitFile(pm, os, nullptr, kAsm));
     pm.run(*mod);
     return std::string(buf.str());
   }

@@ -279,7 +279,7 @@ def good_ranges(fw):
         (lambda r, fw: [fw.array(np.array([[0.0, 4.0]]))] + r[1:], TypeError, "ranges_i has dtype float64"),
         (lambda r, fw: [[[0, 4]]] + r[1:], TypeError, "ranges_i is a list"),
         (lambda r, fw: [fw.array(np.array([[0, 4, 1]]))] + r[1:], ValueError, r"ranges_i should have shape \(n, 2\)"),
-        (lambda r, fw: r[:4] + [fw.array(np.array([[1]]))] + r[5:], ValueError, r"slices_j should have shape \(n,\)"),
+        (lambda r, fw: r[:4] + [fw.array(np.array([[1]]))] + r[5:], ValueError, r"the six arrays must have the same batch dimensions"),
         (lambda r, fw: r[:1] + [fw.array(np.array([1, 1]))] + r[2:], ValueError, "slices_i has 2 entries"),
         (lambda r, fw: [fw.array(np.array([[0, 5]]))] + r[1:], ValueError, r"ranges_i\[0\] = \[0, 5\)"),
         (lambda r, fw: [fw.array(np.array([[3, 2]]))] + r[1:], ValueError, "ranges_i"),
@@ -352,3 +352,29 @@ def test_from_matrix_and_swap_axes(fw):
     assert cl.swap_axes(None) is None
     with pytest.raises(ValueError, match=r"keep should have shape \(3, 2\)"):
         cl.from_matrix(ranges_i, ranges_j, fw.array(np.ones((2, 3), dtype=bool)))
+
+
+def test_one_block_sparse_pattern_per_batch(fw):
+    """Ranges arrays with leading batch dims: each batch has its own pattern (KeOps refuses batch + ranges)."""
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(2, 5, 2)), rng.normal(size=(2, 6, 2))
+    # batch 0: rows [0, 3) see j in [0, 2); batch 1: rows [2, 5) see j in [1, 6)
+    ranges_i = np.array([[[0, 3]], [[2, 5]]], dtype=np.int64)
+    slices_i = np.array([[1], [1]], dtype=np.int64)
+    red_j = np.array([[[0, 2]], [[1, 6]]], dtype=np.int64)
+    ranges_j = np.array([[[0, 2]], [[1, 6]]], dtype=np.int64)
+    slices_j = np.array([[1], [1]], dtype=np.int64)
+    red_i = np.array([[[0, 3]], [[2, 5]]], dtype=np.int64)
+    mask = np.zeros((2, 5, 6), bool)
+    mask[0, 0:3, 0:2] = True
+    mask[1, 2:5, 1:6] = True
+    kernel = np.exp(-((x[:, :, None] - y[:, None]) ** 2).sum(-1)) * mask
+    g = fw.module.Genred("Exp(-SqDist(x,y))", ["x = Vi(2)", "y = Vj(2)"], axis=1)
+    ranges = tuple(fw.array(r) for r in (ranges_i, slices_i, red_j, ranges_j, slices_j, red_i))
+    out = g(fw.array(x), fw.array(y), ranges=ranges)
+    np.testing.assert_allclose(fw.numpy(out), kernel.sum(2)[..., None], rtol=1e-12)
+    g0 = fw.module.Genred("Exp(-SqDist(x,y))", ["x = Vi(2)", "y = Vj(2)"], axis=0)
+    np.testing.assert_allclose(fw.numpy(g0(fw.array(x), fw.array(y), ranges=ranges)), kernel.sum(1)[..., None], rtol=1e-12)
+    bad = tuple(fw.array(np.concatenate([r, r])) for r in (ranges_i, slices_i, red_j, ranges_j, slices_j, red_i))
+    with pytest.raises(ValueError, match="per-batch patterns have batch dimensions"):
+        g(fw.array(x), fw.array(y), ranges=bad)

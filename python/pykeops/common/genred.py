@@ -166,26 +166,32 @@ def check_ranges(ranges, device, tools):
             f"integer arrays, got {type_name(ranges)}"
             + (f" of length {len(ranges)}" if isinstance(ranges, (tuple, list)) else "")
         )
-    arrays = []
+    arrays, batches = [], []
     for name, r, ndim in zip(RANGE_NAMES, ranges, RANGE_NDIMS):
         if not tools.is_array(r):
             raise TypeError(f"ranges: {name} is a {type_name(r)}, expected a {class_name(tools.array_type)}")
         if not tools.is_integer(r):
             raise TypeError(f"ranges: {name} has dtype {tools.dtype_name(r)}, expected integers (int64)")
         shape = tuple(r.shape)
-        if len(shape) != ndim or (ndim == 2 and shape[1] != 2):
-            raise ValueError(f"ranges: {name} should have shape {'(n, 2)' if ndim == 2 else '(n,)'}, got {shape}")
+        # Leading dims, if any, are batch dims: one block-sparse pattern per batch (KeOps refuses ranges with batches).
+        core = shape[len(shape) - ndim:] if len(shape) >= ndim else shape
+        if len(shape) < ndim or (ndim == 2 and core[1] != 2):
+            raise ValueError(f"ranges: {name} should have shape {'(n, 2)' if ndim == 2 else '(n,)'} (optionally "
+                             f"preceded by the batch dimensions), got {shape}")
+        batches.append(shape[: len(shape) - ndim])
         if tools.device(r) != device:
             raise ValueError(f"ranges: {name} is on device {tools.device(r)} but the arguments are on {device}")
         arrays.append(tools.as_int64(r))
+    if len(set(batches)) != 1:
+        raise ValueError(f"ranges: the six arrays must have the same batch dimensions, got {batches}")
     for ranges_name, slices_name, k in (("ranges_i", "slices_i", 0), ("ranges_j", "slices_j", 3)):
-        if arrays[k].shape[0] != arrays[k + 1].shape[0]:
+        if arrays[k].shape[-2] != arrays[k + 1].shape[-1]:
             raise ValueError(
-                f"ranges: {slices_name} has {arrays[k + 1].shape[0]} entries but {ranges_name} has "
-                f"{arrays[k].shape[0]} ranges: there must be one slice end per range"
+                f"ranges: {slices_name} has {arrays[k + 1].shape[-1]} entries but {ranges_name} has "
+                f"{arrays[k].shape[-2]} ranges: there must be one slice end per range"
             )
-    counts = [arrays[0].shape[0], arrays[2].shape[0], arrays[3].shape[0], arrays[5].shape[0]]
-    return arrays, counts
+    counts = [arrays[0].shape[-2], arrays[2].shape[-2], arrays[3].shape[-2], arrays[5].shape[-2]]
+    return arrays, counts, batches[0]
 
 
 def check_out(out, shape, dtype, device, tools, what=None):
@@ -350,9 +356,12 @@ class GenericGenred:
         check_backend(backend)
         dtype, device = check_arrays(args, tools)
         if ranges is not None:
-            ranges, range_counts = check_ranges(ranges, device, tools)
+            ranges, range_counts, range_batch = check_ranges(ranges, device, tools)
         kernel = self._kernel(dtype)
         bound = bind_arguments(args, kernel, tools)
+        if ranges is not None and range_batch and tuple(range_batch) != tuple(bound.batch):
+            raise ValueError(f"ranges: per-batch patterns have batch dimensions {tuple(range_batch)} but the "
+                             f"arguments' batch dimensions are {tuple(bound.batch)}")
         red = REDUCTIONS[self.reduction_op]
         outputs = [tuple(o) for o in kernel.outputs]
         lead = bound.batch + (bound.nx if kernel.tag == 0 else bound.ny,)
@@ -371,7 +380,8 @@ class GenericGenred:
             if bound.batch:
                 extra.update(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch])
             if ranges is not None:
-                extra.update(ranges=[tools.data_ptr(r) for r in ranges], range_counts=range_counts)
+                extra.update(ranges=[tools.data_ptr(r) for r in ranges], range_counts=range_counts,
+                             range_sets=math.prod(range_batch) if range_batch else 1)
             kernel.run(
                 [tools.data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [tools.data_ptr(b) for b in buffers],
                 **extra,
