@@ -129,9 +129,11 @@ void define_gpu(py::module_& m) {
       // Device addresses of C-contiguous arrays on `device`; ranges are host int64 arrays.
       .def("run", [](const GpuKernel& k, std::vector<uintptr_t> ptrs, int64_t nx, int64_t ny, std::vector<uintptr_t> outs,
                      std::vector<int64_t> batch, std::vector<std::vector<int64_t>> arg_batch, std::vector<uintptr_t> ranges,
-                     std::vector<int64_t> range_counts, int device, uintptr_t stream, const std::string& scheme) {
+                     std::vector<int64_t> range_counts, int64_t range_sets, int device, uintptr_t stream,
+                     const std::string& scheme) {
         keops::Launch launch{std::move(ptrs), nx, ny, std::move(outs), std::move(batch), std::move(arg_batch), std::move(ranges),
                              std::move(range_counts)};
+        launch.range_sets = range_sets;
         auto s = parse_scheme(scheme);
         keops::gpu::LaunchReport r;
         {
@@ -146,7 +148,8 @@ void define_gpu(py::module_& m) {
         return d;
       }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("outs"), py::arg("batch") = std::vector<int64_t>{},
          py::arg("arg_batch") = std::vector<std::vector<int64_t>>{}, py::arg("ranges") = std::vector<uintptr_t>{},
-         py::arg("range_counts") = std::vector<int64_t>{}, py::arg("device") = 0, py::arg("stream") = 0,
+         py::arg("range_counts") = std::vector<int64_t>{}, py::arg("range_sets") = 1, py::arg("device") = 0,
+         py::arg("stream") = 0,
          py::arg("scheme") = "auto",
          "Runs the kernels on device addresses, on `stream` of `device`; returns the scheme used.")
       .def("compile", [](const GpuKernel& k, const py::object& arch) {

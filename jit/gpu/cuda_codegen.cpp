@@ -1012,10 +1012,12 @@ class Generator {
     s << "extern \"C\" __global__ void " << bounds << name_ << "_reduce(" << params << ") {\n";
     s << "  using namespace kp_" << name_ << ";\n";
     s << "  const bool split = partial != 0;\n";
-    s << "  const kp_i64 blk = blockIdx.x, b = blk / d.n_chunks, ch = blk - b * d.n_chunks;\n";
-    s << "  kp_i64 r0, r1, ifirst, icount;\n";
-    s << "  if (chunks) { r0 = chunks[4 * ch]; r1 = chunks[4 * ch + 1]; ifirst = chunks[4 * ch + 2]; icount = chunks[4 * ch + 3]; }\n";
-    s << "  else { r0 = ch * BLOCK; r1 = r0 + BLOCK < d.n_outer ? r0 + BLOCK : d.n_outer; ifirst = 0; icount = 1; }\n";
+    s << "  // this block's rows [r0, r1) of batch b and their intervals: from the block-sparse table, or implicit\n";
+    s << "  const kp_i64 blk = blockIdx.x;\n";
+    s << "  kp_i64 b, r0, r1, ifirst, icount;\n";
+    s << "  if (chunks) { const kp_i64* c = chunks + 5 * blk; b = c[0]; r0 = c[1]; r1 = c[2]; ifirst = c[3]; icount = c[4]; }\n";
+    s << "  else { b = blk / d.n_chunks; r0 = (blk - b * d.n_chunks) * BLOCK; r1 = r0 + BLOCK < d.n_outer ? r0 + BLOCK : d.n_outer; "
+         "ifirst = 0; icount = 1; }\n";
     s << "  const kp_i64 row = r0 + threadIdx.x, rr = row < r1 ? row : r0, orow = b * d.n_outer + row;\n";
     s << "  const bool active = row < r1;\n";
     for (int a = 0; a < nargs; ++a) s << "  const T* __restrict__ P" << a << " = a" << a << " + (bt.nb ? batch_offset(bt, b, " << a << ") : 0);\n";

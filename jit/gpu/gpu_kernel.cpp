@@ -117,12 +117,14 @@ struct Chunk {  // rows [r0, r1) reduced over intervals [first, first + count) o
 
 // Rows and their intervals from the KeOps block-sparse ranges (host arrays), validated as the CPU backend does;
 // rows in no range get the neutral value. The interval array is the reduction ranges array itself.
-std::vector<Chunk> plan_ranges(const Program& p, const Launch& L, int64_t n_outer, int64_t n_inner,
+std::vector<Chunk> plan_ranges(const Program& p, const Launch& L, int64_t set, int64_t n_outer, int64_t n_inner,
                                std::vector<int64_t>& intervals) {
   if (L.ranges.size() != 6 || L.range_counts.size() != 4) throw UserError("ranges must be 6 arrays (KeOps block-sparse format)");
   const int side = p.tag == 0 ? 0 : 3;
   const int64_t n_ranges = L.range_counts[side == 0 ? 0 : 2], n_red = L.range_counts[side == 0 ? 1 : 3];
-  auto arr = [&](int k) { return reinterpret_cast<const int64_t*>(L.ranges[side + k]); };
+  // Range set `set` of stacked per-batch patterns: arrays of (count, 2), (count,), (count, 2) each.
+  const int64_t stride[3] = {2 * n_ranges, n_ranges, 2 * n_red};
+  auto arr = [&](int k) { return reinterpret_cast<const int64_t*>(L.ranges[side + k]) + set * stride[k]; };
   const int64_t *ranges = arr(0), *slices = arr(1), *red = arr(2);
   if (n_ranges < 0 || n_red < 0 || ((n_ranges > 0 && (!ranges || !slices)) || (n_red > 0 && !red)))
     throw UserError("ranges: invalid array");
@@ -375,31 +377,42 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
     return report;
   }
 
-  // Row chunks of at most BLOCK rows, each with its intervals of j.
+  // Row blocks: at most BLOCK rows of one batch, each with its intervals of j. Without ranges they are implicit
+  // (n_chunks per batch); with ranges, a table of (batch, r0, r1, first interval, interval count).
   const int block = K.block;
   std::vector<int64_t> chunk_table, intervals;
-  int64_t n_chunks = (n_outer + block - 1) / block, total_len = n_chunks * n_inner;
+  const int64_t n_chunks = (n_outer + block - 1) / block;
+  int64_t row_blocks = n_chunks * n_batch, total_len = row_blocks * n_inner;
   if (!L.ranges.empty()) {
-    chunk_table.clear();
+    const int64_t n_sets = L.range_sets;
+    if (n_sets != 1 && n_sets != n_batch)
+      throw UserError("ranges: expected one block-sparse pattern, or one per batch (" + std::to_string(n_batch) + "), got " +
+                      std::to_string(n_sets));
     total_len = 0;
-    for (const Chunk& c : plan_ranges(p, L, n_outer, n_inner, intervals)) {
-      int64_t len = 0;
-      for (int64_t k = c.first; k < c.first + c.count; ++k) len += intervals[2 * k + 1] - intervals[2 * k];
-      for (int64_t r = c.r0; r < c.r1; r += block) {
-        chunk_table.insert(chunk_table.end(), {r, std::min(c.r1, r + block), c.first, c.count});
-        total_len += len;
-      }
+    for (int64_t set = 0; set < n_sets; ++set) {
+      std::vector<int64_t> ivs;
+      const std::vector<Chunk> planned = plan_ranges(p, L, set, n_outer, n_inner, ivs);
+      const int64_t base = static_cast<int64_t>(intervals.size()) / 2;
+      intervals.insert(intervals.end(), ivs.begin(), ivs.end());
+      for (int64_t b = n_sets == 1 ? 0 : set; b < (n_sets == 1 ? n_batch : set + 1); ++b)
+        for (const Chunk& c : planned) {
+          int64_t len = 0;
+          for (int64_t k = c.first; k < c.first + c.count; ++k) len += ivs[2 * k + 1] - ivs[2 * k];
+          for (int64_t r = c.r0; r < c.r1; r += block) {
+            chunk_table.insert(chunk_table.end(), {b, r, std::min(c.r1, r + block), base + c.first, c.count});
+            total_len += len;
+          }
+        }
     }
-    n_chunks = static_cast<int64_t>(chunk_table.size()) / 4;
+    row_blocks = static_cast<int64_t>(chunk_table.size()) / 5;
   }
-  if (n_chunks == 0) return report;
+  if (row_blocks == 0) return report;
   const std::vector<int64_t> batch = batch_table(p, L, n_outer, n_inner, K.max_batch_dims);
 
   // Scheme: 1D when the row blocks fill the device; else split j across blocks (2D) so that every
   // multiprocessor gets several blocks, each with at least a few tiles of j to reduce.
-  const int64_t row_blocks = n_chunks * n_batch;
   const int64_t sms = std::max(1, rt.multiprocessors());
-  const int64_t avg_len = total_len / n_chunks;
+  const int64_t avg_len = total_len / row_blocks;
   int64_t split = 1;
   if (scheme != Scheme::OneD) {
     const int64_t by_device = (4 * sms + row_blocks - 1) / row_blocks;
@@ -431,7 +444,7 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
       if (!ivs_ptr) ivs_ptr = base;  // no intervals: never read (every chunk has count 0)
     }
     if (two_d) partial_ptr = base + (table_bytes + 255) / 256 * 256;
-    Dims dims{n_outer, n_inner, n_batch, n_chunks, split, n_batch * n_outer};
+    Dims dims{n_outer, n_inner, n_batch, std::max<int64_t>(n_chunks, 1), split, n_batch * n_outer};
     std::vector<uint64_t> ptrs(L.args.begin(), L.args.end());
     uint64_t o0 = L.outs[0], o1 = L.outs.size() > 1 ? L.outs[1] : 0;
     std::vector<void*> params = {&dims, &chunks_ptr, &ivs_ptr, const_cast<int64_t*>(batch.data()), &partial_ptr};

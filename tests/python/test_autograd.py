@@ -199,3 +199,43 @@ def test_kernel_solve_gradients_by_implicit_differentiation():
     gb = torch.autograd.grad((dense(x, b, s) * w).sum(), (x, b, s))
     for p, q in zip(ga, gb):
         torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+
+
+def test_gradients_through_block_sparse_ranges():
+    from pykeops.torch.cluster import from_matrix
+
+    torch.manual_seed(7)
+    x = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(8, 2, dtype=torch.float64, requires_grad=True)
+    ranges_i = torch.tensor([[0, 3], [3, 6]])
+    ranges_j = torch.tensor([[0, 4], [4, 8]])
+    keep = torch.tensor([[True, False], [True, True]])
+    ranges = from_matrix(ranges_i, ranges_j, keep)
+    mask = torch.zeros(6, 8, dtype=torch.float64)
+    mask[0:3, 0:4] = 1
+    mask[3:6, :] = 1
+    for axis in (0, 1):
+        g = Genred("Exp(-SqDist(x,y))", ["x = Vi(2)", "y = Vj(2)"], axis=axis)
+        f = lambda x, y: g(x, y, ranges=ranges)  # noqa: E731
+        dense = lambda x, y: (torch.exp(-((x[:, None] - y[None]) ** 2).sum(-1)) * mask).sum(axis)[:, None]  # noqa: E731
+        torch.testing.assert_close(f(x, y), dense(x, y))
+        assert gradcheck(f, (x, y))
+        ga = torch.autograd.grad(f(x, y).sum(), (x, y))
+        gb = torch.autograd.grad(dense(x, y).sum(), (x, y))
+        for a, b in zip(ga, gb):
+            torch.testing.assert_close(a, b)
+
+
+def test_forward_mode_through_min_and_logsumexp():
+    torch.manual_seed(8)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    y = torch.randn(7, 2, dtype=torch.float64)
+    t = torch.randn_like(x)
+    D = lambda x: ((x[:, None] - y[None]) ** 2).sum(-1)  # noqa: E731
+    for ours, dense in [
+        (lambda x: (Vi(x) - Vj(y)).sqnorm2().min(dim=1), lambda x: D(x).min(1, keepdim=True).values),
+        (lambda x: (-(Vi(x) - Vj(y)).sqnorm2()).logsumexp(dim=1), lambda x: torch.logsumexp(-D(x), 1, keepdim=True)),
+    ]:
+        _, a = torch.func.jvp(ours, (x,), (t,))
+        _, b = torch.func.jvp(dense, (x,), (t,))
+        torch.testing.assert_close(a, b)
