@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "../core/errors.h"
+#include "../jit/cpu/llvm_backend.h"
 #include "../jit/gpu/cuda_api.h"
 #include "../jit/gpu/gpu_kernel.h"
 #include "bindings.h"
@@ -89,6 +90,8 @@ void define_gpu(py::module_& m) {
     d["nvrtc_version"] = s.nvrtc_version;
     return d;
   }, "Whether the GPU backend can run (libcuda, cuInit, a device, libnvrtc) and, if not, what is missing.");
+  m.def("cpu_backend_available", [] { return keops::cpu::host_signature() != "no-cpu-backend"; },
+        "False in builds without the LLVM CPU backend (KEOPS_CPU_BACKEND=OFF).");
   m.def("gpu_set_library_dirs", &keops::gpu::set_library_dirs, py::arg("dirs"),
         "Extra folders searched for libnvrtc (the Python package passes the nvidia-cuda-nvrtc wheel's).");
   m.def("gpu_device_info", [](int ordinal) {

@@ -29,10 +29,12 @@ struct DriverState {
   std::string why;
   DriverState() {
     void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
-    if (!lib) lib = dlopen("libcuda.so", RTLD_NOW | RTLD_GLOBAL);
     if (!lib) {
-      why = "no libcuda: the NVIDIA driver library libcuda.so.1 could not be loaded (" + std::string(dlerror()) + ")";
-      return;
+      const char* e = dlerror();
+      why = "no libcuda: the NVIDIA driver library libcuda.so.1 could not be loaded (" + std::string(e ? e : "?") + ")";
+      lib = dlopen("libcuda.so", RTLD_NOW | RTLD_GLOBAL);
+      if (!lib) return;
+      why.clear();
     }
     Driver& d = api;
     bool all = resolve(lib, d.cuInit, "cuInit") && resolve(lib, d.cuDriverGetVersion, "cuDriverGetVersion") &&
@@ -417,6 +419,10 @@ Status status() {
     s.driver_reason = why;
   }
   why.clear();
+  if (s.devices == 0) {  // no GPU: leave the compiler unloaded (it is only probed when it could be used)
+    s.nvrtc_reason = "not probed: no GPU";
+    return s;
+  }
   if (const Nvrtc* n = nvrtc(&why)) {
     s.nvrtc = true;
     s.nvrtc_path = n->path;

@@ -269,6 +269,8 @@ struct KpKMin {
     for (int k = 0; k < D * K; ++k) v[k] = kp_inf<C>(), i[k] = KP_NONE;
   }
   KP_DEV void insert(int c, C x, kp_i64 j) {
+    const C last = v[c * K + K - 1];
+    if (!(x < last || (x == last && j < i[c * K + K - 1]))) return;  // most candidates: not among the K best
     #pragma unroll
     for (int r = 0; r < K; ++r) {
       C& lv = v[c * K + r];
@@ -375,7 +377,6 @@ struct Group {
   std::vector<int> f, g;  // value ids fed to update()
 };
 
-// The evaluation of one group: hoisted values (normal mode), then segments of per-pair code.
 struct Run {  // components [lo, hi] of inner argument `pos`, staged at `offset` of the staged row
   int pos, lo, hi, offset;
 };
@@ -387,6 +388,7 @@ struct Segment {
   std::vector<int> restore, save;  // carried values read at the start / written at the end
 };
 
+// The evaluation of one group: hoisted values (normal mode), then segments of per-pair code.
 struct GroupPlan {
   Group group;
   std::vector<int> hoisted;  // normal mode: values computed once per row, before the j loop (Loads included)
@@ -406,11 +408,6 @@ class Generator {
     L.name = name_;
     L.nargs = static_cast<int>(p_.args.size());
     if (p_.reduction == ReductionKind::Zero) return src;
-    users_.assign(p_.code.size(), {});
-    for (size_t id = 0; id < p_.code.size(); ++id)
-      for (int x : {p_.code[id].a, p_.code[id].b, p_.code[id].c})
-        if (x >= 0) users_[x].push_back(static_cast<int>(id));
-
     make_groups();
     chunked_ = decide_chunked();
     for (const Group& g : groups_) plans_.push_back(plan(g));
@@ -434,7 +431,6 @@ class Generator {
   const Program& p_;
   const GpuOptions& o_;
   std::string name_;
-  std::vector<std::vector<int>> users_;
   std::vector<Group> groups_;
   std::vector<GroupPlan> plans_;
   bool chunked_ = false;
@@ -545,7 +541,7 @@ class Generator {
   }
 
   // Chunk mode: depth-first post-order from the group's outputs (a chain of sums becomes term, add, term, add...),
-  // cut into segments whose loads (inner ones counted by staged component range) fit in kChunkWords words.
+  // cut into segments whose distinct loaded values fit in kChunkWords 32-bit words.
   std::vector<Segment> segment(const Group& g) const {
     std::vector<int> order;
     std::vector<char> state(p_.code.size(), 0);  // 0 new, 1 open, 2 done

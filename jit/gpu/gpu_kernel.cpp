@@ -308,7 +308,21 @@ const GpuKernel::Loaded& GpuKernel::loaded(int ordinal) const {
   if (auto it = modules_.find(ordinal); it != modules_.end()) return *it->second;
   const Driver& d = *driver();
   auto l = std::make_unique<Loaded>();
-  check(d.cuModuleLoadData(&l->module, bin.binary.data()), "cuModuleLoadData");
+  if (CUresult r = d.cuModuleLoadData(&l->module, bin.binary.data()); r != 0) {
+    int driver_version = 0;
+    d.cuDriverGetVersion(&driver_version);
+    const Nvrtc* n = nvrtc();
+    std::string why;
+    try {
+      check(r, "cuModuleLoadData");
+    } catch (const NotSupported& e) {
+      why = e.what();
+    }
+    throw NotSupported(why + " (" + bin.arch + " code from NVRTC " + (n ? std::to_string(n->major) + "." + std::to_string(n->minor) + " at " + n->path : "?") +
+                       "; the driver supports CUDA " + std::to_string(driver_version / 1000) + "." +
+                       std::to_string(driver_version % 1000 / 10) +
+                       ": an NVRTC newer than the driver produces code it cannot load; point KEOPS_NVRTC to an older libnvrtc)");
+  }
   for (const char* suffix : {"_reduce", "_combine"}) {
     std::string name = layout().name + suffix;
     CUfunction f = nullptr;
@@ -423,7 +437,6 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
     const int64_t rows_total = n_batch * n_outer;
     const int64_t cap = std::max<int64_t>(1, (int64_t(256) << 20) / std::max<int64_t>(1, rows_total * K.state_stride));
     split = std::max<int64_t>(1, std::min(split, cap));
-    if (scheme == Scheme::TwoD) split = std::max<int64_t>(split, 1);
   }
   const bool two_d = scheme == Scheme::TwoD || split > 1;
   if (row_blocks > 0x7fffffff) throw NotSupported("too many row blocks for one GPU launch");
@@ -440,8 +453,7 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
       tables.insert(tables.end(), intervals.begin(), intervals.end());
       rt.upload(base, tables.data(), table_bytes);
       chunks_ptr = base;
-      ivs_ptr = intervals.empty() ? 0 : base + chunk_table.size() * sizeof(int64_t);
-      if (!ivs_ptr) ivs_ptr = base;  // no intervals: never read (every chunk has count 0)
+      ivs_ptr = intervals.empty() ? 0 : base + chunk_table.size() * sizeof(int64_t);  // empty: never read
     }
     if (two_d) partial_ptr = base + (table_bytes + 255) / 256 * 256;
     Dims dims{n_outer, n_inner, n_batch, std::max<int64_t>(n_chunks, 1), split, n_batch * n_outer};
@@ -451,7 +463,7 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
     for (uint64_t& a : ptrs) params.push_back(&a);
     params.push_back(&o0);
     params.push_back(&o1);
-    if (!two_d) partial_ptr = 0;  // the reduce kernel runs the 1D scheme when `partial` is null
+    // The reduce kernel runs the 1D scheme when `partial` is null, else writes the 2D partial states.
     rt.launch(K.name + "_reduce", static_cast<unsigned>(row_blocks), static_cast<unsigned>(split), block, params.data());
     if (two_d) {
       std::vector<void*> cparams = {&dims, &partial_ptr, &o0, &o1};

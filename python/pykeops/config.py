@@ -5,5 +5,13 @@ from importlib.util import find_spec
 numpy_found = find_spec("numpy") is not None
 torch_found = find_spec("torch") is not None
 
-# The engine has only its CPU backend for now; the GPU backend will set this from the CUDA probe.
-gpu_available = False
+
+def _probe_gpu():
+    """Whether the GPU backend can run: libcuda loads, cuInit succeeds, a device exists, libnvrtc is found.
+    Never raises: without them (or without the engine) the GPU backend is simply absent."""
+    from .common.gpu import available
+
+    return available()
+
+
+gpu_available = _probe_gpu()

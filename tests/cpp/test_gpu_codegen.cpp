@@ -237,7 +237,8 @@ struct RefOut {
 };
 
 RefOut reference(const Program& p, const std::vector<std::vector<double>>& args, int64_t nx, int64_t ny,
-                 const std::vector<int64_t>& batch, const std::vector<std::vector<int64_t>>& arg_batch, const Ranges* ranges) {
+                 const std::vector<int64_t>& batch, const std::vector<std::vector<int64_t>>& arg_batch, const Ranges* ranges,
+                 int64_t range_sets) {
   const int64_t n_out = p.tag == 0 ? nx : ny, n_red = p.tag == 0 ? ny : nx;
   const int d = p.dim_formula, K = p.opt;
   const bool is_max = p.reduction == ReductionKind::Max || p.reduction == ReductionKind::ArgMax ||
@@ -262,11 +263,16 @@ RefOut reference(const Program& p, const std::vector<std::vector<double>>& args,
     for (int64_t o = 0; o < n_out; ++o) {
       std::vector<std::pair<int64_t, int64_t>> ivs = {{0, n_red}};
       if (ranges) {
-        const auto& rg = p.tag == 0 ? ranges->ranges_i : ranges->ranges_j;
-        const auto& sl = p.tag == 0 ? ranges->slices_i : ranges->slices_j;
-        const auto& rd = p.tag == 0 ? ranges->red_j : ranges->red_i;
+        const auto& rg_all = p.tag == 0 ? ranges->ranges_i : ranges->ranges_j;
+        const auto& sl_all = p.tag == 0 ? ranges->slices_i : ranges->slices_j;
+        const auto& rd_all = p.tag == 0 ? ranges->red_j : ranges->red_i;
+        // per-batch patterns are stacked: this batch's set
+        const int64_t set = range_sets == 1 ? 0 : bi, nr = sl_all.size() / range_sets, nred = rd_all.size() / 2 / range_sets;
+        const int64_t* rg = rg_all.data() + set * 2 * nr;
+        const int64_t* sl = sl_all.data() + set * nr;
+        const int64_t* rd = rd_all.data() + set * 2 * nred;
         ivs.clear();
-        for (size_t k = 0; k < sl.size(); ++k)
+        for (int64_t k = 0; k < nr; ++k)
           if (rg[2 * k] <= o && o < rg[2 * k + 1])
             for (int64_t q = k ? sl[k - 1] : 0; q < sl[k]; ++q) ivs.push_back({rd[2 * q], rd[2 * q + 1]});
       }
@@ -341,6 +347,7 @@ struct Problem {
   std::vector<int64_t> batch;
   std::vector<std::vector<int64_t>> arg_batch;
   const Ranges* ranges = nullptr;
+  int64_t range_sets = 1;
   Scheme scheme = Scheme::Auto;
   double lo = -1.0, hi = 1.5;
   int seed = 7;
@@ -376,7 +383,10 @@ std::string check_emulated(Emulator& emu, const std::shared_ptr<const GpuKernel>
     const Ranges& r = *pb.ranges;
     for (const auto* v : {&r.ranges_i, &r.slices_i, &r.red_j, &r.ranges_j, &r.slices_j, &r.red_i})
       L.ranges.push_back(reinterpret_cast<uintptr_t>(v->data()));
-    L.range_counts = {int64_t(r.slices_i.size()), int64_t(r.red_j.size() / 2), int64_t(r.slices_j.size()), int64_t(r.red_i.size() / 2)};
+    const int64_t s = pb.range_sets;
+    L.range_counts = {int64_t(r.slices_i.size()) / s, int64_t(r.red_j.size() / 2) / s, int64_t(r.slices_j.size()) / s,
+                      int64_t(r.red_i.size() / 2) / s};
+    L.range_sets = s;
   }
   const size_t elem = c.dtype == "float16" ? 2 : c.dtype == "float32" ? 4 : 8;
   for (const OutputSpec& o : k->outputs()) {
@@ -385,7 +395,7 @@ std::string check_emulated(Emulator& emu, const std::shared_ptr<const GpuKernel>
   }
   EmuRuntime rt(emu, 16);
   LaunchReport report = k->launch(L, rt, pb.scheme);
-  RefOut ref = reference(p, ref_args, pb.nx, pb.ny, pb.batch, pb.arg_batch, pb.ranges);
+  RefOut ref = reference(p, ref_args, pb.nx, pb.ny, pb.batch, pb.arg_batch, pb.ranges, pb.range_sets);
   const double tol = tolerance(c.dtype);
   size_t vi = 0, ii = 0;
   auto value_out = [&](size_t o, size_t q) {
@@ -503,7 +513,7 @@ TEST_CASE("every primitive has a CUDA rendering that NVRTC compiles and the emul
   check_emulated(emu, k, c, pb);
 }
 
-TEST_CASE("every reduction compiles under NVRTC for sm_80 and sm_90, in float16, float32 and float64") {
+TEST_CASE("every reduction compiles under NVRTC, in float16 (sm_90), float32 (sm_80, sm_90) and float64 (sm_80)") {
   require_nvrtc();
   const std::string f = "Exp(-SqDist(x,y))*b + p", scalar = "-SqDist(x,y) + Elem(p,0)";
   int compiled = 0;
@@ -515,7 +525,8 @@ TEST_CASE("every reduction compiles under NVRTC for sm_80 and sm_90, in float16,
       reqs.push_back({"Sum_Reduction(" + f + ",0)", kAliases, dtype, "auto", scheme});
     reqs.push_back({"Sum_Reduction(" + f + ",0)", kAliases, dtype, "float64"});
     if (std::string(dtype) == "float16") reqs.push_back({"Sum_Reduction(" + f + ",0)", kAliases, dtype, "float16"});
-    for (int sm : kArchs) {
+    const std::vector<int> archs = std::string(dtype) == "float32" ? kArchs : std::vector<int>{dtype[5] == '1' ? 90 : 80};
+    for (int sm : archs) {
       CompileCheck check = compile_check(reqs, sm, true);
       CHECK(!check.result.binary.empty());
       std::set<std::string> names;
@@ -528,7 +539,7 @@ TEST_CASE("every reduction compiles under NVRTC for sm_80 and sm_90, in float16,
       compiled += static_cast<int>(names.size());
     }
   }
-  std::cout << "[gpu codegen] NVRTC compiled " << compiled << " reduction kernels (3 dtypes x 2 archs)\n";
+  std::cout << "[gpu codegen] NVRTC compiled " << compiled << " reduction programs (2 kernels each)\n";
 }
 
 TEST_CASE("big formulas: chunk mode and output groups keep registers without spills") {
@@ -585,6 +596,25 @@ TEST_CASE("emulated: every reduction, both axes, both schemes, three dtypes") {
   }
 }
 
+TEST_CASE("emulated: formulas that are a variable, a parameter or a constant") {
+  std::vector<Case> cases;
+  for (const char* red : {"Sum_Reduction(y,0)", "Sum_Reduction(x,0)", "Sum_Reduction(p,1)", "Sum_Reduction(IntCst(2),0)",
+                          "Min_ArgMin_Reduction(y,0)", "KMin_ArgKMin_Reduction(b,2,0)", "Max_Reduction(x,1)",
+                          "Max_SumShiftExpWeight_Reduction(Elem(y,1),0,x)", "Max_SumShiftExpWeight_Reduction(IntCst(1),0,b)"})
+    for (const char* dtype : {"float32", "float64"}) cases.push_back({red, kAliases, dtype});
+  std::vector<std::shared_ptr<const GpuKernel>> ks;
+  for (const Case& c : cases) ks.push_back(kernel(c));
+  Emulator emu(ks);
+  for (size_t k = 0; k < cases.size(); ++k)
+    for (Scheme s : {Scheme::OneD, Scheme::TwoD}) {
+      Problem pb;
+      pb.scheme = s;
+      pb.nx = 9;
+      pb.ny = 150;
+      check_emulated(emu, ks[k], cases[k], pb);
+    }
+}
+
 TEST_CASE("emulated: the automatic scheme splits j when the rows do not fill the device") {
   Case c{"Sum_Reduction(Exp(-SqDist(x,y))*b,0)", kAliases};
   auto k = kernel(c);
@@ -633,6 +663,43 @@ TEST_CASE("emulated: block-sparse ranges, both schemes, both axes") {
   pb.ny = 50;
   pb.ranges = &bad;
   CHECK_THROWS_AS(check_emulated(emu, ks[0], cases[0], pb), UserError);
+}
+
+TEST_CASE("emulated: ranges with batch dimensions, one pattern for all or one per batch") {
+  std::vector<Case> cases = {
+      {"Sum_Reduction(Exp(-SqDist(x,y))*b + p,0)", kAliases, "float64"},
+      {"ArgKMin_Reduction(SqDist(x,y),2,0)", kAliases, "float32"},
+  };
+  std::vector<std::shared_ptr<const GpuKernel>> ks;
+  for (const Case& c : cases) ks.push_back(kernel(c));
+  Emulator emu(ks);
+  Ranges shared;  // rows [0, 12) of 20 see j in [0, 10) and [30, 40); the rest see [10, 40)
+  shared.ranges_i = {0, 12, 12, 20};
+  shared.slices_i = {2, 3};
+  shared.red_j = {0, 10, 30, 40, 10, 40};
+  shared.ranges_j = {0, 40};
+  shared.slices_j = {1};
+  shared.red_i = {0, 20};
+  Ranges per_batch;  // two sets of the same sizes, stacked
+  per_batch.ranges_i = {0, 12, 12, 20, 0, 5, 5, 20};
+  per_batch.slices_i = {2, 3, 1, 3};
+  per_batch.red_j = {0, 10, 30, 40, 10, 40, 2, 4, 4, 8, 20, 40};
+  per_batch.ranges_j = {0, 40, 0, 40};
+  per_batch.slices_j = {1, 1};
+  per_batch.red_i = {0, 20, 3, 9};
+  for (size_t k = 0; k < cases.size(); ++k)
+    for (Scheme s : {Scheme::OneD, Scheme::TwoD})
+      for (int sets : {1, 2}) {
+        Problem pb;
+        pb.nx = 20;
+        pb.ny = 40;
+        pb.batch = {2};
+        pb.arg_batch = {{2}, {1}, {2}, {1}};
+        pb.ranges = sets == 1 ? &shared : &per_batch;
+        pb.range_sets = sets;
+        pb.scheme = s;
+        check_emulated(emu, ks[k], cases[k], pb);
+      }
 }
 
 TEST_CASE("emulated: batch dimensions with broadcasting, both schemes") {
@@ -781,4 +848,29 @@ TEST_CASE("without libcuda the status says what is missing and running fails cle
   auto k = get_gpu_kernel({"Sum_Reduction(x,0)", {"x = Vi(1)"}, "float32"});
   Launch L;
   CHECK_THROWS_AS(k->run(L, 0, 0, Scheme::Auto), NotSupported);
+}
+
+TEST_CASE("cubins are cached in memory and on disk, keyed by program, options and architecture") {
+  require_nvrtc();
+  auto tmp = std::filesystem::temp_directory_path() / ("keops_gpu_cache_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(tmp);
+  set_cache_folder(tmp.string());
+  const GpuRequest r{"Sum_Reduction(Exp(-SqDist(x,y))*b,0)", kAliases, "float32"};
+  auto before = gpu_cache_stats();
+  auto k1 = get_gpu_kernel(r);
+  CHECK(get_gpu_kernel(r) == k1);
+  const std::string bin = k1->binary(80).binary;
+  CHECK(&k1->binary(80) == &k1->binary(80));  // memory
+  CHECK(gpu_cache_stats().compiled == before.compiled + 1);
+  clear_gpu_memory_cache();
+  auto k2 = get_gpu_kernel(r);
+  CHECK(k2 != k1);
+  CHECK(k2->binary(80).binary == bin);  // disk
+  CHECK(gpu_cache_stats().disk_hits == before.disk_hits + 1);
+  CHECK(k2->binary(90).binary != bin);  // another architecture: compiled
+  CHECK(gpu_cache_stats().compiled == before.compiled + 2);
+  auto k3 = get_gpu_kernel({r.formula, r.aliases, "float32", "auto", "auto", false});  // other options: other program
+  CHECK(k3->layout().name != k1->layout().name);
+  set_cache_folder("");
+  std::filesystem::remove_all(tmp);
 }

@@ -11,6 +11,7 @@ import re
 import warnings
 from collections import namedtuple
 
+from . import gpu
 from .engine import load_engine
 from .tools import class_name, type_name
 
@@ -231,7 +232,7 @@ class GenericGenred:
         cuda_type=None, dtype_acc="auto", use_double_acc=False, sum_scheme="auto", enable_chunks=True,
         rec_multVar_highdim=False, use_fast_math=True,
     ):
-        # enable_chunks, rec_multVar_highdim and use_fast_math tune the GPU backend only: accepted, no effect.
+        # enable_chunks and use_fast_math tune the GPU backend only; rec_multVar_highdim: accepted, no effect.
         for name, value in (("dtype", dtype), ("cuda_type", cuda_type)):
             if value is not None:
                 warnings.warn(
@@ -295,6 +296,8 @@ class GenericGenred:
         self._kernels = {}  # dtype name -> engine kernel, filled on first call
         self._construction = dict(formula=formula, aliases=self.aliases, axis=self.axis, opt_arg=opt_arg,
                                   formula2=formula2, dtype_acc=self.dtype_acc, sum_scheme=sum_scheme)
+        self.use_fast_math, self.enable_chunks = bool(use_fast_math), bool(enable_chunks)  # GPU backend (common/gpu.py)
+        self._construction.update(use_fast_math=self.use_fast_math, enable_chunks=self.enable_chunks)
 
     def __getstate__(self):
         return {**self.__dict__, "_kernels": {}}  # native kernels do not pickle; they are rebuilt on call
@@ -353,6 +356,8 @@ class GenericGenred:
     def _run(self, args, backend, device_id, ranges, out):
         """Checks, allocates (or adopts out=) and runs; returns (raw buffers, final shapes, out arrays or None)."""
         tools = self.tools
+        if gpu.selected(backend, args, tools):  # GPU backend asked for, or CUDA tensors: common/gpu.py
+            return gpu.run(self, args, backend, device_id, ranges, out)
         check_backend(backend)
         dtype, device = check_arrays(args, tools)
         if ranges is not None:

@@ -17,6 +17,9 @@ from .engine import load_engine
 
 GPU_BACKENDS = ("GPU", "GPU_1D", "GPU_2D", "GPU_1D_device", "GPU_1D_host", "GPU_2D_device", "GPU_2D_host")
 
+# What the last GPU launch of this process did: {'scheme': '1D' | '2D' | 'none', 'blocks', 'splits', 'scratch_bytes'}.
+last_launch = None
+
 
 def nvrtc_dirs():
     """Folders holding libnvrtc from pip wheels (nvidia-cuda-nvrtc: nvidia/cu13/lib, nvidia/cuda_nvrtc/lib, ...)."""
@@ -150,11 +153,12 @@ def _torch():
     return torch
 
 
-def _has_torch():
+def _torch_cuda():
+    """Whether torch is installed with CUDA (host arrays then travel through torch tensors)."""
     try:
-        import torch  # noqa: F401
+        import torch
 
-        return True
+        return torch.cuda.is_available()
     except ImportError:
         return False
 
@@ -224,7 +228,7 @@ def run(genred, args, backend, device_id, ranges, out):
     outputs = [tuple(o) for o in k.outputs]
     kinds = [dtype if kind == "values" else "int64" for kind, _ in outputs]
 
-    use_torch = not host or _has_torch()
+    use_torch = not host or _torch_cuda()
     if use_torch:
         torch = _torch()
         dev = torch.device("cuda", ordinal)
@@ -258,8 +262,8 @@ def run(genred, args, backend, device_id, ranges, out):
             buffers = [torch.empty(lead + (ncols,), dtype=getattr(torch, kind), device=dev) for (_, ncols), kind in zip(outputs, kinds)]
         if math.prod(lead) > 0:
             stream = torch.cuda.current_stream(dev).cuda_stream
-            k.run([a.data_ptr() for a in bound.arrays], bound.nx, bound.ny, [b.data_ptr() for b in buffers],
-                  device=ordinal, stream=stream, scheme=scheme, **extra)
+            _record(k.run([a.data_ptr() for a in bound.arrays], bound.nx, bound.ny, [b.data_ptr() for b in buffers],
+                          device=ordinal, stream=stream, scheme=scheme, **extra))
         if host:
             buffers = [_from_torch(b, tools) for b in buffers]
     else:
@@ -270,16 +274,21 @@ def run(genred, args, backend, device_id, ranges, out):
         host_bufs = [np.empty(lead + (ncols,), dtype=kind) for (_, ncols), kind in zip(outputs, kinds)]
         dptrs = [mem.empty(b.nbytes) for b in host_bufs]
         if math.prod(lead) > 0:
-            k.run(ptrs, bound.nx, bound.ny, dptrs, device=ordinal, stream=0, scheme=scheme, **extra)
+            _record(k.run(ptrs, bound.nx, bound.ny, dptrs, device=ordinal, stream=0, scheme=scheme, **extra))
             for b, p in zip(host_bufs, dptrs):
                 engine().gpu_download(ordinal, b.ctypes.data, p, b.nbytes)
-        buffers = host_bufs
+        buffers = [_from_numpy(b, tools) for b in host_bufs]
     if host and outs is not None and direct:
         views = [o.reshape(lead + (ncols,)) for o, (_, ncols) in zip(outs, outputs)]
         for v, b in zip(views, buffers):
             v[...] = b
         buffers = views
     return buffers, shapes, outs
+
+
+def _record(report):
+    global last_launch
+    last_launch = dict(report)
 
 
 def _host_int64(r):
@@ -298,6 +307,12 @@ def _to_torch(a, dev):
     import numpy as np
 
     return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+
+
+def _from_numpy(a, tools):
+    if tools.name == "torch":
+        return _torch().from_numpy(a)
+    return a
 
 
 def _from_torch(t, tools):

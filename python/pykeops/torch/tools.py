@@ -15,6 +15,13 @@ class TorchTools(ArrayTools):
     def dtype_name(x):
         return str(x.dtype).removeprefix("torch.")
 
+    @classmethod
+    def check_dtype(cls, x, what):
+        """As ArrayTools, plus float16 for CUDA tensors (computed by the GPU backend, pykeops.common.gpu)."""
+        if x.dtype == torch.float16 and x.is_cuda:
+            return "float16"
+        return super().check_dtype(x, what)
+
     @staticmethod
     def device(x):
         return str(x.device)
