@@ -39,7 +39,7 @@ std::optional<double> fold(Prim op, double a, double b) {
 const char* prim_name(Prim p) {
   static const char* names[] = {"Const", "Load", "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Exp", "Log",
                                 "Sin", "Cos", "Atan", "Atan2", "Asin", "Acos", "Floor", "Round", "Min", "Max",
-                                "IfPos", "Lt", "Le", "Eq", "Ne", "Select"};
+                                "IfPos", "Select", "Lt", "Le", "Eq", "Ne"};  // in the order of Prim
   return names[static_cast<int>(p)];
 }
 

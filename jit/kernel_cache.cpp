@@ -8,14 +8,13 @@
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <unordered_map>
 
 #include "../core/errors.h"
 #include "../core/lower.h"
 #include "../core/parser.h"
+#include "disk_cache.h"
 #include "thread_pool.h"
 
 namespace keops {
@@ -39,46 +38,11 @@ Cache& cache() {
   return *c;
 }
 
-// 128-bit FNV-1a as two 64-bit halves: a stable file name for a key (the key itself is checked on load).
-std::string key_digest(const std::string& s) {
-  uint64_t h1 = 1469598103934665603ULL, h2 = 1099511628211ULL * 31;
-  for (unsigned char c : s) {
-    h1 = (h1 ^ c) * 1099511628211ULL;
-    h2 = (h2 ^ c) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
-  }
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
-  return buf;
-}
-
 std::string default_folder() {
   if (const char* v = std::getenv("KEOPS_CACHE_FOLDER")) return v;
   if (const char* v = std::getenv("XDG_CACHE_HOME")) return std::string(v) + "/keops-jit";
   if (const char* v = std::getenv("HOME")) return std::string(v) + "/.cache/keops-jit";
   return "";
-}
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return "";
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// Writes through a temporary file and a rename, so concurrent processes never read half a file.
-void write_file(const std::filesystem::path& p, const std::string& data) {
-  std::filesystem::path tmp = p;
-  tmp += ".tmp" + std::to_string(std::hash<std::string>()(data) ^ reinterpret_cast<uintptr_t>(&data));
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) return;
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!f) return;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
 }
 
 Dtype parse_dtype(const std::string& s, const char* what) {

@@ -6,14 +6,13 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <unordered_map>
 
 #include "../../core/errors.h"
 #include "../../core/lower.h"
 #include "../../core/parser.h"
+#include "../disk_cache.h"
 
 namespace keops::gpu {
 
@@ -30,40 +29,6 @@ struct Cache {
 Cache& cache() {
   static Cache* c = new Cache();
   return *c;
-}
-
-// 128-bit FNV-1a variant as hex: a stable name for a key (the key itself is checked when a file is loaded).
-std::string digest(const std::string& s) {
-  uint64_t h1 = 1469598103934665603ULL, h2 = 1099511628211ULL * 31;
-  for (unsigned char c : s) {
-    h1 = (h1 ^ c) * 1099511628211ULL;
-    h2 = (h2 ^ c) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
-  }
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
-  return buf;
-}
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return "";
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-void write_file(const std::filesystem::path& p, const std::string& data) {
-  std::filesystem::path tmp = p;
-  tmp += ".tmp" + std::to_string(std::hash<std::string>()(data) ^ reinterpret_cast<uintptr_t>(&data));
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) return;
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!f) return;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
 }
 
 GpuDtype parse_dtype(const std::string& s, const char* what) {
@@ -259,7 +224,7 @@ const CompileResult& GpuKernel::binary(int sm) const {
   if (!n) throw NotSupported("no GPU backend: " + why);
   const std::string file_key = key_ + "\nsm_" + std::to_string(sm) + "\nnvrtc " + std::to_string(n->major) + "." +
                                std::to_string(n->minor);
-  const std::string name = digest(file_key);
+  const std::string name = key_digest(file_key);
   const std::string folder = cache_folder();
   std::filesystem::path bin, meta;
   auto result = std::make_unique<CompileResult>();
@@ -506,7 +471,7 @@ std::shared_ptr<const GpuKernel> get_gpu_kernel(const GpuRequest& r) {
     if (auto it = c.by_program.find(key); it != c.by_program.end()) kernel = it->second;
   }
   if (!kernel) {
-    kernel = std::make_shared<const GpuKernel>(std::move(program), options, "keops_" + digest(key));
+    kernel = std::make_shared<const GpuKernel>(std::move(program), options, "keops_" + key_digest(key));
     std::lock_guard<std::mutex> g(c.mutex);
     kernel = c.by_program.emplace(key, kernel).first->second;
   }

@@ -8,6 +8,7 @@ import pytest
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "engine: runs kernels of the compiled pykeops._engine (never skipped)")
+    config.addinivalue_line("markers", "gpu: runs kernels on a GPU (skipped where none is available)")
 
 
 class Framework:
