@@ -5,3 +5,35 @@
 void define_formulas(pybind11::module_& m);
 void define_kernels(pybind11::module_& m);
 void define_gpu(pybind11::module_& m);
+
+#include <pybind11/stl.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+// The read-only description of a compiled kernel (CPU Kernel or GpuKernel): its arguments and outputs.
+template <class K, class Cls>
+void def_kernel_properties(Cls& cls) {
+  cls.def_property_readonly("nargs", [](const K& k) { return k.program().args.size(); })
+      .def_property_readonly("arg_dims", [](const K& k) {
+        std::vector<int> v;
+        for (auto& a : k.program().args) v.push_back(a.dim);
+        return v;
+      })
+      .def_property_readonly("arg_cats", [](const K& k) {
+        std::vector<int> v;
+        for (auto& a : k.program().args) v.push_back(a.cat);
+        return v;
+      })
+      .def_property_readonly("dim_out", [](const K& k) { return k.program().dim_out; })
+      .def_property_readonly("tag", [](const K& k) { return k.program().tag; })
+      .def_property_readonly("formula", [](const K& k) { return k.program().canonical; })
+      .def_property_readonly("num_instructions", [](const K& k) { return k.program().code.size(); })
+      .def_property_readonly("reduction", [](const K& k) { return k.program().reduction_name; })
+      .def_property_readonly("outputs", [](const K& k) {
+        std::vector<std::pair<std::string, int>> v;
+        for (auto& o : k.outputs()) v.emplace_back(o.indices ? "indices" : "values", o.cols);
+        return v;
+      }, "Output arrays as (kind, columns): kind 'values' (the data type) or 'indices' (int64).");
+}

@@ -106,27 +106,9 @@ void define_gpu(py::module_& m) {
     return d;
   }, py::arg("device"));
 
-  py::class_<GpuKernel, std::shared_ptr<GpuKernel>>(m, "GpuKernel")
-      .def_property_readonly("nargs", [](const GpuKernel& k) { return k.program().args.size(); })
-      .def_property_readonly("arg_dims", [](const GpuKernel& k) {
-        std::vector<int> v;
-        for (auto& a : k.program().args) v.push_back(a.dim);
-        return v;
-      })
-      .def_property_readonly("arg_cats", [](const GpuKernel& k) {
-        std::vector<int> v;
-        for (auto& a : k.program().args) v.push_back(a.cat);
-        return v;
-      })
-      .def_property_readonly("dim_out", [](const GpuKernel& k) { return k.program().dim_out; })
-      .def_property_readonly("tag", [](const GpuKernel& k) { return k.program().tag; })
-      .def_property_readonly("formula", [](const GpuKernel& k) { return k.program().canonical; })
-      .def_property_readonly("reduction", [](const GpuKernel& k) { return k.program().reduction_name; })
-      .def_property_readonly("outputs", [](const GpuKernel& k) {
-        std::vector<std::pair<std::string, int>> v;
-        for (auto& o : k.outputs()) v.emplace_back(o.indices ? "indices" : "values", o.cols);
-        return v;
-      })
+  py::class_<GpuKernel, std::shared_ptr<GpuKernel>> gpu_kernel(m, "GpuKernel");
+  def_kernel_properties<GpuKernel>(gpu_kernel);
+  gpu_kernel
       .def_property_readonly("source", [](const GpuKernel& k) { return k.source().full(); })
       .def_property_readonly("layout", [](const GpuKernel& k) { return layout_dict(k.layout()); })
       // Device addresses of C-contiguous arrays on `device`; ranges are host int64 arrays.

@@ -9,28 +9,9 @@ namespace py = pybind11;
 using keops::Kernel;
 
 void define_kernels(py::module_& m) {
-  py::class_<Kernel, std::shared_ptr<Kernel>>(m, "Kernel")
-      .def_property_readonly("nargs", [](const Kernel& k) { return k.program().args.size(); })
-      .def_property_readonly("arg_dims", [](const Kernel& k) {
-        std::vector<int> v;
-        for (auto& a : k.program().args) v.push_back(a.dim);
-        return v;
-      })
-      .def_property_readonly("arg_cats", [](const Kernel& k) {
-        std::vector<int> v;
-        for (auto& a : k.program().args) v.push_back(a.cat);
-        return v;
-      })
-      .def_property_readonly("dim_out", [](const Kernel& k) { return k.program().dim_out; })
-      .def_property_readonly("tag", [](const Kernel& k) { return k.program().tag; })
-      .def_property_readonly("formula", [](const Kernel& k) { return k.program().canonical; })
-      .def_property_readonly("num_instructions", [](const Kernel& k) { return k.program().code.size(); })
-      .def_property_readonly("reduction", [](const Kernel& k) { return k.program().reduction_name; })
-      .def_property_readonly("outputs", [](const Kernel& k) {
-        std::vector<std::pair<std::string, int>> v;
-        for (auto& o : k.outputs()) v.emplace_back(o.indices ? "indices" : "values", o.cols);
-        return v;
-      }, "Output arrays as (kind, columns): kind 'values' (the data type) or 'indices' (int64).")
+  py::class_<Kernel, std::shared_ptr<Kernel>> kernel(m, "Kernel");
+  def_kernel_properties<Kernel>(kernel);
+  kernel
       // The only array conversion: Python passes data addresses of arrays it has validated and keeps alive.
       .def("run", [](const Kernel& k, std::vector<uintptr_t> ptrs, int64_t nx, int64_t ny, py::object outs,
                      std::vector<int64_t> batch, std::vector<std::vector<int64_t>> arg_batch,

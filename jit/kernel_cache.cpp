@@ -15,6 +15,7 @@
 #include "../core/lower.h"
 #include "../core/parser.h"
 #include "disk_cache.h"
+#include "launch_plan.h"
 #include "thread_pool.h"
 
 namespace keops {
@@ -187,63 +188,10 @@ std::shared_ptr<const Kernel> get_kernel(const KernelRequest& r) {
 
 namespace {
 
-struct Block {  // output rows [r0, r1) reduced over intervals[first, first + count) of the interval list
-  int64_t r0, r1, first, count;
-};
-
-// Row blocks and their intervals of reduced indices: everything, or the KeOps block-sparse ranges (validated).
-void plan_blocks(const Program& p, const Launch& L, int64_t set, int64_t n_outer, int64_t n_inner,
-                 std::vector<Block>& blocks, std::vector<int64_t>& intervals) {
-  if (L.ranges.empty()) {
-    intervals = {0, n_inner};
-    blocks.push_back({0, n_outer, 0, n_inner > 0 ? 1 : 0});
-    return;
-  }
-  if (L.ranges.size() != 6 || L.range_counts.size() != 4) throw UserError("ranges must be 6 arrays (KeOps block-sparse format)");
-  const int side = p.tag == 0 ? 0 : 3;  // output indexed by i: ranges_i, slices_i, redranges_j
-  const int64_t n_ranges = L.range_counts[side == 0 ? 0 : 2], n_red = L.range_counts[side == 0 ? 1 : 3];
-  // Range set `set` of stacked per-batch patterns: arrays of (count, 2), (count,), (count, 2) each.
-  const int64_t stride[3] = {2 * n_ranges, n_ranges, 2 * n_red};
-  auto arr = [&](int k) { return reinterpret_cast<const int64_t*>(L.ranges[side + k]) + set * stride[k]; };
-  const int64_t *ranges = arr(0), *slices = arr(1), *red = arr(2);
-  if (n_ranges < 0 || n_red < 0 || ((n_ranges > 0 && (!ranges || !slices)) || (n_red > 0 && !red)))
-    throw UserError("ranges: invalid array");
-  const char* names[] = {"ranges_i", "slices_i", "redranges_j", "ranges_j", "slices_j", "redranges_i"};
-  std::string where = std::string(names[side]) + "/" + names[side + 1] + "/" + names[side + 2];
-  for (int64_t r = 0; r < n_red; ++r)
-    if (red[2 * r] < 0 || red[2 * r + 1] < red[2 * r] || red[2 * r + 1] > n_inner)
-      throw UserError("ranges: " + std::string(names[side + 2]) + "[" + std::to_string(r) + "] = [" + std::to_string(red[2 * r]) +
-                      ", " + std::to_string(red[2 * r + 1]) + ") is not a valid range of [0, " + std::to_string(n_inner) + ")");
-  std::vector<std::pair<int64_t, int64_t>> covered;
-  int64_t prev = 0;
-  for (int64_t k = 0; k < n_ranges; ++k) {
-    int64_t r0 = ranges[2 * k], r1 = ranges[2 * k + 1], s1 = slices[k];
-    if (r0 < 0 || r1 < r0 || r1 > n_outer)
-      throw UserError("ranges: " + std::string(names[side]) + "[" + std::to_string(k) + "] = [" + std::to_string(r0) + ", " +
-                      std::to_string(r1) + ") is not a valid range of [0, " + std::to_string(n_outer) + ")");
-    if (s1 < prev || s1 > n_red)
-      throw UserError("ranges: " + std::string(names[side + 1]) + " must be non-decreasing and at most " + std::to_string(n_red) +
-                      " (" + where + ")");
-    intervals.insert(intervals.end(), red + 2 * prev, red + 2 * s1);
-    blocks.push_back({r0, r1, prev, s1 - prev});
-    covered.push_back({r0, r1});
-    prev = s1;
-  }
-  // Rows in no range get the neutral value: blocks without intervals.
-  std::sort(covered.begin(), covered.end());
-  int64_t row = 0;
-  for (auto [r0, r1] : covered) {
-    if (r0 < row && r0 < r1) throw UserError("ranges: output ranges of " + std::string(names[side]) + " overlap");
-    if (r0 > row) blocks.push_back({row, r0, 0, 0});
-    row = std::max(row, r1);
-  }
-  if (row < n_outer) blocks.push_back({row, n_outer, 0, 0});
-}
-
 // Splits intervals into pieces of `period` indices, so that block sums are flushed that often.
-void split_for_block_sum(std::vector<Block>& blocks, std::vector<int64_t>& intervals, int64_t period) {
+void split_for_block_sum(std::vector<RowBlock>& blocks, std::vector<int64_t>& intervals, int64_t period) {
   std::vector<int64_t> out;
-  for (Block& b : blocks) {
+  for (RowBlock& b : blocks) {
     int64_t first = static_cast<int64_t>(out.size()) / 2;
     for (int64_t k = b.first; k < b.first + b.count; ++k)
       for (int64_t j = intervals[2 * k]; j < intervals[2 * k + 1]; j += period) {
@@ -261,41 +209,10 @@ void split_for_block_sum(std::vector<Block>& blocks, std::vector<int64_t>& inter
 void Kernel::run(const Launch& L) const {
   const Program& p = program_;
   const size_t nargs = p.args.size(), nb = L.batch.size();
-  if (L.args.size() != nargs)
-    throw UserError("expected " + std::to_string(nargs) + " arguments, got " + std::to_string(L.args.size()));
-  if (L.outs.size() != outputs_.size())
-    throw UserError("expected " + std::to_string(outputs_.size()) + " output arrays, got " + std::to_string(L.outs.size()));
-  if (L.nx < 0 || L.ny < 0) throw UserError("sizes must be non-negative");
-  if (!L.arg_batch.empty() && L.arg_batch.size() != nargs) throw UserError("arg_batch needs one shape per argument");
-  int64_t n_batch = 1;
-  for (int64_t bdim : L.batch) {
-    if (bdim < 0) throw UserError("batch dimensions must be non-negative");
-    n_batch *= bdim;
-  }
-  for (const auto& ab : L.arg_batch) {
-    if (ab.size() != nb) throw UserError("every argument's batch shape must have " + std::to_string(nb) + " entries");
-    for (size_t k = 0; k < nb; ++k)
-      if (ab[k] != 1 && ab[k] != L.batch[k]) throw UserError("an argument's batch shape does not broadcast to the batch shape");
-  }
-  const int64_t n_outer = p.tag == 0 ? L.nx : L.ny, n_inner = p.tag == 0 ? L.ny : L.nx;
+  const auto [n_batch, n_outer, n_inner] = check_launch(p, outputs_.size(), L);
+  if (n_outer == 0 || n_batch == 0) return;
   const int outer_cat = p.tag, inner_cat = 1 - p.tag;
   const size_t elem = dtype_size(options_.dtype);
-  for (size_t pos = 0; pos < nargs; ++pos) {
-    int64_t rows = p.args[pos].cat == 2 ? 1 : p.args[pos].cat == outer_cat ? n_outer : n_inner;
-    if (rows > 0 && n_batch > 0 && L.args[pos] == 0) throw UserError("argument " + std::to_string(pos) + " is a null pointer");
-  }
-  if (n_outer == 0 || n_batch == 0) return;
-  for (uintptr_t o : L.outs)
-    if (o == 0) throw UserError("an output is a null pointer");
-  const bool k_red = p.reduction == ReductionKind::KMin || p.reduction == ReductionKind::ArgKMin ||
-                     p.reduction == ReductionKind::KMinArgKMin;
-  if (k_red && p.opt > n_inner)
-    throw UserError(p.reduction_name + ": K = " + std::to_string(p.opt) + " is larger than the number of reduced elements (" +
-                    std::to_string(n_inner) + ")");
-  const bool arg_red = k_red || p.reduction == ReductionKind::ArgMin || p.reduction == ReductionKind::ArgMax ||
-                       p.reduction == ReductionKind::MinArgMin || p.reduction == ReductionKind::MaxArgMax;
-  if (arg_red && n_inner == 0 && L.ranges.empty())
-    throw UserError(p.reduction_name + " over an empty set: there is no index to return");
   if (!fn_) {  // Zero_Reduction
     for (size_t o = 0; o < L.outs.size(); ++o)
       std::memset(reinterpret_cast<void*>(L.outs[o]), 0, n_batch * n_outer * outputs_[o].cols * elem);
@@ -307,13 +224,18 @@ void Kernel::run(const Launch& L) const {
     throw UserError("ranges: expected one block-sparse pattern, or one per batch (" + std::to_string(n_batch) + "), got " +
                     std::to_string(n_sets));
   struct Plan {
-    std::vector<Block> blocks;
+    std::vector<RowBlock> blocks;
     std::vector<int64_t> intervals;
   };
   std::vector<Plan> plans(n_sets);
   for (int64_t set = 0; set < n_sets; ++set) {
     Plan& pl = plans[set];
-    plan_blocks(p, L, set, n_outer, n_inner, pl.blocks, pl.intervals);
+    if (L.ranges.empty()) {
+      pl.intervals = {0, n_inner};
+      pl.blocks.push_back({0, n_outer, 0, n_inner > 0 ? 1 : 0});
+    } else {
+      pl.blocks = plan_ranges(p, L, set, n_outer, n_inner, pl.intervals);
+    }
     if (p.reduction == ReductionKind::Sum && options_.scheme == SumScheme::Block) {
       // Flush period: about sqrt(N) as in KeOps, but at least 32 vectors (each lane already sums only every W-th
       // term) and whole vectors, so that pieces have no scalar tails and the per-piece overhead stays small.
@@ -360,23 +282,23 @@ void Kernel::run(const Launch& L) const {
   // Tasks: (batch, rows, intervals), each worth at least ~64k pairs, up to 8 per thread for load balance.
   struct Task {
     int64_t batch, r0, r1;
-    const Block* block;
+    const RowBlock* block;
     const int64_t* intervals;
   };
-  auto length = [&](const Plan& pl, const Block& b) {
+  auto length = [&](const Plan& pl, const RowBlock& b) {
     int64_t len = 0;
     for (int64_t k = b.first; k < b.first + b.count; ++k) len += pl.intervals[2 * k + 1] - pl.intervals[2 * k];
     return len;
   };
   int64_t total = 0;
   for (int64_t bi = 0; bi < n_batch; ++bi)
-    for (const Block& b : plans[n_sets == 1 ? 0 : bi].blocks)
+    for (const RowBlock& b : plans[n_sets == 1 ? 0 : bi].blocks)
       total += (b.r1 - b.r0) * std::max<int64_t>(length(plans[n_sets == 1 ? 0 : bi], b), 1);
   const int64_t target = std::max<int64_t>(1 << 16, total / (8 * int64_t(num_threads())));
   std::vector<Task> tasks;
   for (int64_t bi = 0; bi < n_batch; ++bi) {
     const Plan& pl = plans[n_sets == 1 ? 0 : bi];
-    for (const Block& b : pl.blocks) {
+    for (const RowBlock& b : pl.blocks) {
       const int64_t rows = std::max<int64_t>(1, target / std::max<int64_t>(length(pl, b), 1));
       for (int64_t r = b.r0; r < b.r1; r += rows)
         tasks.push_back({bi, r, std::min(b.r1, r + rows), &b, pl.intervals.data() + 2 * b.first});
