@@ -66,13 +66,7 @@ KernelOptions parse_options(const Program& p, const KernelRequest& r) {
     if (acc == Dtype::F32 && o.dtype == Dtype::F64) throw UserError("dtype_acc=float32 with float64 data would lose precision");
     o.acc = acc;
   }
-  if (r.sum_scheme == "auto" || r.sum_scheme == "block_sum") o.scheme = SumScheme::Block;
-  else if (r.sum_scheme == "direct_sum") o.scheme = SumScheme::Direct;
-  else if (r.sum_scheme == "kahan_scheme") o.scheme = SumScheme::Kahan;
-  else throw UserError("unknown sum_scheme '" + r.sum_scheme + "' (expected auto, direct_sum, block_sum or kahan_scheme)");
-  if (r.sum_scheme != "auto" && p.reduction != ReductionKind::Sum)
-    throw UserError("sum_scheme applies to Sum reductions, not to " + p.reduction_name);
-  if (p.reduction != ReductionKind::Sum) o.scheme = SumScheme::Direct;
+  o.scheme = parse_sum_scheme(p, r.sum_scheme);
   return o;
 }
 

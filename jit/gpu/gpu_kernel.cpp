@@ -54,13 +54,7 @@ GpuOptions parse_options(const Program& p, const GpuRequest& r) {
                       " data would lose precision");
     o.acc = acc;
   }
-  if (r.sum_scheme == "auto" || r.sum_scheme == "block_sum") o.scheme = SumScheme::Block;
-  else if (r.sum_scheme == "direct_sum") o.scheme = SumScheme::Direct;
-  else if (r.sum_scheme == "kahan_scheme") o.scheme = SumScheme::Kahan;
-  else throw UserError("unknown sum_scheme '" + r.sum_scheme + "' (expected auto, direct_sum, block_sum or kahan_scheme)");
-  if (r.sum_scheme != "auto" && p.reduction != ReductionKind::Sum)
-    throw UserError("sum_scheme applies to Sum reductions, not to " + p.reduction_name);
-  if (p.reduction != ReductionKind::Sum) o.scheme = SumScheme::Direct;
+  o.scheme = parse_sum_scheme(p, r.sum_scheme);
   o.fast_math = r.fast_math;
   o.chunks = r.chunks;
   if (r.block < 0 || r.block > 1024 || (r.block % 32 != 0 && r.block > 32))
