@@ -5,6 +5,8 @@ import pytest
 from pykeops.common.engine import load_engine
 from pykeops.numpy import Genred
 
+from dense_reference import argext, bspline, cat, cplx, interleave, kron, softdtw, sq, tensordot, weighted
+
 _engine = load_engine()
 
 # Argument kinds: name -> (category, dim, domain). Reference functions see them broadcast to (M, N, dim).
@@ -27,83 +29,6 @@ ARGS = {
     "F": (0, 3, (-3.0, 3.0)),     # wide range for Floor/Round/Clamp
 }
 
-
-def cplx(a):
-    return a[..., 0::2] + 1j * a[..., 1::2]
-
-
-def interleave(zc):
-    out = np.empty(zc.shape[:-1] + (2 * zc.shape[-1],))
-    out[..., 0::2], out[..., 1::2] = zc.real, zc.imag
-    return out
-
-
-def argext(a, fn):
-    return fn(a, axis=-1)[..., None].astype(float)
-
-
-def softdtw(x, y, gamma):
-    shape = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-    x, y, g = np.broadcast_to(x, shape + x.shape[-1:]), np.broadcast_to(y, shape + y.shape[-1:]), gamma[..., 0]
-    n, m = x.shape[-1], y.shape[-1]
-    R = np.full(shape + (n + 1, m + 1), np.inf)
-    R[..., 0, 0] = 0
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            prev = np.stack([R[..., i - 1, j - 1], R[..., i - 1, j], R[..., i, j - 1]], -1)
-            lo = prev.min(-1)
-            soft = lo - g * np.log(np.exp(-(prev - lo[..., None]) / g[..., None]).sum(-1))
-            R[..., i, j] = (x[..., i - 1] - y[..., j - 1]) ** 2 + soft
-    return R[..., n, m][..., None]
-
-
-def bspline(knots, x, k):
-    t = np.broadcast_to(knots, np.broadcast_shapes(knots.shape[:-1], x.shape[:-1]) + knots.shape[-1:])
-    x = x[..., 0]
-    B = [((t[..., i] <= x) & (x < t[..., i + 1])).astype(float) for i in range(t.shape[-1] - 1)]
-    for d in range(1, k + 1):
-        nxt = []
-        for i in range(t.shape[-1] - d - 1):
-            den1, den2 = t[..., i + d] - t[..., i], t[..., i + d + 1] - t[..., i + 1]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                left = np.where(den1 == 0, 0, (x - t[..., i]) / den1) * B[i]
-                right = np.where(den2 == 0, 0, (t[..., i + d + 1] - x) / den2) * B[i + 1]
-            nxt.append(left + right)
-        B = nxt
-    return np.stack(B, -1)
-
-
-def weighted(sw, f):
-    d = f.shape[-1]
-    if sw.shape[-1] == d * d and d > 1:
-        M = sw.reshape(sw.shape[:-1] + (d, d))
-        return np.einsum("...k,...kl,...l->...", f, M, f)[..., None]
-    return (sw * f * f).sum(-1, keepdims=True)
-
-
-def tensordot(a, b, da, db, ca, cb, perm=None):
-    shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
-    a = np.broadcast_to(a, shape + a.shape[-1:]).reshape((-1,) + tuple(da))
-    b = np.broadcast_to(b, shape + b.shape[-1:]).reshape((-1,) + tuple(db))
-    out = np.stack([np.tensordot(a[k], b[k], (ca, cb)) for k in range(a.shape[0])])
-    if perm is not None:
-        out = out.transpose([0] + [p + 1 for p in perm])
-    return out.reshape(shape + (-1,))
-
-
-def kron(a, b, da, db):
-    shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
-    a = np.broadcast_to(a, shape + a.shape[-1:]).reshape((-1,) + tuple(da))
-    b = np.broadcast_to(b, shape + b.shape[-1:]).reshape((-1,) + tuple(db))
-    return np.stack([np.kron(a[k], b[k]).ravel() for k in range(a.shape[0])]).reshape(shape + (-1,))
-
-
-sq = lambda a: (a * a).sum(-1, keepdims=True)  # noqa: E731
-
-
-def cat(*arrays):
-    lead = np.broadcast_shapes(*(a.shape[:-1] for a in arrays))
-    return np.concatenate([np.broadcast_to(a, lead + a.shape[-1:]) for a in arrays], -1)
 
 # operation -> list of (formula, reference(**args)); every operation of the table needs at least one case.
 CASES = {
