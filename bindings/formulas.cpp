@@ -6,6 +6,7 @@
 #include "../core/op_table.h"
 #include "../core/parser.h"
 #include "../core/printer.h"
+#include "../core/reduction.h"
 #include "bindings.h"
 
 namespace py = pybind11;
@@ -22,6 +23,24 @@ void define_formulas(py::module_& m) {
         return keops::parse_formula(formula, keops::parse_aliases(aliases))->dim();
       },
       py::arg("formula"), py::arg("aliases") = std::vector<std::string>{});
+  m.def("reduction_signature", [](const std::string& reduction, const std::vector<std::string>& aliases) {
+        const auto parsed = keops::parse_aliases(aliases);
+        const auto red = keops::parse_reduction(reduction, parsed);
+        py::dict d;
+        std::vector<int> dims, cats;
+        for (const keops::ArgInfo& a : keops::argument_table(red, parsed)) {
+          dims.push_back(a.dim);
+          cats.push_back(a.cat);
+        }
+        d["nargs"] = dims.size();
+        d["arg_dims"] = dims;
+        d["arg_cats"] = cats;
+        d["dim_out"] = red.dim_out();
+        d["tag"] = red.tag;
+        return d;
+      },
+      py::arg("reduction"), py::arg("aliases") = std::vector<std::string>{},
+      "Arguments (dims, categories), output columns and output category of a reduction, without generating code.");
   m.def("operations", [] {
     py::list out;
     for (const keops::OpInfo& op : keops::all_ops()) {

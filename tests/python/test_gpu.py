@@ -490,19 +490,32 @@ def test_lazytensor_on_cuda_tensors():
 
 
 @_mark
-def test_autograd_on_the_gpu():
-    if not CPU_BACKEND:
-        pytest.skip("the autograd Function reads kernel metadata from the CPU backend")
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("reduction", ["Sum", "LogSumExp", "Min", "KMin"])
+def test_autograd_on_the_gpu(dtype, reduction):
+    # Built from the engine's parser, not a CPU kernel: works for float16 and in builds without the CPU backend.
     from pykeops.torch import Genred
 
-    x = _rand(60, 3, dtype="float64").requires_grad_()
-    y, b = _rand(70, 3, dtype="float64", seed=14), _rand(70, 1, dtype="float64", seed=15)
-    g = Genred("Exp(-SqDist(x,y))*b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"], axis=1)
-    (gx,) = torch.autograd.grad(g(x, y, b).sum(), x)
-    xr = x.detach().clone().requires_grad_()
-    (rx,) = torch.autograd.grad((torch.exp(-((xr[:, None] - y[None]) ** 2).sum(-1)) @ b).sum(), xr)
-    assert gx.is_cuda
-    torch.testing.assert_close(gx, rx)
+    x = _rand(60, 3, dtype=dtype).requires_grad_()
+    y = _rand(70, 3, dtype=dtype, seed=14).requires_grad_()
+    b = _rand(70, 1, dtype=dtype, seed=15)
+    kw = {"opt_arg": 2} if reduction == "KMin" else {}
+    formula = "-SqDist(x,y)*b" if reduction != "Sum" else "Exp(-SqDist(x,y))*b"
+    g = Genred(formula, ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"], reduction_op=reduction, axis=1, **kw)
+    out = g(x, y, b)
+    w = _rand(*out.shape, dtype=dtype, seed=16)
+    gx, gy = torch.autograd.grad((out * w).sum(), [x, y])
+    xr, yr = (t.detach().double().requires_grad_() for t in (x, y))
+    d2, bj = ((xr[:, None] - yr[None]) ** 2).sum(-1), b.double().view(1, -1)
+    ref = {"Sum": lambda: (torch.exp(-d2) * bj).sum(1, keepdim=True),
+           "LogSumExp": lambda: torch.logsumexp(-d2 * bj, 1, keepdim=True),
+           "Min": lambda: (-d2 * bj).min(1, keepdim=True).values,
+           "KMin": lambda: (-d2 * bj).topk(2, dim=1, largest=False).values}[reduction]()
+    rx, ry = torch.autograd.grad((ref * w.double()).sum(), [xr, yr])
+    assert gx.is_cuda and gx.dtype == x.dtype
+    for got, want in ((gx, rx), (gy, ry)):
+        scale = want.abs().max().item()
+        torch.testing.assert_close(got.double(), want, rtol=_tol(dtype) * 5, atol=_tol(dtype) * 5 * scale)
 
 
 # -------------------------------------------------------------------------------- the Python glue, without a GPU
@@ -604,3 +617,32 @@ def test_host_path_with_a_simulated_device(simulated, framework):
         g(wrap(x[0].astype(np.float16)), wrap(y.astype(np.float32)), wrap(b.astype(np.float16)), backend="GPU")
     with pytest.raises(ValueError, match="GPU device 3 does not exist"):
         g(*(wrap(a) for a in (x[0], y, b)), backend="GPU", device_id=3)
+
+
+def test_autograd_with_a_simulated_device_never_asks_for_a_cpu_kernel(simulated, monkeypatch):
+    """Backward and forward mode on a GPU backend use only GPU kernels (the signature comes from the parser)."""
+    if torch is None:
+        pytest.skip("torch is not installed")
+    from pykeops.common.genred import GenericGenred
+    from pykeops.torch import Genred
+
+    rng = np.random.default_rng(1)
+    x, y, b = (torch.from_numpy(rng.random(s)).requires_grad_() for s in ((7, 3), (9, 3), (9, 2)))
+    aliases = ["x = Vi(3)", "y = Vj(3)", "b = Vj(2)"]
+    refs = {}
+    for backend in ("CPU", "GPU"):
+        if backend == "GPU":
+            monkeypatch.setattr(GenericGenred, "_kernel", lambda self, dtype: pytest.fail("a CPU kernel was asked for"))
+        for op in ("Sum", "LogSumExp", "KMin"):
+            kw = {"opt_arg": 2} if op == "KMin" else {}
+            g = Genred("Exp(-SqDist(x,y))*b" if op == "Sum" else "-SqDist(x,y)*Sum(b)", aliases, reduction_op=op, axis=1, **kw)
+            out = g(x, y, b, backend=backend)
+            grads = torch.autograd.grad(out.square().sum(), [x, y, b])
+            with torch.autograd.forward_ad.dual_level():
+                dual = torch.autograd.forward_ad.make_dual(x.detach(), torch.ones_like(x))
+                tangent = torch.autograd.forward_ad.unpack_dual(g(dual, y.detach(), b.detach(), backend=backend)).tangent
+            refs.setdefault(op, []).append((out, *grads, tangent))
+    for op, (cpu, sim) in refs.items():
+        for a, c in zip(sim, cpu):
+            torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
+    assert len(simulated.runs) >= 9

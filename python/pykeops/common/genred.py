@@ -102,6 +102,7 @@ def broadcast_batch(batches, what):
     return tuple(result)
 
 
+Signature = namedtuple("Signature", "nargs arg_dims arg_cats dim_out tag")
 BoundArguments = namedtuple("BoundArguments", "arrays nx ny batch arg_batch")
 
 
@@ -312,6 +313,14 @@ class GenericGenred:
         if self.dtype_acc == "float16":
             raise ValueError(f"{self._acc_option} needs float16 data and the GPU backend")
         return self.dtype_acc
+
+    def signature(self):
+        """The reduction's arguments and output (nargs, arg_dims, arg_cats, dim_out, tag), from the engine's parser:
+        no code is generated, so this holds for every backend and dtype."""
+        sig = self.__dict__.get("_signature")
+        if sig is None:
+            sig = self._signature = Signature(**load_engine().reduction_signature(self.formula, self.aliases))
+        return sig
 
     def _kernel(self, dtype):
         kernel = self._kernels.get(dtype)

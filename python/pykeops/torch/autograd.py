@@ -115,9 +115,10 @@ def apply(genred, args, backend, device_id, ranges):
 
 def gradient(call, args, outs, grads, k):
     """Gradient with respect to argument k, as the input's shape."""
-    g, kernel = call.genred, call.genred._kernel(args[0].dtype.__str__().removeprefix("torch."))
-    dims, cats, n = kernel.arg_dims, kernel.arg_cats, kernel.nargs
-    red, tag = REDUCTIONS[g.reduction_op], kernel.tag
+    g = call.genred
+    sig = g.signature()
+    dims, cats, n = sig.arg_dims, sig.arg_cats, sig.nargs
+    red, tag = REDUCTIONS[g.reduction_op], sig.tag
     v = var(k, dims[k], cats[k])
     engine = red.engine
     if engine in SELECTING:
@@ -125,10 +126,10 @@ def gradient(call, args, outs, grads, k):
     if grads[0] is None:
         return None
     if engine == "Sum":
-        e = var(n, kernel.dim_out, tag)
+        e = var(n, sig.dim_out, tag)
         formula, extra, extra_args = f"Grad({g.inner_formula},{v},{e})", [e], [grads[0]]
     else:  # Max_SumShiftExpWeight: d/dv of s = sum exp(F - m) G, m held constant (see the module docstring)
-        dg = kernel.dim_out - 1
+        dg = sig.dim_out - 1
         m, e = var(n, 1, tag), var(n + 1, dg, tag)
         h = f"Exp({g.inner_formula}-{m})" + (f"*{g.weight_formula}" if g.weight_formula else "")
         formula, extra = f"Grad({h},{v},{e})", [m, e]
@@ -176,8 +177,8 @@ def selected_pairs(call, args, outs):
 def selected_gradient(call, args, outs, grads, k):
     """Gradient through the selected pairs: one restricted Sum(Grad(Elem(F, c), v, e)) per rank and component."""
     g = call.genred
-    kernel = g._kernel(str(args[0].dtype).removeprefix("torch."))
-    dims, cats, n, tag = kernel.arg_dims, kernel.arg_cats, kernel.nargs, kernel.tag
+    sig = g.signature()
+    dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
     if grads[0] is None:
         return None
     values, idx, K = selected_pairs(call, args, outs)
@@ -209,8 +210,8 @@ def selected_gradient(call, args, outs, grads, k):
 def tangent_of_outputs(call, args, outs, tangents):
     """Tangents of the raw outputs given the inputs' tangents (None: zero)."""
     g = call.genred
-    kernel = g._kernel(str(args[0].dtype).removeprefix("torch."))
-    dims, cats, n, tag = kernel.arg_dims, kernel.arg_cats, kernel.nargs, kernel.tag
+    sig = g.signature()
+    dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
     engine = REDUCTIONS[g.reduction_op].engine
     active = [k for k, t in enumerate(tangents) if t is not None]
     zero = [torch.zeros_like(o) if o.is_floating_point() else None for o in outs]
@@ -232,8 +233,8 @@ def tangent_of_outputs(call, args, outs, tangents):
 
 def selected_tangent(call, args, outs, active, tvars, targs):
     g = call.genred
-    kernel = g._kernel(str(args[0].dtype).removeprefix("torch."))
-    dims, cats, tag = kernel.arg_dims, kernel.arg_cats, kernel.tag
+    sig = g.signature()
+    dims, cats, tag = sig.arg_dims, sig.arg_cats, sig.tag
     values, idx, K = selected_pairs(call, args, outs)
     if idx.dim() > 2:
         raise NotImplementedError(f"forward-mode derivatives of {g.reduction_op} with batch dimensions are not supported")
