@@ -147,28 +147,40 @@ def reduce_to_argument(call, formula, extra, all_args, arg, cat, tag):
     return sum_to_shape(out, arg.shape)
 
 
-def selection_ranges(idx, n_out, tag):
+def selection_ranges(idx, n_red, tag):
     """Block-sparse ranges (KeOps order: i side, then j side) in which output row o (indexed by i if tag == 0)
-    reduces over the single index idx[o] only (-1: over nothing), and symmetrically."""
-    dev = idx.device
-    rows = torch.arange(n_out, device=dev)
+    reduces over the single index idx[..., o] only (-1: over nothing), and symmetrically: reduced row r over the
+    output rows that selected it. idx has shape batch + (n_out,); the arrays get the same leading batch dims (one
+    pattern per batch), so every batch has the same counts: one interval per output row, empty where idx is -1."""
+    dev, n_out = idx.device, idx.shape[-1]
+    lead = idx.shape[:-1]
+    rows = torch.arange(n_out, device=dev).expand(idx.shape)
     valid = idx >= 0
-    ranges_o = torch.stack([rows, rows + 1], 1)
-    slices_o = torch.cumsum(valid.to(torch.int64), 0)
-    sel = idx[valid]
-    red_o = torch.stack([sel, sel + 1], 1)
-    order = torch.argsort(sel, stable=True)
-    src = rows[valid][order]
-    targets, counts = torch.unique_consecutive(sel[order], return_counts=True)
-    ranges_r = torch.stack([targets, targets + 1], 1)
-    slices_r = torch.cumsum(counts, 0)
-    red_r = torch.stack([src, src + 1], 1)
-    sides = (ranges_o, slices_o, red_o, ranges_r, slices_r, red_r)
+    sel = torch.where(valid, idx, 0)
+    ranges_o = torch.stack([rows, rows + 1], -1)
+    slices_o = rows + 1
+    red_o = torch.stack([sel, sel + valid.to(torch.int64)], -1)
+    # The other side: reduced rows 0..n_red-1, each over its selecting output rows (invalid ones count, as empty
+    # intervals, towards the last reduced row, so that every batch has n_out intervals).
+    key = torch.where(valid, idx, n_red - 1)
+    order = torch.argsort(key, dim=-1, stable=True)
+    src, src_valid = torch.gather(rows, -1, order), torch.gather(valid, -1, order)
+    red_r = torch.stack([torch.where(src_valid, src, 0), torch.where(src_valid, src + 1, 0)], -1)
+    counts = torch.zeros(*lead, n_red, dtype=torch.int64, device=dev).scatter_add_(-1, key, torch.ones_like(key))
+    targets = torch.arange(n_red, device=dev).expand(*lead, n_red)
+    ranges_r = torch.stack([targets, targets + 1], -1)
+    slices_r = torch.cumsum(counts, -1)
+    sides = tuple(a.contiguous() for a in (ranges_o, slices_o, red_o, ranges_r, slices_r, red_r))
     return sides if tag == 0 else (*sides[3:], *sides[:3])
 
 
+def reduced_rows(args, cats, tag):
+    """Rows of the reduced side (the variables of category 1 - tag; 1 when there is none, as for the kernel)."""
+    return next((a.shape[-2] for a, c in zip(args, cats) if c == 1 - tag), 1)
+
+
 def selected_pairs(call, args, outs):
-    """Values and int64 indices of a selecting reduction's forward, with K and the formula's dim."""
+    """Values and int64 indices of a selecting reduction's forward, with K."""
     red = REDUCTIONS[call.genred.reduction_op]
     K = call.genred.opt_arg if red.k else 1
     return outs[0], outs[-1], K
@@ -182,27 +194,23 @@ def selected_gradient(call, args, outs, grads, k):
     if grads[0] is None:
         return None
     values, idx, K = selected_pairs(call, args, outs)
-    if idx.dim() > 2:
-        raise NotImplementedError(
-            f"the gradient of a {g.reduction_op} reduction with batch dimensions is not supported: "
-            "loop over the batch in Python, or use a Sum / LogSumExp reduction")
     D = values.shape[-1] // K
-    n_out = values.shape[-2]
+    n_red = reduced_rows(args, cats, tag)
     e = var(n, 1, tag)
-    total = torch.zeros_like(args[k])
+    total = None
     for r in range(K):
         for c in range(D):
             col = r * D + c
             f = g.inner_formula if D == 1 else f"Elem({g.inner_formula},{c})"
             formula = f"Grad({f},{var(k, dims[k], cats[k])},{e})"
-            ranges = selection_ranges(idx[:, col], n_out, tag)
-            all_args = list(args) + [grads[0][:, col:col + 1].contiguous()]
+            ranges = selection_ranges(idx[..., col], n_red, tag)
+            all_args = list(args) + [grads[0][..., col:col + 1].contiguous()]
             if cats[k] == 2:
-                out = call.run(call.derived(formula, [e], axis=1 - tag), all_args, ranges)
-                total = total + out.sum(dim=-2)
+                out = call.run(call.derived(formula, [e], axis=1 - tag), all_args, ranges).sum(dim=-2)
             else:
-                total = total + call.run(call.derived(formula, [e], axis=1 - cats[k]), all_args, ranges)
-    return total
+                out = call.run(call.derived(formula, [e], axis=1 - cats[k]), all_args, ranges)
+            total = out if total is None else total + out
+    return sum_to_shape(total, args[k].shape)
 
 
 # ---------------------------------------------------------------------------------------------- forward mode
@@ -236,16 +244,14 @@ def selected_tangent(call, args, outs, active, tvars, targs):
     sig = g.signature()
     dims, cats, tag = sig.arg_dims, sig.arg_cats, sig.tag
     values, idx, K = selected_pairs(call, args, outs)
-    if idx.dim() > 2:
-        raise NotImplementedError(f"forward-mode derivatives of {g.reduction_op} with batch dimensions are not supported")
     D = values.shape[-1] // K
-    n_out = values.shape[-2]
+    n_red = reduced_rows(args, cats, tag)
     cols = []
     for r in range(K):
         for c in range(D):
             f = g.inner_formula if D == 1 else f"Elem({g.inner_formula},{c})"
             diff = "+".join(f"Diff({f},{var(k, dims[k], cats[k])},{t})" for k, t in zip(active, tvars))
-            ranges = selection_ranges(idx[:, r * D + c], n_out, tag)
+            ranges = selection_ranges(idx[..., r * D + c], n_red, tag)
             cols.append(call.run(call.derived(diff, tvars), list(args) + targs, ranges))
     dvalues = torch.cat(cols, -1)
     return [dvalues] + [None] * (len(outs) - 1)
