@@ -233,6 +233,17 @@ def test_kernel_solve_gradients_by_implicit_differentiation():
     gb = torch.autograd.grad((dense(x, b, s) * w).sum(), (x, b, s))
     for p, q in zip(ga, gb):
         torch.testing.assert_close(p, q, rtol=1e-7, atol=1e-9)
+    # forward mode: da = (alpha Id + K)^-1 (db - dK a), and jacfwd built on it
+    tangents = tuple(torch.randn_like(t) for t in (x, b, s))
+    primals = tuple(t.detach() for t in (x, b, s))
+    _, ja = torch.func.jvp(f, primals, tangents)
+    _, jb = torch.func.jvp(dense, primals, tangents)
+    torch.testing.assert_close(ja, jb, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(torch.func.jacfwd(f, argnums=2)(*primals), torch.func.jacfwd(dense, argnums=2)(*primals),
+                               rtol=1e-7, atol=1e-9)
+    bs = torch.randn(3, 8, 1, dtype=torch.float64)
+    torch.testing.assert_close(torch.func.vmap(lambda b: f(primals[0], b, primals[2]))(bs),
+                               torch.stack([dense(primals[0], b, primals[2]) for b in bs]), rtol=1e-7, atol=1e-9)
 
 
 def test_gradients_through_block_sparse_ranges():

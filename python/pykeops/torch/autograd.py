@@ -267,7 +267,8 @@ class SolveCall:
 
 class KernelSolveFunction(torch.autograd.Function):
     """a = (alpha Id + K)^-1 b, differentiated implicitly: with K symmetric (as KernelSolve assumes),
-    dL/db = (alpha Id + K)^-1 G =: c, and for every other input v, dL/dv = -d/dv <c, K(v) a>."""
+    dL/db = (alpha Id + K)^-1 G =: c, and for every other input v, dL/dv = -d/dv <c, K(v) a>. Forward mode:
+    da = (alpha Id + K)^-1 (db - dK a)."""
 
     @staticmethod
     def forward(call, *args):
@@ -277,6 +278,27 @@ class KernelSolveFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         ctx.call = inputs[0]
         ctx.save_for_backward(*inputs[1:], output)
+        ctx.save_for_forward(*inputs[1:], output)
+
+    @staticmethod
+    def jvp(ctx, _call_tangent, *tangents):
+        # (alpha Id + K) a = b  =>  (alpha Id + K) da = db - dK a, dK a: the Sum's tangent with a held constant.
+        call = ctx.call
+        *args, a = ctx.saved_tensors
+        pos = call.solver.varinvpos
+        with_a = list(args)
+        with_a[pos] = a
+        others = [None if k == pos else t for k, t in enumerate(tangents)]
+        dKa = tangent_of_outputs(Call(call.solver.genred, call.backend, call.device_id, call.ranges), with_a, [a], others)[0]
+        rhs = list(args)
+        rhs[pos] = (tangents[pos] if tangents[pos] is not None else torch.zeros_like(a)) - dKa
+        return solve(call.solver, rhs, call.backend, call.device_id, call.alpha, call.eps, call.ranges)  # vmap-able
+
+    @staticmethod
+    def vmap(info, in_dims, call, *args):
+        # As for Genred: the vmapped dimension becomes a batch dimension (one block-diagonal system, solved at once).
+        moved = [a.unsqueeze(0) if d is None else a.movedim(d, 0) for a, d in zip(args, in_dims[1:])]
+        return KernelSolveFunction.apply(call, *moved), 0
 
     @staticmethod
     def backward(ctx, grad):
