@@ -54,7 +54,7 @@ def clean_pykeops(recompile_jit_binaries=True):
     folder = engine.cache_folder()
     if folder and os.path.isdir(folder):
         for name in os.listdir(folder):
-            if name.endswith((".o", ".key", ".cubin")):
+            if name.endswith((".o", ".key", ".cubin", ".gpukey")):
                 os.remove(os.path.join(folder, name))
     engine.clear_memory_cache()
 

@@ -646,3 +646,16 @@ def test_autograd_with_a_simulated_device_never_asks_for_a_cpu_kernel(simulated,
         for a, c in zip(sim, cpu):
             torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
     assert len(simulated.runs) >= 9
+
+
+def test_builds_without_the_cpu_backend_send_host_arrays_to_the_gpu(simulated, monkeypatch):
+    from pykeops.numpy import Genred
+
+    rng = np.random.default_rng(2)
+    x, y = rng.random((5, 3)), rng.random((6, 3))
+    g = Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="Min", axis=1)
+    expected = g(x, y)
+    assert simulated.runs == []  # backend="auto" with host arrays: the CPU
+    monkeypatch.setattr(gpu, "cpu_backend", lambda: False)
+    np.testing.assert_array_equal(g(x, y), expected)
+    assert len(simulated.runs) == 1  # the only backend there is

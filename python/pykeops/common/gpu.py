@@ -4,7 +4,8 @@ A Genred call runs on the GPU when a GPU backend is asked for ("GPU", "GPU_1D", 
 backend="auto" and the arguments are torch CUDA tensors. CUDA tensors are used in place on their own device, on
 torch's current stream there; outputs are allocated by torch on that device. Host arrays (NumPy, CPU tensors) with a
 GPU backend are copied to the device (device_id, else pykeops.default_device_id) and the results back: through torch
-when it is installed, else through the engine's driver-API helpers. backend="auto" with host arrays stays on the CPU.
+when it is installed, else through the engine's driver-API helpers. backend="auto" with host arrays stays on the CPU
+(unless the build has no CPU backend).
 """
 
 import functools
@@ -91,7 +92,17 @@ def selected(backend, args, tools):
         return True
     if on_gpu and backend == "CPU":
         raise ValueError(f"backend='CPU' cannot take arguments on {on_gpu[0]}: move them to the CPU or use a GPU backend")
-    return False
+    # Host arrays stay on the CPU, except in builds without the CPU backend, where the GPU is the only choice.
+    return backend == "auto" and not cpu_backend() and available()
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_backend():
+    """Whether this build has the LLVM CPU backend (False when built with KEOPS_CPU_BACKEND=OFF)."""
+    try:
+        return bool(engine().cpu_backend_available())
+    except ImportError:
+        return False
 
 
 def scheme_of(backend):
