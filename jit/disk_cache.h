@@ -5,6 +5,10 @@
 
 namespace keops {
 
+// SHA-256 of the engine's sources (generated at build time by cmake/source_hash.cmake): part of every disk-cache
+// key, so that code compiled by another version of the code generators is never loaded.
+extern const char* const kSourceHash;
+
 // A stable 128-bit hex digest of a key, for file names (the key itself is stored and checked on load).
 std::string key_digest(const std::string& key);
 

@@ -183,13 +183,13 @@ class ReductionCodegen {
   // Types of the state slots at a width.
   std::vector<llvm::Type*> types(int w) const {
     std::vector<llvm::Type*> ts;
-    for (Slot s : slots()) ts.push_back(vec(s == Slot::Index ? i64_ : s == Slot::Value ? t_ : acc_, w));
+    for (Slot s : slots()) ts.push_back(vec(s == Slot::Index ? i64_ : s == Slot::Value ? t_ : acc_, width(w)));
     return ts;
   }
 
   State init(int w) const {
     State st;
-    for (Slot s : slots()) st.push_back(initial(s, w));
+    for (Slot s : slots()) st.push_back(initial(s, width(w)));
     if (p_.reduction == ReductionKind::MaxSumShiftExpWeight)  // [m, s...] starts at m = -inf, s = 0
       st[0] = llvm::ConstantFP::getInfinity(vec(acc_, w), true);
     return st;
@@ -218,7 +218,10 @@ class ReductionCodegen {
         }
         return st;
       case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
-        for (int c = 0; c < d; ++c) insert_k(st, c, f[c], j);
+        for (int c = 0; c < d; ++c) {
+          if (f[c]->getType()->isVectorTy()) insert_k_lanes(st, c, f[c], j);
+          else insert_k(st, c, f[c], j);
+        }
         return st;
       case ReductionKind::Zero: return st;
     }
@@ -235,54 +238,15 @@ class ReductionCodegen {
     return st;
   }
 
-  // Folds every lane of a W-wide state into a scalar state. K-reductions, whose combine step is K^2
-  // compare-and-swaps, go through memory and a loop over lanes, to keep the code (and compile time) small.
+  // Folds every lane of a W-wide state into a scalar state (K-reductions keep one scalar list: merged as one lane).
   State merge(State scalar, const State& lanes, int w) {
-    if (p_.reduction == ReductionKind::KMin || p_.reduction == ReductionKind::ArgKMin ||
-        p_.reduction == ReductionKind::KMinArgKMin)
-      return merge_by_loop(scalar, lanes, w);
+    if (is_k()) return combine(scalar, lanes);
     for (int l = 0; l < w; ++l) {
       State lane;
       for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
       scalar = combine(scalar, lane);
     }
     return scalar;
-  }
-
-  State merge_by_loop(const State& scalar, const State& lanes, int w) {
-    llvm::Function* fn = b_.GetInsertBlock()->getParent();
-    IRBuilder<> at_entry(&fn->getEntryBlock(), fn->getEntryBlock().begin());  // allocas once per call, not per row
-    std::vector<Value*> spill;
-    for (Value* v : lanes) {
-      llvm::Type* et = llvm::cast<llvm::FixedVectorType>(v->getType())->getElementType();
-      llvm::AllocaInst* slot = at_entry.CreateAlloca(et, at_entry.getInt64(w));
-      slot->setAlignment(llvm::Align(64));  // vector stores assume the vector's own alignment
-      b_.CreateStore(v, b_.CreatePointerCast(slot, llvm::PointerType::getUnqual(v->getType())));
-      spill.push_back(slot);
-    }
-    llvm::BasicBlock* pre = b_.GetInsertBlock();
-    auto* body = llvm::BasicBlock::Create(b_.getContext(), "merge", fn);
-    auto* after = llvm::BasicBlock::Create(b_.getContext(), "merged", fn);
-    b_.CreateBr(body);
-    b_.SetInsertPoint(body);
-    llvm::PHINode* l = b_.CreatePHI(i64_, 2);
-    std::vector<llvm::PHINode*> st;
-    for (Value* v : scalar) st.push_back(b_.CreatePHI(v->getType(), 2));
-    l->addIncoming(b_.getInt64(0), pre);
-    for (size_t k = 0; k < st.size(); ++k) st[k]->addIncoming(scalar[k], pre);
-    State lane;
-    for (size_t k = 0; k < spill.size(); ++k) {
-      llvm::Type* et = scalar[k]->getType();
-      lane.push_back(b_.CreateLoad(et, b_.CreateInBoundsGEP(et, spill[k], l)));
-    }
-    State next = combine(State(st.begin(), st.end()), lane);
-    Value* l_next = b_.CreateAdd(l, b_.getInt64(1));
-    llvm::BasicBlock* latch = b_.GetInsertBlock();
-    l->addIncoming(l_next, latch);
-    for (size_t k = 0; k < st.size(); ++k) st[k]->addIncoming(next[k], latch);
-    b_.CreateCondBr(b_.CreateICmpSLT(l_next, b_.getInt64(w)), body, after);
-    b_.SetInsertPoint(after);
-    return next;
   }
 
   // Writes the finished scalar state of row `i` into the output arrays.
@@ -349,6 +313,13 @@ class ReductionCodegen {
   }
 
   static llvm::Type* vec(llvm::Type* t, int w) { return w == 1 ? t : llvm::FixedVectorType::get(t, w); }
+
+  bool is_k() const {
+    return p_.reduction == ReductionKind::KMin || p_.reduction == ReductionKind::ArgKMin ||
+           p_.reduction == ReductionKind::KMinArgKMin;
+  }
+  // K-reductions keep one sorted list per row, in scalars, also in the vector loop (see insert_k_lanes).
+  int width(int w) const { return is_k() ? 1 : w; }
 
   bool is_max() const {
     return p_.reduction == ReductionKind::Max || p_.reduction == ReductionKind::ArgMax || p_.reduction == ReductionKind::MaxArgMax;
@@ -422,16 +393,79 @@ class ReductionCodegen {
     Value* tie = b_.CreateAnd(b_.CreateFCmpOEQ(v, best), b_.CreateICmpSLT(j, best_j));
     return b_.CreateOr(better_value(v, best), tie);
   }
-  // Inserts (v, j) into component c's sorted list of K (value, index) pairs by a compare-and-swap chain.
+  // (v, j) beats (lv, lj) in a K-list's order: smaller value, or the same value at a smaller index.
+  Value* beats(Value* v, Value* j, Value* lv, Value* lj) {
+    return b_.CreateOr(b_.CreateFCmpOLT(v, lv), b_.CreateAnd(b_.CreateFCmpOEQ(v, lv), b_.CreateICmpSLT(j, lj)));
+  }
+
+  // Inserts the scalar pair (v, j) into component c's sorted list of K (value, index) pairs by a compare-and-swap
+  // chain, which runs only when the pair beats the last entry (the list is sorted: otherwise it beats none).
   void insert_k(State& st, int c, Value* v, Value* j) {
+    const int first = c * p_.opt * 2, last = first + (p_.opt - 1) * 2;
+    llvm::Function* fn = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    auto* chain = llvm::BasicBlock::Create(b_.getContext(), "insert", fn);
+    auto* after = llvm::BasicBlock::Create(b_.getContext(), "inserted", fn);
+    b_.CreateCondBr(beats(v, j, st[last], st[last + 1]), chain, after);
+    b_.SetInsertPoint(chain);
+    const State kept = st;
     for (int r = 0; r < p_.opt; ++r) {
-      Value *&lv = st[(c * p_.opt + r) * 2], *&lj = st[(c * p_.opt + r) * 2 + 1];
-      Value* take = b_.CreateOr(b_.CreateFCmpOLT(v, lv), b_.CreateAnd(b_.CreateFCmpOEQ(v, lv), b_.CreateICmpSLT(j, lj)));
+      Value *&lv = st[first + 2 * r], *&lj = st[first + 2 * r + 1];
+      Value* take = beats(v, j, lv, lj);
       Value *nv = b_.CreateSelect(take, v, lv), *nj = b_.CreateSelect(take, j, lj);
       v = b_.CreateSelect(take, lv, v);
       j = b_.CreateSelect(take, lj, j);
       lv = nv;
       lj = nj;
+    }
+    llvm::BasicBlock* chain_end = b_.GetInsertBlock();
+    b_.CreateBr(after);
+    b_.SetInsertPoint(after);
+    for (int k = first; k <= last + 1; ++k) {
+      llvm::PHINode* phi = b_.CreatePHI(kept[k]->getType(), 2);
+      phi->addIncoming(kept[k], before);
+      phi->addIncoming(st[k], chain_end);
+      st[k] = phi;
+    }
+  }
+
+  // W candidates at once: one vector compare against the list's last entry filters them (after the first tiles
+  // almost all fail: a row of N values changes its K best about K log(N/K) times), then the lanes that pass are
+  // inserted one by one, in lane order, which keeps ties resolved to the smallest index.
+  void insert_k_lanes(State& st, int c, Value* vv, Value* vj) {
+    const int first = c * p_.opt * 2, last = first + (p_.opt - 1) * 2, w = static_cast<int>(
+        llvm::cast<llvm::FixedVectorType>(vv->getType())->getNumElements());
+    llvm::Type* mask_t = b_.getIntNTy(w);
+    Value* pass = beats(vv, vj, b_.CreateVectorSplat(w, st[last]), b_.CreateVectorSplat(w, st[last + 1]));
+    Value* mask = b_.CreateBitCast(pass, mask_t);
+    llvm::Function* fn = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    auto* loop = llvm::BasicBlock::Create(b_.getContext(), "lanes", fn);
+    auto* after = llvm::BasicBlock::Create(b_.getContext(), "lanes_done", fn);
+    b_.CreateCondBr(b_.CreateICmpNE(mask, llvm::ConstantInt::get(mask_t, 0)), loop, after);
+    b_.SetInsertPoint(loop);
+    llvm::PHINode* m = b_.CreatePHI(mask_t, 2);
+    m->addIncoming(mask, before);
+    const State kept = st;
+    std::vector<llvm::PHINode*> phis;
+    for (int k = first; k <= last + 1; ++k) {
+      phis.push_back(b_.CreatePHI(st[k]->getType(), 2));
+      phis.back()->addIncoming(st[k], before);
+      st[k] = phis.back();
+    }
+    Value* lane = b_.CreateBinaryIntrinsic(llvm::Intrinsic::cttz, m, b_.getTrue());
+    insert_k(st, c, b_.CreateExtractElement(vv, lane), b_.CreateExtractElement(vj, lane));
+    Value* m_next = b_.CreateAnd(m, b_.CreateSub(m, llvm::ConstantInt::get(mask_t, 1)));
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    m->addIncoming(m_next, latch);
+    for (size_t k = 0; k < phis.size(); ++k) phis[k]->addIncoming(st[first + k], latch);
+    b_.CreateCondBr(b_.CreateICmpNE(m_next, llvm::ConstantInt::get(mask_t, 0)), loop, after);
+    b_.SetInsertPoint(after);
+    for (int k = first; k <= last + 1; ++k) {
+      llvm::PHINode* phi = b_.CreatePHI(kept[k]->getType(), 2);
+      phi->addIncoming(kept[k], before);
+      phi->addIncoming(st[k], latch);
+      st[k] = phi;
     }
   }
 

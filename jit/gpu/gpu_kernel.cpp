@@ -19,7 +19,6 @@ namespace keops::gpu {
 
 namespace {
 
-constexpr const char* kGpuEngineVersion = "keops-gpu-1";
 
 struct Cache {
   std::mutex mutex;
@@ -64,7 +63,7 @@ GpuOptions parse_options(const Program& p, const GpuRequest& r) {
 }
 
 std::string program_key(const Program& p, const GpuOptions& o) {
-  std::string key = std::string(kGpuEngineVersion) + "\n" + o.text() + "\n" + p.canonical;
+  std::string key = "keops-gpu " + std::string(kSourceHash) + "\n" + o.text() + "\n" + p.canonical;
   for (const ArgInfo& a : p.args) key += "\n" + std::to_string(a.dim) + "," + std::to_string(a.cat);
   return key;
 }

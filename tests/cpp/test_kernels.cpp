@@ -5,6 +5,7 @@
 
 #include "catch.hpp"
 #include "core/errors.h"
+#include "jit/disk_cache.h"
 #include "jit/kernel_cache.h"
 #include "jit/thread_pool.h"
 #include "program_eval.h"
@@ -137,6 +138,15 @@ TEST_CASE("cache: same request, same program in another spelling, and the disk")
   auto k4 = get_kernel(a);
   CHECK(cache_stats().disk_hits == mid.disk_hits + 1);
   CHECK(k4->program().canonical == k1->program().canonical);
+  // The stored key starts with the hash of the engine's sources: another code generator never reads this object.
+  REQUIRE(std::string(kSourceHash).size() == 64);
+  int keys = 0;
+  for (const auto& e : std::filesystem::directory_iterator(tmp))
+    if (e.path().extension() == ".key") {
+      ++keys;
+      CHECK(read_file(e.path()).rfind("keops-jit " + std::string(kSourceHash) + "\n", 0) == 0);
+    }
+  CHECK(keys == 1);
   check_kernel<float>(a.formula, a.aliases, 20, 20, 2e-5);
   set_cache_folder("");
   std::filesystem::remove_all(tmp);
