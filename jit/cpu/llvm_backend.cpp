@@ -212,15 +212,23 @@ class ReductionCodegen {
         return st;
       case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
         for (int c = 0; c < d; ++c) {
-          Value* take = better_pair(f[c], j, st[c], st[d + c]);
-          st[c] = b_.CreateSelect(take, f[c], st[c]);
-          st[d + c] = b_.CreateSelect(take, j, st[d + c]);
+          auto put = [&, c](State& s, Value* v, Value* jj) {
+            Value* take = better_pair(v, jj, s[c], s[d + c]);
+            s[c] = b_.CreateSelect(take, v, s[c]);
+            s[d + c] = b_.CreateSelect(take, jj, s[d + c]);
+          };
+          if (f[c]->getType()->isVectorTy()) filter_lanes(st, {c, d + c}, c, d + c, f[c], j, put);
+          else put(st, f[c], j);
         }
         return st;
       case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
         for (int c = 0; c < d; ++c) {
-          if (f[c]->getType()->isVectorTy()) insert_k_lanes(st, c, f[c], j);
-          else insert_k(st, c, f[c], j);
+          const int first = c * p_.opt * 2, last = first + (p_.opt - 1) * 2;
+          std::vector<int> list;
+          for (int k = first; k <= last + 1; ++k) list.push_back(k);
+          auto put = [&, c](State& s, Value* v, Value* jj) { insert_k(s, c, v, jj); };
+          if (f[c]->getType()->isVectorTy()) filter_lanes(st, list, last, last + 1, f[c], j, put);
+          else put(st, f[c], j);
         }
         return st;
       case ReductionKind::Zero: return st;
@@ -238,9 +246,9 @@ class ReductionCodegen {
     return st;
   }
 
-  // Folds every lane of a W-wide state into a scalar state (K-reductions keep one scalar list: merged as one lane).
+  // Folds every lane of a W-wide state into a scalar state (selections keep one scalar state: merged as one lane).
   State merge(State scalar, const State& lanes, int w) {
-    if (is_k()) return combine(scalar, lanes);
+    if (width(w) == 1) return combine(scalar, lanes);
     for (int l = 0; l < w; ++l) {
       State lane;
       for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
@@ -314,12 +322,15 @@ class ReductionCodegen {
 
   static llvm::Type* vec(llvm::Type* t, int w) { return w == 1 ? t : llvm::FixedVectorType::get(t, w); }
 
-  bool is_k() const {
-    return p_.reduction == ReductionKind::KMin || p_.reduction == ReductionKind::ArgKMin ||
-           p_.reduction == ReductionKind::KMinArgKMin;
+  // Reductions that select (value, index) pairs keep one scalar state per row, also in the vector loop: W candidates
+  // are filtered by one vector compare (see filter_lanes). Sums and plain Min/Max keep one state per lane.
+  int width(int w) const {
+    switch (p_.reduction) {
+      case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
+      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin: return 1;
+      default: return w;
+    }
   }
-  // K-reductions keep one sorted list per row, in scalars, also in the vector loop (see insert_k_lanes).
-  int width(int w) const { return is_k() ? 1 : w; }
 
   bool is_max() const {
     return p_.reduction == ReductionKind::Max || p_.reduction == ReductionKind::ArgMax || p_.reduction == ReductionKind::MaxArgMax;
@@ -393,11 +404,6 @@ class ReductionCodegen {
     Value* tie = b_.CreateAnd(b_.CreateFCmpOEQ(v, best), b_.CreateICmpSLT(j, best_j));
     return b_.CreateOr(better_value(v, best), tie);
   }
-  // (v, j) beats (lv, lj) in a K-list's order: smaller value, or the same value at a smaller index.
-  Value* beats(Value* v, Value* j, Value* lv, Value* lj) {
-    return b_.CreateOr(b_.CreateFCmpOLT(v, lv), b_.CreateAnd(b_.CreateFCmpOEQ(v, lv), b_.CreateICmpSLT(j, lj)));
-  }
-
   // Inserts the scalar pair (v, j) into component c's sorted list of K (value, index) pairs by a compare-and-swap
   // chain, which runs only when the pair beats the last entry (the list is sorted: otherwise it beats none).
   void insert_k(State& st, int c, Value* v, Value* j) {
@@ -406,12 +412,12 @@ class ReductionCodegen {
     llvm::BasicBlock* before = b_.GetInsertBlock();
     auto* chain = llvm::BasicBlock::Create(b_.getContext(), "insert", fn);
     auto* after = llvm::BasicBlock::Create(b_.getContext(), "inserted", fn);
-    b_.CreateCondBr(beats(v, j, st[last], st[last + 1]), chain, after);
+    b_.CreateCondBr(better_pair(v, j, st[last], st[last + 1]), chain, after);
     b_.SetInsertPoint(chain);
     const State kept = st;
     for (int r = 0; r < p_.opt; ++r) {
       Value *&lv = st[first + 2 * r], *&lj = st[first + 2 * r + 1];
-      Value* take = beats(v, j, lv, lj);
+      Value* take = better_pair(v, j, lv, lj);
       Value *nv = b_.CreateSelect(take, v, lv), *nj = b_.CreateSelect(take, j, lj);
       v = b_.CreateSelect(take, lv, v);
       j = b_.CreateSelect(take, lj, j);
@@ -429,14 +435,15 @@ class ReductionCodegen {
     }
   }
 
-  // W candidates at once: one vector compare against the list's last entry filters them (after the first tiles
-  // almost all fail: a row of N values changes its K best about K log(N/K) times), then the lanes that pass are
-  // inserted one by one, in lane order, which keeps ties resolved to the smallest index.
-  void insert_k_lanes(State& st, int c, Value* vv, Value* vj) {
-    const int first = c * p_.opt * 2, last = first + (p_.opt - 1) * 2, w = static_cast<int>(
-        llvm::cast<llvm::FixedVectorType>(vv->getType())->getNumElements());
+  // W candidates (vv, vj) against a scalar state: one vector compare with the pair to beat (slots key, key_j: the
+  // best pair, or a K-list's last entry) filters them, and the lanes that pass are put in one by one by `put`, in
+  // lane order. After the first tiles almost none pass (a row of N values changes its best about log N times, its
+  // K best about K log(N/K) times), so a tile costs the formula and one compare. `slots`: what `put` may change.
+  template <class Put>
+  void filter_lanes(State& st, const std::vector<int>& slots, int key, int key_j, Value* vv, Value* vj, Put put) {
+    const int w = static_cast<int>(llvm::cast<llvm::FixedVectorType>(vv->getType())->getNumElements());
     llvm::Type* mask_t = b_.getIntNTy(w);
-    Value* pass = beats(vv, vj, b_.CreateVectorSplat(w, st[last]), b_.CreateVectorSplat(w, st[last + 1]));
+    Value* pass = better_pair(vv, vj, b_.CreateVectorSplat(w, st[key]), b_.CreateVectorSplat(w, st[key_j]));
     Value* mask = b_.CreateBitCast(pass, mask_t);
     llvm::Function* fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* before = b_.GetInsertBlock();
@@ -448,20 +455,20 @@ class ReductionCodegen {
     m->addIncoming(mask, before);
     const State kept = st;
     std::vector<llvm::PHINode*> phis;
-    for (int k = first; k <= last + 1; ++k) {
+    for (int k : slots) {
       phis.push_back(b_.CreatePHI(st[k]->getType(), 2));
       phis.back()->addIncoming(st[k], before);
       st[k] = phis.back();
     }
     Value* lane = b_.CreateBinaryIntrinsic(llvm::Intrinsic::cttz, m, b_.getTrue());
-    insert_k(st, c, b_.CreateExtractElement(vv, lane), b_.CreateExtractElement(vj, lane));
+    put(st, b_.CreateExtractElement(vv, lane), b_.CreateExtractElement(vj, lane));
     Value* m_next = b_.CreateAnd(m, b_.CreateSub(m, llvm::ConstantInt::get(mask_t, 1)));
     llvm::BasicBlock* latch = b_.GetInsertBlock();
     m->addIncoming(m_next, latch);
-    for (size_t k = 0; k < phis.size(); ++k) phis[k]->addIncoming(st[first + k], latch);
+    for (size_t k = 0; k < slots.size(); ++k) phis[k]->addIncoming(st[slots[k]], latch);
     b_.CreateCondBr(b_.CreateICmpNE(m_next, llvm::ConstantInt::get(mask_t, 0)), loop, after);
     b_.SetInsertPoint(after);
-    for (int k = first; k <= last + 1; ++k) {
+    for (int k : slots) {
       llvm::PHINode* phi = b_.CreatePHI(kept[k]->getType(), 2);
       phi->addIncoming(kept[k], before);
       phi->addIncoming(st[k], latch);
