@@ -223,11 +223,9 @@ class ReductionCodegen {
         return st;
       case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
         for (int c = 0; c < d; ++c) {
-          const int first = c * p_.opt * 2, last = first + (p_.opt - 1) * 2;
-          std::vector<int> list;
-          for (int k = first; k <= last + 1; ++k) list.push_back(k);
+          const int last = (c * p_.opt + p_.opt - 1) * 2;  // the list's last (worst) entry
           auto put = [&, c](State& s, Value* v, Value* jj) { insert_k(s, c, v, jj); };
-          if (f[c]->getType()->isVectorTy()) filter_lanes(st, list, last, last + 1, f[c], j, put);
+          if (f[c]->getType()->isVectorTy()) filter_lanes(st, list_slots(c), last, last + 1, f[c], j, put);
           else put(st, f[c], j);
         }
         return st;
@@ -427,10 +425,22 @@ class ReductionCodegen {
     llvm::BasicBlock* chain_end = b_.GetInsertBlock();
     b_.CreateBr(after);
     b_.SetInsertPoint(after);
-    for (int k = first; k <= last + 1; ++k) {
+    join(st, kept, list_slots(c), before, chain_end);
+  }
+
+  // The state slots of component c's K-list.
+  std::vector<int> list_slots(int c) const {
+    std::vector<int> slots;
+    for (int k = c * p_.opt * 2; k < (c + 1) * p_.opt * 2; ++k) slots.push_back(k);
+    return slots;
+  }
+
+  // Where two paths meet: each st[k], k in slots, becomes the PHI of kept[k] (coming from a) and st[k] (from b).
+  void join(State& st, const State& kept, const std::vector<int>& slots, llvm::BasicBlock* a, llvm::BasicBlock* b) {
+    for (int k : slots) {
       llvm::PHINode* phi = b_.CreatePHI(kept[k]->getType(), 2);
-      phi->addIncoming(kept[k], before);
-      phi->addIncoming(st[k], chain_end);
+      phi->addIncoming(kept[k], a);
+      phi->addIncoming(st[k], b);
       st[k] = phi;
     }
   }
@@ -468,12 +478,7 @@ class ReductionCodegen {
     for (size_t k = 0; k < slots.size(); ++k) phis[k]->addIncoming(st[slots[k]], latch);
     b_.CreateCondBr(b_.CreateICmpNE(m_next, llvm::ConstantInt::get(mask_t, 0)), loop, after);
     b_.SetInsertPoint(after);
-    for (int k : slots) {
-      llvm::PHINode* phi = b_.CreatePHI(kept[k]->getType(), 2);
-      phi->addIncoming(kept[k], before);
-      phi->addIncoming(st[k], latch);
-      st[k] = phi;
-    }
+    join(st, kept, slots, before, latch);
   }
 
   // Folds one lane's scalar state into a scalar state.
