@@ -150,6 +150,19 @@ def test_min_max_kmin_gradients_with_batch_dimensions(op, axis):
     torch.testing.assert_close(jo, jd)
 
 
+@pytest.mark.parametrize("op", ["Min", "Max"])
+def test_min_max_over_an_empty_set_have_zero_derivatives(op):
+    """As without grad: +-inf values (nothing is selected); their gradient and tangent are zero, not an error."""
+    g = Genred("SqDist(x,y)", ["x = Vi(2)", "y = Vj(2)"], reduction_op=op, axis=1)
+    x, y = torch.randn(3, 2, dtype=torch.float64, requires_grad=True), torch.zeros(0, 2, dtype=torch.float64)
+    out = g(x, y)
+    assert torch.equal(out, torch.full((3, 1), float("inf") if op == "Min" else -float("inf"), dtype=torch.float64))
+    (gx,) = torch.autograd.grad(out.clamp(-1, 1).sum(), x)
+    assert torch.equal(gx, torch.zeros_like(x))
+    _, t = torch.func.jvp(lambda x: g(x, y), (x.detach(),), (torch.ones_like(x),))
+    assert torch.equal(t, torch.zeros(3, 1, dtype=torch.float64))
+
+
 def test_torch_func_hessian_jacfwd_and_vmap():
     torch.manual_seed(4)
     y = torch.randn(7, 2, dtype=torch.float64)

@@ -106,7 +106,9 @@ def apply(genred, args, backend, device_id, ranges):
     """The raw engine outputs of a Genred call, recorded for autograd (Min, Max, KMin also keep their indices
     when a derivative may be asked for)."""
     variant = WITH_INDICES.get(genred.reduction_op)
-    if variant is None or not may_differentiate(args):
+    sig = genred.signature()
+    if variant is None or not may_differentiate(args) or reduced_rows(args, sig.arg_cats, sig.tag) == 0:
+        # (over an empty set nothing is selected: the values are +-inf and their derivatives zero)
         return list(GenredFunction.apply(Call(genred, backend, device_id, ranges), *args))
     return list(GenredFunction.apply(Call(genred.twin(variant), backend, device_id, ranges), *args))[:1]
 
@@ -193,9 +195,11 @@ def selected_gradient(call, args, outs, grads, k):
     dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
     if grads[0] is None:
         return None
+    n_red = reduced_rows(args, cats, tag)
+    if n_red == 0:
+        return torch.zeros_like(args[k])
     values, idx, K = selected_pairs(call, args, outs)
     D = values.shape[-1] // K
-    n_red = reduced_rows(args, cats, tag)
     e = var(n, 1, tag)
     total = None
     for r in range(K):
@@ -243,9 +247,11 @@ def selected_tangent(call, args, outs, active, tvars, targs):
     g = call.genred
     sig = g.signature()
     dims, cats, tag = sig.arg_dims, sig.arg_cats, sig.tag
+    n_red = reduced_rows(args, cats, tag)
+    if n_red == 0:
+        return [torch.zeros_like(outs[0])] + [None] * (len(outs) - 1)
     values, idx, K = selected_pairs(call, args, outs)
     D = values.shape[-1] // K
-    n_red = reduced_rows(args, cats, tag)
     cols = []
     for r in range(K):
         for c in range(D):
