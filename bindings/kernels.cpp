@@ -43,6 +43,9 @@ void define_kernels(py::module_& m) {
       py::arg("sum_scheme") = "auto", "Optimised LLVM IR of the CPU kernel, for inspection.");
   m.def("set_num_threads", &keops::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &keops::num_threads);
+  m.def("set_chunk_bytes", &keops::set_chunk_bytes, py::arg("n"),
+        "Inner-variable bytes per cache chunk of j on the CPU (n <= 0: the default); for tests and tuning.");
+  m.def("chunk_bytes", &keops::chunk_bytes);
   m.def("cache_folder", &keops::cache_folder);
   m.def("set_cache_folder", &keops::set_cache_folder, py::arg("path"));
   m.def("clear_memory_cache", &keops::clear_memory_cache);

@@ -65,4 +65,9 @@ std::string cache_folder();
 void set_cache_folder(const std::string& path);
 void clear_memory_cache();
 
+// Bytes of inner-variable data that a task's rows share from cache before moving to the next chunk of j (see
+// Kernel::run); half of a core's L2 cache by default. n <= 0 restores the default. For tests and tuning.
+int64_t chunk_bytes();
+void set_chunk_bytes(int64_t n);
+
 }  // namespace keops

@@ -175,6 +175,27 @@ class Emitter {
 // Every reduction is written as init / update(value, index) / merge / store, so that the loop structure is shared.
 using State = std::vector<Value*>;
 
+// The slots of one row's reduction state: accumulators, values (data type) and int64 indices.
+enum class Slot { Acc, Value, Index };
+std::vector<Slot> state_layout(const Program& p, const KernelOptions& o) {
+  const int d = p.dim_formula;
+  std::vector<Slot> s;
+  switch (p.reduction) {
+    case ReductionKind::Sum: s.assign(d * (o.scheme == SumScheme::Direct ? 1 : 2), Slot::Acc); break;
+    case ReductionKind::MaxSumShiftExpWeight: s.assign(p.dim_out, Slot::Acc); break;
+    case ReductionKind::Min: case ReductionKind::Max: s.assign(d, Slot::Value); break;
+    case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
+      s.assign(d, Slot::Value);
+      s.insert(s.end(), d, Slot::Index);
+      break;
+    case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
+      for (int c = 0; c < d * p.opt; ++c) s.push_back(Slot::Value), s.push_back(Slot::Index);
+      break;
+    case ReductionKind::Zero: break;
+  }
+  return s;
+}
+
 class ReductionCodegen {
  public:
   ReductionCodegen(IRBuilder<>& b, const Program& p, const KernelOptions& o, llvm::Type* t, llvm::Type* acc)
@@ -296,27 +317,9 @@ class ReductionCodegen {
   }
 
  private:
-  enum class Slot { Acc, Value, Index };
   static constexpr int64_t kNone = INT64_MAX;  // index of "no candidate yet": loses every tie
 
-  std::vector<Slot> slots() const {
-    const int d = p_.dim_formula;
-    std::vector<Slot> s;
-    switch (p_.reduction) {
-      case ReductionKind::Sum: s.assign(d * (o_.scheme == SumScheme::Direct ? 1 : 2), Slot::Acc); break;
-      case ReductionKind::MaxSumShiftExpWeight: s.assign(p_.dim_out, Slot::Acc); break;
-      case ReductionKind::Min: case ReductionKind::Max: s.assign(d, Slot::Value); break;
-      case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-        s.assign(d, Slot::Value);
-        s.insert(s.end(), d, Slot::Index);
-        break;
-      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
-        for (int c = 0; c < d * p_.opt; ++c) s.push_back(Slot::Value), s.push_back(Slot::Index);
-        break;
-      case ReductionKind::Zero: break;
-    }
-    return s;
-  }
+  std::vector<Slot> slots() const { return state_layout(p_, o_); }
 
   static llvm::Type* vec(llvm::Type* t, int w) { return w == 1 ? t : llvm::FixedVectorType::get(t, w); }
 
@@ -553,10 +556,11 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   const int w = vector_width(o.dtype);
   llvm::Type* vt = llvm::FixedVectorType::get(t, w);
 
-  // void f(i64 start, i64 end, const i64* intervals, i64 n_intervals, const void** args, void** outs)
+  // void f(i64 start, i64 end, const i64* intervals, i64 n_intervals, const void** args, void** outs, i64* scratch,
+  //        i64 mode): see KernelFn
   auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx),
-                                      {i64, i64, llvm::PointerType::getUnqual(i64), i64,
-                                       llvm::PointerType::getUnqual(ptr), llvm::PointerType::getUnqual(ptr)}, false);
+                                      {i64, i64, llvm::PointerType::getUnqual(i64), i64, llvm::PointerType::getUnqual(ptr),
+                                       llvm::PointerType::getUnqual(ptr), llvm::PointerType::getUnqual(i64), i64}, false);
   auto* fn = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, symbol, m);
   fn->addFnAttr("target-cpu", host().cpu);
   fn->addFnAttr("target-features", host().features);
@@ -567,7 +571,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   fn->addFnAttr(llvm::Attribute::NoUnwind);
   auto arg = fn->arg_begin();
   Value *start = &*arg++, *end = &*arg++, *intervals = &*arg++, *n_intervals = &*arg++;
-  Value *args = &*arg++, *outs_raw = &*arg++;
+  Value *args = &*arg++, *outs_raw = &*arg++, *scratch = &*arg++, *mode = &*arg++;
 
   IRBuilder<> b(ctx);
   llvm::FastMathFlags fmf;
@@ -622,15 +626,42 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   for (size_t id = 0; id < p.code.size(); ++id)
     if (p.level[id] != Level::Inner) vec[id] = b.CreateVectorSplat(w, scalar[id]);
   State v_init = red.init(w), s_init = red.init(1);
+  // Resumed rows (mode & kResume) start from the scalar state saved in scratch by the previous chunk of j. It goes
+  // into the vector loop's state where that is a scalar state too (selections: their filter then starts from the
+  // row's best so far), else into the tails' state.
+  const std::vector<llvm::Type*> slot_types = red.types(1);
+  State& resumed = red.types(w) == slot_types ? v_init : s_init;
+  auto slot_address = [&](Value* row, size_t k) {
+    Value* at = b.CreateAdd(b.CreateMul(b.CreateSub(row, start), b.getInt64(int64_t(slot_types.size()))), b.getInt64(int64_t(k)));
+    return b.CreatePointerCast(b.CreateInBoundsGEP(i64, scratch, at), llvm::PointerType::getUnqual(slot_types[k]));
+  };
+  {
+    llvm::BasicBlock* fresh = b.GetInsertBlock();
+    auto* resume = block("resume");
+    auto* ready = block("row_ready");
+    b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(mode, b.getInt64(kResume)), b.getInt64(0)), resume, ready);
+    b.SetInsertPoint(resume);
+    State saved;
+    for (size_t k = 0; k < slot_types.size(); ++k) saved.push_back(b.CreateLoad(slot_types[k], slot_address(i, k)));
+    b.CreateBr(ready);
+    b.SetInsertPoint(ready);
+    for (size_t k = 0; k < slot_types.size(); ++k) {
+      llvm::PHINode* phi = b.CreatePHI(slot_types[k], 2);
+      phi->addIncoming(resumed[k], fresh);
+      phi->addIncoming(saved[k], resume);
+      resumed[k] = phi;
+    }
+  }
+  llvm::BasicBlock* row_ready = b.GetInsertBlock();
   b.CreateCondBr(b.CreateICmpSGT(n_intervals, b.getInt64(0)), interval_head, row_end);
 
   // interval k: [j0, j1) = [j0, ja) scalar, [ja, jv) vector, [jv, j1) scalar, with ja the first multiple of W.
   b.SetInsertPoint(interval_head);
   llvm::PHINode* k = b.CreatePHI(i64, 2, "k");
   auto iv_v = state_phis(b, red.types(w)), iv_s = state_phis(b, red.types(1));
-  k->addIncoming(b.getInt64(0), row_head);
-  add_incoming(iv_v, v_init, row_head);
-  add_incoming(iv_s, s_init, row_head);
+  k->addIncoming(b.getInt64(0), row_ready);
+  add_incoming(iv_v, v_init, row_ready);
+  add_incoming(iv_s, s_init, row_ready);
   Value* j0 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateMul(k, b.getInt64(2))));
   Value* j1 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateAdd(b.CreateMul(k, b.getInt64(2)), b.getInt64(1))));
   Value* ja = b.CreateAnd(b.CreateAdd(j0, b.getInt64(W - 1)), b.getInt64(~(W - 1)));
@@ -732,11 +763,23 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   // row_end: merge lanes, store, next row.
   b.SetInsertPoint(row_end);
   auto re_v = state_phis(b, red.types(w)), re_s = state_phis(b, red.types(1));
-  add_incoming(re_v, v_init, row_head);
+  add_incoming(re_v, v_init, row_ready);
   add_incoming(re_v, v_flushed, interval_latch);
-  add_incoming(re_s, s_init, row_head);
+  add_incoming(re_s, s_init, row_ready);
   add_incoming(re_s, s_flushed, interval_latch);
-  red.store(red.merge(as_state(re_s), as_state(re_v), w), outs, i);
+  const State finished = red.merge(as_state(re_s), as_state(re_v), w);
+  // Partial rows (mode & kPartial) save their state for the next chunk of j instead of storing the result.
+  auto* save = block("save");
+  auto* store = block("store");
+  auto* next_row = block("next_row");
+  b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(mode, b.getInt64(kPartial)), b.getInt64(0)), save, store);
+  b.SetInsertPoint(save);
+  for (size_t k = 0; k < slot_types.size(); ++k) b.CreateStore(finished[k], slot_address(i, k));
+  b.CreateBr(next_row);
+  b.SetInsertPoint(store);
+  red.store(finished, outs, i);
+  b.CreateBr(next_row);
+  b.SetInsertPoint(next_row);
   Value* i_next = b.CreateAdd(i, b.getInt64(1));
   i->addIncoming(i_next, b.GetInsertBlock());
   b.CreateCondBr(b.CreateICmpSLT(i_next, end), row_head, done);
@@ -794,6 +837,8 @@ llvm::orc::LLJIT& jit() {
 }
 
 }  // namespace
+
+int state_slots(const Program& p, const KernelOptions& options) { return static_cast<int>(state_layout(p, options).size()); }
 
 const std::string& host_signature() { return host().signature; }
 

@@ -11,8 +11,16 @@ namespace keops::cpu {
 // Reduces rows [start, end) of the output over the reduced indices in intervals[2k] <= j < intervals[2k+1],
 // k < n_intervals. args[pos]: outer variables row-major (n_outer, dim); inner variables of dim 1 as they are,
 // of dim > 1 tile-major (see tile_major()); parameters (dim). outs: the arrays of output_specs(), row-major.
+// A row's reduction may be split over several calls, one per chunk of j (so that a chunk of the inner variables
+// stays in cache while all rows use it): `mode` & kResume starts each row from the state saved in `scratch`, and
+// `mode` & kPartial saves the state there instead of storing the result. scratch holds state_slots() 8-byte
+// slots per row, row `start` first; it is not read when mode is 0.
 using KernelFn = void (*)(int64_t start, int64_t end, const int64_t* intervals, int64_t n_intervals,
-                          const void* const* args, void* const* outs);
+                          const void* const* args, void* const* outs, int64_t* scratch, int64_t mode);
+constexpr int64_t kResume = 1, kPartial = 2;
+
+// Number of 8-byte scratch slots that hold one row's reduction state.
+int state_slots(const Program& p, const KernelOptions& options);
 
 // Copies rows (n, dim) into the layout kernels read inner variables of dim > 1 from: tiles of W = vector_width()
 // consecutive rows, each stored component by component (element (j, c) at ((j / W) * dim + c) * W + j % W).

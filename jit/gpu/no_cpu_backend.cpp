@@ -29,6 +29,7 @@ const std::string& host_signature() {
   return none;
 }
 int vector_width(Dtype dtype) { return 16 / dtype_size(dtype); }
+int state_slots(const Program&, const KernelOptions&) { absent(); }
 std::string optimized_ir(const Program&, const KernelOptions&) { absent(); }
 
 }  // namespace keops::cpu

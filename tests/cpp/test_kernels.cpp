@@ -392,3 +392,26 @@ TEST_CASE("one block-sparse pattern per batch") {
   L.range_sets = 3;
   CHECK_THROWS_AS(k->run(L), UserError);
 }
+
+TEST_CASE("cache chunks of j: every reduction resumes its rows' states between chunks") {
+  set_chunk_bytes(1);  // chunks of one vector of j: every row is reduced over ceil(ny / W) calls
+  const std::vector<std::string> a = {"x = Vi(2)", "y = Vj(2)", "b = Vj(1)"};
+  for (int tag : {0, 1}) {
+    const std::string t = std::to_string(tag);
+    for (auto [nx, ny] : std::vector<std::pair<int64_t, int64_t>>{{40, 100}, {37, 61}}) {
+      for (std::string r : {"Min", "Max", "ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax"}) {
+        check_reduction<double>(r + "_Reduction(SqDist(x,y) * b," + t + ")", a, nx, ny);
+        check_reduction<float>(r + "_Reduction(x - y," + t + ")", a, nx, ny);
+      }
+      for (std::string r : {"KMin", "ArgKMin", "KMin_ArgKMin"}) {
+        check_reduction<double>(r + "_Reduction(SqDist(x,y) * b,5," + t + ")", a, nx, ny);
+        check_reduction<float>(r + "_Reduction(x - y,3," + t + ")", a, nx, ny);
+      }
+      check_reduction<double>("Max_SumShiftExpWeight_Reduction(SqDist(x,y)*IntCst(40), " + t + ", b)", a, nx, ny);
+      check_kernel<float>("Sum_Reduction(Exp(-SqDist(x,y))*b, " + t + ")", a, nx, ny, 2e-5);
+      check_kernel<double>("Sum_Reduction(Exp(-SqDist(x,y))*b, " + t + ")", a, nx, ny, 1e-12);
+    }
+  }
+  set_chunk_bytes(0);
+  CHECK(chunk_bytes() >= int64_t(128) << 10);  // the default: half of the L2 cache
+}
