@@ -25,7 +25,6 @@ namespace keops {
 
 namespace {
 
-
 // Half of a core's L2 (the other half for the rows' data and the rest): at D = 3 (N = 1e6) and D = 100 or 784
 // (N = 2e4) this beat 64 KiB and 256 KiB on a Xeon with 2 MiB of L2 (benchmarks in the issue notes).
 int64_t default_chunk_bytes() {
@@ -340,15 +339,18 @@ void Kernel::run(const Launch& L) const {
       fn(task.r0, task.r1, iv, n, args, outs, nullptr, 0);
       return;
     }
-    std::vector<std::vector<int64_t>> windows;  // the intervals cut at multiples of `chunk`, window by window
-    for (int64_t c0 = lo / chunk * chunk; c0 < hi; c0 += chunk) {
-      std::vector<int64_t> pieces;
-      for (int64_t k = 0; k < n; ++k) {
-        const int64_t j0 = std::max(iv[2 * k], c0), j1 = std::min(iv[2 * k + 1], c0 + chunk);
-        if (j0 < j1) pieces.insert(pieces.end(), {j0, j1});
+    // The intervals cut at multiples of `chunk`: window c holds the pieces in [c * chunk, (c + 1) * chunk).
+    const int64_t first = lo / chunk;
+    std::vector<std::vector<int64_t>> cut(static_cast<size_t>((hi - 1) / chunk - first + 1));
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j0 = iv[2 * k]; j0 < iv[2 * k + 1];) {
+        const int64_t j1 = std::min(iv[2 * k + 1], (j0 / chunk + 1) * chunk);
+        cut[static_cast<size_t>(j0 / chunk - first)].insert(cut[static_cast<size_t>(j0 / chunk - first)].end(), {j0, j1});
+        j0 = j1;
       }
+    std::vector<std::vector<int64_t>> windows;
+    for (auto& pieces : cut)
       if (!pieces.empty()) windows.push_back(std::move(pieces));
-    }
     std::vector<int64_t> scratch(static_cast<size_t>((task.r1 - task.r0) * slots));
     for (size_t q = 0; q < windows.size(); ++q) {
       const int64_t mode = (q > 0 ? cpu::kResume : 0) | (q + 1 < windows.size() ? cpu::kPartial : 0);
