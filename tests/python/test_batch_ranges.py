@@ -378,3 +378,29 @@ def test_one_block_sparse_pattern_per_batch(fw):
     bad = tuple(fw.array(np.concatenate([r, r])) for r in (ranges_i, slices_i, red_j, ranges_j, slices_j, red_i))
     with pytest.raises(ValueError, match="per-batch patterns have batch dimensions"):
         g(fw.array(x), fw.array(y), ranges=bad)
+
+
+@pytest.fixture
+def tiny_cache_chunks():
+    """The CPU engine cuts every row's reduction into chunks of one vector of j (see Kernel::run), resuming the
+    rows' states between chunks: results must not change."""
+    from pykeops.common.engine import load_engine
+
+    engine = load_engine()
+    engine.set_chunk_bytes(1)
+    yield
+    engine.set_chunk_bytes(0)
+
+
+@pytest.mark.parametrize("op, K", [("Sum", None), ("ArgMin", None), ("KMin_ArgKMin", 2), ("LogSumExp", None)])
+def test_ranges_and_batches_in_cache_chunks(fw, tiny_cache_chunks, op, K):
+    for axis, drop_first in itertools.product((0, 1), (False, True)):  # (its reference knows K = 1 only)
+        test_ranges_match_a_masked_dense_computation(fw, op, K and 1, axis, drop_first)
+    test_one_block_sparse_pattern_per_batch(fw)
+    if op == "LogSumExp":
+        return
+    rng = np.random.default_rng(2)  # batch dimensions, with rows long enough to be cut in chunks
+    x, y, p = rng.standard_normal((2, 1, 20, D)), rng.standard_normal((3, 50, D)), rng.uniform(0.5, 2, (2, 3, 1))
+    g = fw.module.Genred("(x - y) * p", ["x = Vi(3)", "y = Vj(3)", "p = Pm(1)"], reduction_op=op, axis=1, opt_arg=K)
+    F = (x[..., :, None, :] - y[..., None, :, :]) * p[..., None, None, :]
+    compare(fw, g(*(fw.array(a) for a in (x, y, p))), batch_loop(op, F, 1, K))
