@@ -12,6 +12,7 @@ RUNS = {
     "gaussian_mixture.py": ["--n", "3000", "--steps", "40"],
     "knn.py": ["--n", "5000", "--m", "500", "--check", "50"],
     "kmeans.py": ["--n", "5000", "--k", "10", "--iters", "3", "--check", "200"],
+    "rbf_interpolation.py": ["--n", "2000", "--m", "500", "--check", "100"],
 }
 
 
