@@ -1,9 +1,19 @@
 """Shared fixtures: the numpy/torch framework adapter and the `engine` marker for tests that run kernels."""
 
 import importlib
+import os
+import shutil
+import tempfile
+
+# Kernels compiled by the tests go to a fresh folder, never the user's cache (set before pykeops is imported).
+_CACHE_FOLDER = os.environ["KEOPS_CACHE_FOLDER"] = tempfile.mkdtemp(prefix="keops-tests-")
 
 import numpy as np
 import pytest
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CACHE_FOLDER, ignore_errors=True)
 
 
 def pytest_configure(config):
