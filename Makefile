@@ -14,7 +14,7 @@ system-deps:
 	./.ci/system_deps.sh
 
 deps: system-deps $(VPY)
-	$(PIP) numpy scipy pytest "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja torch==2.13.0 nvidia-cuda-nvrtc
+	$(PIP) numpy scipy pytest "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib
 
 # Builds the engine and the C++ tests in one CMake tree (kept for incremental rebuilds) and installs pykeops.
 install: deps

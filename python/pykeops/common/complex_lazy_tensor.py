@@ -9,8 +9,8 @@ specific views live in pykeops.<framework>.utils (view_as_real_pairs, view_as_co
 import importlib
 import numbers
 
-from .genred import is_int
 from .lazy_tensor import GenericLazyTensor, _is_complex, _is_complex_array, _is_number
+from .tools import as_int
 
 _COMPLEX_DTYPES = {"float32": "complex64", "float64": "complex128"}
 
@@ -66,8 +66,9 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
 
     def __init__(self, x=None, axis=None, is_complex=True):
         if isinstance(x, tuple):
-            if len(x) == 3 and all(is_int(v) for v in x) and x[1] >= 1:
-                x = (x[0], 2 * x[1], x[2])  # the interleaved real variable
+            ints = tuple(as_int(v) for v in x)
+            if len(x) == 3 and None not in ints and ints[1] >= 1:
+                x = (ints[0], 2 * ints[1], ints[2])  # the interleaved real variable
         elif isinstance(x, numbers.Number):
             x = [x]
         if isinstance(x, list):
@@ -219,7 +220,7 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
     def sum(self, axis=-1, dim=None, **kwargs):
         """Sum of the complex components (axis -1, the default) or Sum reduction (axis 0 or 1), complex output."""
         axis = axis if dim is None else dim
-        if is_int(axis) and axis in (-1, len(self._shape) - 1):
+        if as_int(axis) in (-1, len(self._shape) - 1):
             return self._unary("ComplexSum", ndim=2)
         return self._complex_result(GenericLazyTensor.sum(self, axis, **kwargs))
 

@@ -6,14 +6,13 @@ kernel announces -> run -> post-process the raw outputs the way KeOps does (logs
 """
 
 import math
-import numbers
 import re
 import warnings
 from collections import namedtuple
 
 from . import gpu
 from .engine import load_engine
-from .tools import class_name, type_name
+from .tools import as_int, class_name, type_name
 
 GPU_BACKENDS = ("GPU", "GPU_1D", "GPU_2D", "GPU_1D_device", "GPU_1D_host", "GPU_2D_device", "GPU_2D_host")
 SUM_SCHEMES = ("auto", "direct_sum", "block_sum", "kahan_scheme")
@@ -51,10 +50,6 @@ REDUCTIONS = {
 # The six arrays of a block-sparse `ranges=` argument and their number of axes.
 RANGE_NAMES = ("ranges_i", "slices_i", "redranges_j", "ranges_j", "slices_j", "redranges_i")
 RANGE_NDIMS = (2, 1, 2, 2, 1, 2)
-
-
-def is_int(x):
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def check_backend(backend):
@@ -242,8 +237,11 @@ class GenericGenred:
             raise ValueError(f"unknown reduction_op {reduction_op!r}: expected one of {', '.join(REDUCTIONS)}")
         red = REDUCTIONS[reduction_op]
         if red.k:
-            if not (is_int(opt_arg) and opt_arg >= 1):
-                raise ValueError(f"the {reduction_op} reduction needs opt_arg = K, an integer >= 1, got {opt_arg!r}")
+            K = as_int(opt_arg)
+            if K is None or K < 1:
+                raise (TypeError if K is None and opt_arg is not None else ValueError)(
+                    f"the {reduction_op} reduction needs opt_arg = K, an integer >= 1, got {opt_arg!r}")
+            opt_arg = K
         elif opt_arg is not None:
             raise ValueError(f"the {reduction_op} reduction takes no opt_arg (only KMin, ArgKMin and KMin_ArgKMin do)")
         if formula2 is not None and red.formula2 == "no":
@@ -252,8 +250,11 @@ class GenericGenred:
             raise ValueError(f"the {reduction_op} reduction needs formula2 (the weights)")
         if formula2 is not None and not isinstance(formula2, str):
             raise TypeError(f"formula2 must be a string, got {type_name(formula2)}")
-        if not (is_int(axis) and axis in (0, 1)):
-            raise ValueError(f"axis must be 0 (reduce over i) or 1 (reduce over j), got {axis!r}")
+        axis_int = as_int(axis)
+        if axis_int not in (0, 1):
+            raise (TypeError if axis_int is None else ValueError)(
+                f"axis must be 0 (reduce over i) or 1 (reduce over j), got {axis!r}")
+        axis = axis_int
         if dtype_acc not in ACC_DTYPES:
             raise ValueError(f"dtype_acc must be one of {ACC_DTYPES}, got {dtype_acc!r}")
         if use_double_acc and dtype_acc != "auto":

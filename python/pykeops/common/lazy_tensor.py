@@ -7,8 +7,8 @@ import re
 from collections import namedtuple
 
 from .cluster import swap_axes
-from .genred import CATEGORY_NAMES, is_int
-from .tools import type_name
+from .genred import CATEGORY_NAMES
+from .tools import as_int, int_argument, type_name
 
 # A data variable captured by a LazyTensor: an array, or a list of floats that becomes an array once the
 # dtype is known. key = "<id(value)>_<cat>" is unique while value is alive (the LazyTensor keeps it alive), so
@@ -69,14 +69,14 @@ def _is_full_slice(key):
 
 def _int_list(value, op, name):
     """An int or a sequence of ints as a list of ints (lists given to TensorDot, Kron)."""
-    items = [value] if is_int(value) else value
+    items = [value] if as_int(value) is not None else value
     try:
-        items = list(items)
+        items = [as_int(v) for v in items]
     except TypeError:
-        items = None
-    if items is None or not all(is_int(v) for v in items):
+        items = [None]
+    if None in items:
         raise TypeError(f"operation {op}: {name} must be an int or a list of ints, got {value!r}")
-    return [int(v) for v in items]
+    return items
 
 
 class GenericLazyTensor:
@@ -141,9 +141,10 @@ class GenericLazyTensor:
     def _init_symbolic(self, x, axis):
         if axis is not None:
             raise ValueError("a symbolic variable (ind, dim, cat) takes no axis")
-        if len(x) != 3 or not all(is_int(v) for v in x):
+        if len(x) != 3:
             raise ValueError(f"a symbolic variable is an (ind, dim, cat) tuple of 3 ints, got {x!r}")
-        ind, dim, cat = map(int, x)
+        ind, dim, cat = (int_argument(v, f"{name} of the symbolic variable {x!r}")
+                         for v, name in zip(x, ("ind", "dim", "cat")))
         if ind < 0 or dim < 1 or cat not in (0, 1, 2):
             raise ValueError(f"a symbolic variable needs ind >= 0, dim >= 1 and cat in (0, 1, 2), got {x!r}")
         self.symbolic_variables = ((ind, dim, cat),)
@@ -159,6 +160,7 @@ class GenericLazyTensor:
 
     def _init_array(self, x, axis):
         tools = self.tools
+        axis = None if axis is None else int_argument(axis, "axis")
         if tools.dtype_name(x).startswith("complex"):
             raise NotImplementedError("complex LazyTensors are not supported yet")
         self._dtype = tools.check_dtype(x, "the array given to LazyTensor")
@@ -435,6 +437,7 @@ class GenericLazyTensor:
     def __pow__(self, other):
         """x ** 2 is Square, x ** int Pow, x ** 0.5 Sqrt, x ** -0.5 Rsqrt; other floats (as parameters) and
         LazyTensors of dim 1 or x.ndim give Powf(x, other)."""
+        other = other if as_int(other) is None else as_int(other)  # np.int64, a 0-d integer tensor: an int exponent
         if isinstance(other, numbers.Real):
             if other == 2:
                 return self.square()
@@ -442,8 +445,8 @@ class GenericLazyTensor:
                 return self.sqrt()
             if other == -0.5:
                 return self.rsqrt()
-            if is_int(other):
-                return self._unary("Pow", params=(int(other),))
+            if isinstance(other, int):
+                return self._unary("Pow", params=(other,))
         exponent = self._lift(other)  # float exponents become parameters
         if exponent.ndim not in (1, self._operand().ndim):
             raise ValueError(
@@ -597,15 +600,13 @@ class GenericLazyTensor:
 
     def round(self, d=0):
         """Rounds to d decimals (halves away from zero)."""
-        if not is_int(d):
-            raise TypeError(f"operation Round: the number of decimals must be an int, got {d!r}")
-        return self._unary("Round", params=(int(d),))
+        return self._unary("Round", params=(int_argument(d, "operation Round: the number of decimals"),))
 
     def clamp(self, other1, other2):
         """x clamped to [other1, other2]: ClampInt when both bounds are Python ints, else Clamp (floats become
         parameters; LazyTensor bounds of dim 1 or x.ndim are allowed)."""
-        if is_int(other1) and is_int(other2):
-            return self._unary("ClampInt", params=(int(other1), int(other2)))
+        if as_int(other1) is not None and as_int(other2) is not None:
+            return self._unary("ClampInt", params=(as_int(other1), as_int(other2)))
         return self._nary((other1, other2), "Clamp")
 
     def ifelse(self, other1, other2):
@@ -644,7 +645,7 @@ class GenericLazyTensor:
 
     def norm(self, dim):
         """Euclidean norm over dim, which must be the last (inner) axis."""
-        if dim not in (-1, len(self._shape) - 1):
+        if as_int(dim) not in (-1, len(self._shape) - 1):
             raise ValueError(
                 f"LazyTensor.norm only reduces the last axis (-1 or {len(self._shape) - 1}), got dim={dim!r}"
             )
@@ -671,24 +672,22 @@ class GenericLazyTensor:
 
     def elem(self, i):
         """Component i (0 <= i < D) of the vector: Elem(x, i), of dim 1."""
-        if not is_int(i):
-            raise TypeError(f"operation Elem: the index must be an int, got {i!r}")
+        i = int_argument(i, "operation Elem: the index")
         if not 0 <= i < self._operand().ndim:
             raise ValueError(
                 f"operation Elem: index {i} is out of range for dimension {self.ndim} (0 <= i < {self.ndim})"
             )
-        return self._unary("Elem", ndim=1, params=(int(i),))
+        return self._unary("Elem", ndim=1, params=(i,))
 
     def extract(self, i, d):
         """Components i, ..., i + d - 1 of the vector: Extract(x, i, d), of dim d."""
-        if not (is_int(i) and is_int(d)):
-            raise TypeError(f"operation Extract: the start and the length must be ints, got {i!r} and {d!r}")
+        i, d = int_argument(i, "operation Extract: the start"), int_argument(d, "operation Extract: the length")
         D = self._operand().ndim
         if i < 0 or d < 1 or i + d > D:
             raise ValueError(
                 f"operation Extract: the range [{i}, {i + d}) is empty or out of bounds for dimension {D}"
             )
-        return self._unary("Extract", ndim=int(d), params=(int(i), int(d)))
+        return self._unary("Extract", ndim=d, params=(i, d))
 
     def __getitem__(self, key):
         """x[k] = x.elem(k), x[k:l] = x.extract(k, l - k); only the last axis, e.g. x[:, :, k:l], step 1."""
@@ -703,34 +702,36 @@ class GenericLazyTensor:
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise ValueError(f"LazyTensor slices must have step 1, got {key!r}")
-            start = 0 if key.start is None else key.start
-            stop = self._operand().ndim if key.stop is None else key.stop
-            if not (is_int(start) and is_int(stop)):
+            start = 0 if key.start is None else as_int(key.start)
+            stop = self._operand().ndim if key.stop is None else as_int(key.stop)
+            if start is None or stop is None:
                 raise TypeError(f"LazyTensor slices need int bounds, got {key!r}")
             return self.extract(start, stop - start)
-        if is_int(key):
-            return self.elem(key)
+        if as_int(key) is not None:
+            return self.elem(as_int(key))
         raise TypeError(f"LazyTensors are indexed by an int or a slice along their last axis, got {key!r}")
 
     def one_hot(self, D):
         """One-hot encoding, of dim D, of the scalar x rounded to the nearest integer."""
-        if not (is_int(D) and D >= 1):
-            raise TypeError(f"operation OneHot: the dimension D must be a positive int, got {D!r}")
+        D = int_argument(D, "operation OneHot: the dimension D")
+        if D < 1:
+            raise ValueError(f"operation OneHot: the dimension D must be a positive int, got {D!r}")
         if self._operand().ndim != 1:
             raise ValueError(f"operation OneHot: the argument must have dimension 1, got {self.ndim}")
-        return self._unary("OneHot", ndim=int(D), params=(int(D),))
+        return self._unary("OneHot", ndim=D, params=(D,))
 
     def bspline(self, x, k=0):
         """B-spline basis functions of order k, on the knots self (dim n), at the scalar x: dim n - k - 1."""
-        if not (is_int(k) and k >= 0):
-            raise TypeError(f"operation BSpline: the order k must be a non-negative int, got {k!r}")
+        k = int_argument(k, "operation BSpline: the order k")
+        if k < 0:
+            raise ValueError(f"operation BSpline: the order k must be a non-negative int, got {k!r}")
         x = self._lift(x)
         n = self._operand().ndim
         if x.ndim != 1:
             raise ValueError(f"operation BSpline: the point x must have dimension 1, got {x.ndim}")
         if n - k - 1 < 1:
             raise ValueError(f"operation BSpline: order {k} needs at least {k + 2} knots, got {n}")
-        return self._nary((x,), "BSpline", dims=None, ndim=n - k - 1, params=(int(k),))
+        return self._nary((x,), "BSpline", dims=None, ndim=n - k - 1, params=(k,))
 
     def concat(self, other):
         """Concatenation of the inner vectors: dim x.ndim + other.ndim."""
@@ -745,7 +746,7 @@ class GenericLazyTensor:
         first = tuple_of_lt[0]
         if not isinstance(first, GenericLazyTensor):
             raise TypeError(f"LazyTensor.concatenate concatenates LazyTensors, got a {type_name(first)} first")
-        if axis not in (-1, len(first._shape) - 1):
+        if as_int(axis) not in (-1, len(first._shape) - 1):
             raise ValueError(
                 f"LazyTensor.concatenate only works along the last axis (-1 or {len(first._shape) - 1}), got {axis!r}"
             )
@@ -764,8 +765,8 @@ class GenericLazyTensor:
 
         Reductions such as min(axis) call it first: x.min(-1) is the vector operation Min(x), x.min(0) a reduction.
         """
-        axis = axis if dim is None else dim
-        if is_int(axis) and axis in (-1, len(self._shape) - 1):
+        axis = as_int(axis if dim is None else dim)
+        if axis in (-1, len(self._shape) - 1):
             return self._unary(op, ndim=1)
         return None
 
@@ -976,12 +977,13 @@ class GenericLazyTensor:
     def _reduction_axis(self, axis, op):
         """The Genred axis (0: over i, 1: over j) of a user axis nbatchdims or nbatchdims + 1."""
         nb = self.nbatchdims
-        if not (is_int(axis) and axis - nb in (0, 1)):
+        axis_int = as_int(axis)
+        if axis_int is None or axis_int - nb not in (0, 1):
             batch = f" (this LazyTensor has {nb} batch dims)" if nb else ""
-            raise ValueError(
+            raise (TypeError if axis_int is None and axis is not None else ValueError)(
                 f"a {op} reduction needs axis (or dim) {nb} (reduce over i) or {nb + 1} (over j){batch}, got {axis!r}"
             )
-        return int(axis) - nb
+        return axis_int - nb
 
     def _check_symbolic_numbering(self):
         indices = [s[0] for s in self.symbolic_variables]

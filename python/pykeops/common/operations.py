@@ -1,11 +1,10 @@
 """KernelSolve: solves (alpha * Id + K) a = b by conjugate gradient, K a Sum reduction linear in one variable."""
 
 import math
-import numbers
 import re
 import warnings
 
-from .tools import type_name
+from .tools import as_real, type_name
 
 # One alias: "x = Vi(3)", "x = Vi(0,3)", "x = Var(0,3,0)", "Vi(0,3)", "Var(0,3,0)" (Vx/Vy: legacy Vi/Vj).
 _ALIAS = re.compile(r"^\s*(?:(\w+)\s*=\s*)?(Vi|Vj|Pm|Vx|Vy|Var)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?(?:,\s*(\d+)\s*)?\)\s*$")
@@ -109,10 +108,13 @@ class GenericKernelSolve:
         pos = self.varinvpos
         if pos >= len(args):
             raise ValueError(f"the variable to solve for is argument {pos} but only {len(args)} arguments were given")
-        if not (isinstance(alpha, numbers.Real) and alpha >= 0):
+        # alpha and eps are constants (as in KeOps: no gradient flows to alpha); one-element arrays are accepted.
+        alpha_value, eps_value = as_real(alpha), as_real(eps)
+        if alpha_value is None or not alpha_value >= 0:
             raise ValueError(f"alpha must be a real number >= 0, got {alpha!r}")
-        if not (isinstance(eps, numbers.Real) and eps > 0):
+        if eps_value is None or not eps_value > 0:
             raise ValueError(f"eps must be a real number > 0, got {eps!r}")
+        alpha, eps = alpha_value, eps_value
         if tools.autograd is not None:  # torch: differentiable by implicit differentiation
             return tools.autograd.solve(self, args, backend, device_id, alpha, eps, ranges)
         return self._solve(args, backend, device_id, alpha, eps, ranges)

@@ -1,5 +1,7 @@
 """ArrayTools: the few array primitives that Genred and LazyTensor need, implemented once per framework."""
 
+import numbers
+
 # dtypes the CPU engine computes in; float16 needs the GPU backend (later) and integers are never data.
 SUPPORTED_DTYPES = ("float32", "float64")
 
@@ -12,6 +14,49 @@ def class_name(cls):
 
 def type_name(x):
     return class_name(type(x))
+
+
+def as_int(x):
+    """x as a Python int when it is an integer: an int, a NumPy integer, or an integer array or tensor of one
+    element (0-d or not, e.g. torch.tensor(5), np.array([5])); None otherwise. bools (and bool arrays) and floats
+    are not integers, even integral-valued ones. Every integer argument of pykeops (K, axis, dim, indices...) goes
+    through it."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, numbers.Integral):  # int and the NumPy integers (np.bool_ is not registered as Integral)
+        return int(x)
+    if not (hasattr(x, "dtype") and hasattr(x, "item")):
+        return None
+    try:
+        value = x.item()  # NumPy and torch alike: a Python scalar, for one-element arrays only
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):
+        return None
+    return value if type(value) is int else None
+
+
+def as_real(x):
+    """x as a Python float when it is a real number: an int or float (NumPy's too), or a real array or tensor of one
+    element; None otherwise (bools and complex numbers are not). The value is a constant: no autograd."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, numbers.Real):
+        return float(x)
+    if not (hasattr(x, "dtype") and hasattr(x, "item")):
+        return None
+    try:
+        value = x.item()
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):
+        return None
+    return float(value) if type(value) in (int, float) else None
+
+
+def int_argument(x, what):
+    """as_int(x), or a TypeError saying that `what` (e.g. "K", "axis") must be an integer."""
+    value = as_int(x)
+    if value is None:
+        raise TypeError(f"{what} must be an integer (an int, a NumPy integer or a one-element integer tensor), got "
+                        f"{x!r} of type {type_name(x)}")
+    return value
 
 
 class ArrayTools:
