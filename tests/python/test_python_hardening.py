@@ -20,6 +20,134 @@ def sum_of_sqdist(fw):
     return getattr(fw, "module", fw).Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], axis=1)
 
 
+# ------------------------------------------------------------------ torch tensors with the negative / conjugate bit
+
+
+def test_negative_views_are_read_with_their_sign():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch as pk
+
+    x, y = torch.from_numpy(X), torch.from_numpy(Y)
+    neg = torch._neg_view(x)
+    assert neg.is_neg()
+    got = sum_of_sqdist(pk)(neg, y)
+    np.testing.assert_allclose(got.numpy(), sqdist(-X, Y).sum(1, keepdims=True), rtol=1e-12)
+
+    z = torch.from_numpy(X + 1j * RNG.standard_normal(X.shape))
+    imag = z.conj().imag  # a negative view of z's imaginary parts
+    assert imag.is_neg()
+    got = (pk.Vi(imag) - pk.Vj(y)).sqnorm2().sum(dim=1)
+    np.testing.assert_allclose(got.numpy(), sqdist(-z.numpy().imag, Y).sum(1, keepdims=True), rtol=1e-12)
+
+
+def test_conjugate_views_in_complex_lazy_tensors():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch as pk
+
+    z = X + 1j * RNG.standard_normal(X.shape)
+    zc = torch.from_numpy(z).conj()
+    assert zc.is_conj()
+    got = pk.Vi(zc).sum(dim=0)
+    np.testing.assert_allclose(got.numpy(), z.conj().sum(0, keepdims=True), rtol=1e-12)
+
+
+def test_gradients_flow_through_negative_views():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch as pk
+
+    y = torch.from_numpy(Y)
+    z = torch.from_numpy(X + 1j * RNG.standard_normal(X.shape)).requires_grad_()
+    x = torch.from_numpy(X).requires_grad_()
+    cases = ((x, lambda: torch._neg_view(x), lambda: -x), (z, lambda: z.conj().imag, lambda: -z.imag))
+    for leaf, view, dense_view in cases:
+        ours = (-(pk.Vi(view()) - pk.Vj(y)).sqnorm2()).exp().sum(dim=1).sum()
+        (g_ours,) = torch.autograd.grad(ours, leaf)
+        dense = torch.exp(-((dense_view()[:, None] - y[None]) ** 2).sum(-1)).sum()
+        (g_dense,) = torch.autograd.grad(dense, leaf)
+        torch.testing.assert_close(ours, dense)
+        torch.testing.assert_close(g_ours, g_dense)
+
+
+def test_out_as_a_negative_view_receives_the_result():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch as pk
+
+    buf = torch.zeros(10, 1, dtype=torch.float64)
+    out = torch._neg_view(buf)
+    res = sum_of_sqdist(pk)(torch.from_numpy(X), torch.from_numpy(Y), out=out)
+    assert res is out
+    np.testing.assert_allclose(out.resolve_neg().numpy(), sqdist(X, Y).sum(1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(buf.numpy(), -sqdist(X, Y).sum(1, keepdims=True), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ out= aliasing
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("dim", [1, 3])
+def test_out_aliasing_an_input_gives_the_fresh_result(fw, axis, dim):
+    """out= may be (part of) an input: the kernel then computes into a temporary copied into out."""
+    g = fw.module.Genred("x - y", [f"x = Vi({dim})", f"y = Vj({dim})"], axis=axis)
+    n = 1000  # several tasks and chunks of j (written in place, out = y came out wrong for dim 1)
+    x, y = RNG.standard_normal((n, dim)), RNG.standard_normal((n, dim))
+    expected = n * x - y.sum(0) if axis == 1 else x.sum(0) - n * y
+    for name in ("x", "y"):
+        args = {"x": fw.array(x.copy()), "y": fw.array(y.copy())}
+        out = args[name]
+        assert g(args["x"], args["y"], out=out) is out
+        np.testing.assert_allclose(fw.numpy(out), expected, rtol=1e-10, err_msg=f"out={name}")
+
+
+def test_out_overlapping_part_of_an_input(fw):
+    g = fw.module.Genred("x - y", ["x = Vi(1)", "y = Vj(1)"], axis=1)
+    n = 1000
+    x = RNG.standard_normal((n, 1))
+    block = fw.array(RNG.standard_normal((2 * n, 1)))
+    y = fw.numpy(block)[n // 2: 3 * n // 2].copy()
+    res = g(fw.array(x), block[n // 2: 3 * n // 2], out=block[:n])  # out covers the first half of y
+    np.testing.assert_allclose(fw.numpy(res), n * x - y.sum(0), rtol=1e-10)
+
+
+def test_out_disjoint_from_the_inputs_is_written_in_place(fw):
+    g = fw.module.Genred("x - y", ["x = Vi(1)", "y = Vj(1)"], axis=1)
+    n = 1000
+    x, y = RNG.standard_normal((n, 1)), RNG.standard_normal((n, 1))
+    block = fw.array(np.concatenate([y, np.zeros((n, 1))]))
+    out = block[n:]  # same buffer as y, no overlap
+    assert g(fw.array(x), block[:n], out=out) is out
+    np.testing.assert_allclose(fw.numpy(out), n * x - y.sum(0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("op", ["KMin", "Min"])
+def test_out_aliasing_with_selecting_reductions(fw, op):
+    n = 1000
+    x = RNG.standard_normal((n, 1))
+    diff = x - x.T
+    expected = np.sort(diff, 1)[:, :1] if op == "KMin" else diff.min(1, keepdims=True)
+    g = fw.module.Genred("x - y", ["x = Vi(1)", "y = Vj(1)"], reduction_op=op, axis=1,
+                         **({"opt_arg": 1} if op == "KMin" else {}))
+    xt = fw.array(x.copy())
+    res = g(xt, xt, out=xt)
+    np.testing.assert_allclose(fw.numpy(res), expected, rtol=1e-12)
+
+
+def test_overlapping_value_and_index_outs_are_refused(fw):
+    g = fw.module.Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="Min_ArgMin", axis=1)
+    buf = fw.array(np.zeros(20))
+    as_int64 = buf.view(np.int64) if fw.torch is None else buf.view(fw.torch.int64)
+    with pytest.raises(ValueError, match="overlap"):
+        g(fw.array(X), fw.array(Y), out=(buf[:10].reshape(10, 1), as_int64[5:15].reshape(10, 1)))
+
+
+def test_out_aliasing_with_logsumexp(fw):
+    g = fw.module.Genred("Elem(x,0) * Elem(y,0)", ["x = Vi(1)", "y = Vj(1)"], reduction_op="LogSumExp", axis=1)
+    x = RNG.standard_normal((12, 1))
+    expected = np.log(np.exp(x * x.T).sum(1, keepdims=True))
+    xt = fw.array(x.copy())
+    assert g(xt, xt, out=xt) is xt
+    np.testing.assert_allclose(fw.numpy(xt), expected, rtol=1e-12)
+
+
 # --------------------------------------------------------------------------- integers given as NumPy or torch values
 
 
@@ -174,6 +302,90 @@ def test_kernel_solve_alpha_as_an_array(fw):
     for alpha in (True, np.array([0.1, 0.2]), 1j, "0.1"):
         with pytest.raises(ValueError, match="alpha must be a real number"):
             solver(fw.array(x), fw.array(x), fw.array(b), alpha=alpha)
+
+
+# --------------------------------------------------------------------------------- unusual arrays: clear errors
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr", "mkldnn"])
+def test_sparse_and_mkldnn_tensors_are_refused(layout):
+    torch = pytest.importorskip("torch")
+    import pykeops.torch as pk
+
+    x, y = torch.from_numpy(X).float(), torch.from_numpy(Y).float()
+    odd = {"sparse_coo": y.to_sparse(), "sparse_csr": y.to_sparse_csr(), "mkldnn": y.to_mkldnn()}[layout]
+    kind = "mkldnn" if layout == "mkldnn" else "sparse"
+    g = sum_of_sqdist(pk)
+    message = rf"argument 1 is a {kind} tensor \(layout torch\.(_mkldnn|{layout})\); pass a dense tensor"
+    with pytest.raises(TypeError, match=message):
+        g(x, odd)
+    with pytest.raises(TypeError, match=f"is a {kind} tensor"):
+        pk.LazyTensor(odd[None] if layout == "sparse_coo" else odd, axis=None if layout == "sparse_coo" else 1)
+    with pytest.raises(TypeError, match=f"out is a {kind} tensor"):
+        g(x, y, out={"sparse_coo": torch.zeros(10, 1).to_sparse(), "sparse_csr": torch.zeros(10, 1).to_sparse_csr(),
+                     "mkldnn": torch.zeros(10, 1).to_mkldnn()}[layout])
+
+
+def test_meta_tensors_are_refused():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch as pk
+
+    x, y = torch.empty(10, 3, device="meta"), torch.empty(12, 3, device="meta")
+    with pytest.raises(ValueError, match="argument 0 is a meta tensor: meta tensors have no data"):
+        sum_of_sqdist(pk)(x, y)
+    D = (pk.Vi(x) - pk.Vj(y)).sqnorm2()  # built lazily: the arrays are only read by the reduction
+    with pytest.raises(ValueError, match="argument 0 is a meta tensor"):
+        D.sum(dim=1)
+
+
+def test_masked_numpy_arrays_are_refused():
+    import pykeops.numpy as pk
+
+    y = np.ma.masked_less(Y, 0)
+    with pytest.raises(TypeError, match="argument 1 is a numpy.ma.MaskedArray"):
+        sum_of_sqdist(pk)(X, y)
+
+
+@pytest.mark.parametrize("dtype", ["complex128", "bool"])
+def test_complex_and_bool_arrays_in_real_reductions(fw, dtype):
+    bad = fw.array(Y.astype(dtype))
+    hint = "ComplexLazyTensor" if dtype == "complex128" else "float32 or float64"
+    with pytest.raises(TypeError, match=f"argument 1 has dtype {dtype}: .*{hint}"):
+        sum_of_sqdist(fw)(fw.array(X), bad)
+
+
+def test_views_requiring_grad():
+    torch = pytest.importorskip("torch")
+    import pykeops.torch as pk
+
+    base = torch.from_numpy(RNG.standard_normal((10, 5))).requires_grad_()
+    y = torch.from_numpy(Y)
+    x = base[:, 1:4]  # a non-contiguous view of a leaf
+    got = sum_of_sqdist(pk)(x, y)
+    dense = ((x[:, None] - y[None]) ** 2).sum(-1).sum(1, keepdim=True)
+    torch.testing.assert_close(got, dense)
+    (g_ours,) = torch.autograd.grad(got.sum(), base)
+    (g_dense,) = torch.autograd.grad(dense.sum(), base)
+    torch.testing.assert_close(g_ours, g_dense)
+    assert (g_ours[:, 0] == 0).all() and (g_ours[:, 4] == 0).all()
+
+
+def test_empty_arrays(fw):
+    g = sum_of_sqdist(fw)
+    assert fw.numpy(g(fw.array(np.zeros((0, 3))), fw.array(Y))).shape == (0, 1)
+    np.testing.assert_array_equal(fw.numpy(g(fw.array(X), fw.array(np.zeros((0, 3))))), np.zeros((10, 1)))
+    m = fw.module.Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="Min", axis=1)
+    np.testing.assert_array_equal(fw.numpy(m(fw.array(X), fw.array(np.zeros((0, 3))))), np.full((10, 1), np.inf))
+
+
+def test_nan_inputs_propagate(fw):
+    x = X.copy()
+    x[3, 1] = np.nan
+    got = fw.numpy(sum_of_sqdist(fw)(fw.array(x), fw.array(Y)))
+    expected = sqdist(x, Y).sum(1, keepdims=True)
+    assert np.isnan(got[3, 0]) and np.isnan(got).sum() == 1
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------- torchdr (keops)

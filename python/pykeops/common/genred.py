@@ -161,6 +161,7 @@ def check_ranges(ranges, device, tools):
     for name, r, ndim in zip(RANGE_NAMES, ranges, RANGE_NDIMS):
         if not tools.is_array(r):
             raise TypeError(f"ranges: {name} is a {type_name(r)}, expected a {class_name(tools.array_type)}")
+        tools.check_storage(r, f"ranges: {name}")
         if not tools.is_integer(r):
             raise TypeError(f"ranges: {name} has dtype {tools.dtype_name(r)}, expected integers (int64)")
         shape = tuple(r.shape)
@@ -189,6 +190,7 @@ def check_out(out, shape, dtype, device, tools, what=None):
     """Check that a user-given out= array can receive the result in place; what names the expected dtype."""
     if not tools.is_array(out):
         raise TypeError(f"out is a {type_name(out)}: pykeops.{tools.name} expects a {class_name(tools.array_type)}")
+    tools.check_storage(out, "out")
     if tuple(out.shape) != shape:
         raise ValueError(f"out should have shape {shape}, got {tuple(out.shape)}")
     if tools.dtype_name(out) != dtype:
@@ -199,6 +201,21 @@ def check_out(out, shape, dtype, device, tools, what=None):
         raise ValueError("out must be a C-contiguous, aligned and writable array")
     if tools.needs_grad((out,)):
         raise ValueError("out requires grad: results written in place into out= are not differentiable")
+
+
+def writes_in_place(outs, reads, tools):
+    """Whether the kernel may write straight into the out= arrays: none holds lazy bits (torch neg/conj views) or
+    overlaps an array the kernel reads. Otherwise it computes into temporaries copied into out afterwards (as torch
+    does for an out= that aliases an input), so that out=x gives the same result as a fresh output."""
+    return all(tools.holds_its_values(o) and not any(tools.may_share_memory(o, a) for a in reads) for o in outs)
+
+
+def copy_into(outs, buffers):
+    """Copy raw result buffers into the out= arrays; returns the views of out shaped like the buffers."""
+    views = [o.reshape(tuple(b.shape)) for o, b in zip(outs, buffers)]
+    for v, b in zip(views, buffers):
+        v[...] = b
+    return views
 
 
 def _final_shapes(reduction, outputs, lead, K):
@@ -331,7 +348,13 @@ class GenericGenred:
         return kernel
 
     def __call__(self, *args, backend="auto", device_id=-1, ranges=None, out=None):
-        """Run the reduction; args follow the alias positions. device_id only matters for GPU backends."""
+        """Run the reduction; args follow the alias positions. device_id only matters for GPU backends.
+
+        out: a C-contiguous array (a pair of them for Min_ArgMin, Max_ArgMax, KMin_ArgKMin: values, int64 indices)
+        of the result's shape and dtype, which receives the result and is returned. out may overlap the arguments
+        or the ranges (e.g. out=x): the result is then computed into a temporary and copied into out, so it is
+        always the result of the call without out=. The two arrays of a pair must not overlap (ValueError).
+        """
         tools = self.tools
         red = REDUCTIONS[self.reduction_op]
         if out is None and tools.autograd is not None:
@@ -360,6 +383,9 @@ class GenericGenred:
     def _run(self, args, backend, device_id, ranges, out):
         """Checks, allocates (or adopts out=) and runs; returns (raw buffers, final shapes, out arrays or None)."""
         tools = self.tools
+        for k, a in enumerate(args):  # before the device is looked at: a meta tensor has no data on any device
+            if tools.is_array(a):
+                tools.check_storage(a, f"argument {k}")
         if gpu.selected(backend, args, tools):  # GPU backend asked for, or CUDA tensors: common/gpu.py
             return gpu.run(self, args, backend, device_id, ranges, out)
         check_backend(backend)
@@ -378,10 +404,12 @@ class GenericGenred:
         shapes = _final_shapes(red, outputs, lead, self.opt_arg)
         outs = self._check_outs(out, shapes, kinds, device) if out is not None else None
 
-        # The engine's buffers: the user's out= arrays (reshaped views) when the result is a view of them.
+        # The engine's buffers: the user's out= arrays (reshaped views) when the result is a view of them and
+        # they overlap no input (see writes_in_place).
         direct = red.post in ("raw", "kshape")
+        in_place = direct and outs is not None and writes_in_place(outs, bound.arrays + list(ranges or ()), tools)
         buffers = [
-            outs[k].reshape(lead + (ncols,)) if direct and outs is not None else tools.empty(lead + (ncols,), kind, device)
+            outs[k].reshape(lead + (ncols,)) if in_place else tools.empty(lead + (ncols,), kind, device)
             for k, ((_, ncols), kind) in enumerate(zip(outputs, kinds))
         ]
         if math.prod(lead) > 0:
@@ -395,6 +423,8 @@ class GenericGenred:
                 [tools.data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [tools.data_ptr(b) for b in buffers],
                 **extra,
             )
+        if direct and outs is not None and not in_place:
+            buffers = copy_into(outs, buffers)
         return buffers, shapes, outs
 
     def _check_outs(self, out, shapes, kinds, device):
@@ -410,6 +440,8 @@ class GenericGenred:
             )
         for o, shape, kind in zip(outs, shapes, kinds):
             check_out(o, shape, kind, device, self.tools, "the indices are int64" if kind == "int64" else None)
+        if len(outs) == 2 and self.tools.may_share_memory(outs[0], outs[1]):
+            raise ValueError("the two out= arrays (values and indices) overlap in memory: give separate arrays")
         return outs
 
     def _postprocess(self, red, buffers, shapes):

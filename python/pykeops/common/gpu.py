@@ -224,7 +224,7 @@ class _DeviceArrays:
 
 def run(genred, args, backend, device_id, ranges, out):
     """GenericGenred._run on the GPU: returns (raw buffers, final shapes, out arrays or None) in the caller's framework."""
-    from .genred import REDUCTIONS, _final_shapes, bind_arguments, check_ranges
+    from .genred import REDUCTIONS, _final_shapes, bind_arguments, check_ranges, copy_into, writes_in_place
 
     tools = genred.tools
     dtype, device = check_arrays(args, tools)
@@ -267,7 +267,8 @@ def run(genred, args, backend, device_id, ranges, out):
 
     if use_torch:
         torch = _torch()
-        if not host and outs is not None and direct:
+        in_place = not host and outs is not None and direct and writes_in_place(outs, bound.arrays, TorchTools)
+        if in_place:
             buffers = [o.reshape(lead + (ncols,)) for o, (_, ncols) in zip(outs, outputs)]
         else:
             buffers = [torch.empty(lead + (ncols,), dtype=getattr(torch, kind), device=dev) for (_, ncols), kind in zip(outputs, kinds)]
@@ -289,11 +290,9 @@ def run(genred, args, backend, device_id, ranges, out):
             for b, p in zip(host_bufs, dptrs):
                 engine().gpu_download(ordinal, b.ctypes.data, p, b.nbytes)
         buffers = [_from_numpy(b, tools) for b in host_bufs]
-    if host and outs is not None and direct:
-        views = [o.reshape(lead + (ncols,)) for o, (_, ncols) in zip(outs, outputs)]
-        for v, b in zip(views, buffers):
-            v[...] = b
-        buffers = views
+        in_place = False
+    if outs is not None and direct and not in_place:
+        buffers = copy_into(outs, buffers)
     return buffers, shapes, outs
 
 

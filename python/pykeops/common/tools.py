@@ -79,10 +79,9 @@ class ArrayTools:
         """Raise TypeError unless x holds float32/float64 data; `what` names x in the message."""
         dtype = cls.dtype_name(x)
         if dtype not in SUPPORTED_DTYPES:
-            raise TypeError(
-                f"{what} has dtype {dtype}: pykeops computes on float32 or float64 arrays only "
-                "(integers can only appear as constants in formulas; float16 needs the GPU backend)"
-            )
+            hint = ("complex arrays go through LazyTensor (ComplexLazyTensor), or as real pairs" if "complex" in dtype
+                    else "integers can only appear as constants in formulas; float16 needs the GPU backend")
+            raise TypeError(f"{what} has dtype {dtype}: pykeops computes on float32 or float64 arrays only ({hint})")
         return dtype
 
     # Framework-specific primitives, overridden by each subclass.
@@ -109,6 +108,22 @@ class ArrayTools:
     @staticmethod
     def is_writable_contiguous(x):
         """Whether the engine may write into x in place (C-contiguous, aligned, writable)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def check_storage(x, what):
+        """Raise TypeError/ValueError unless x is a plain dense array whose memory holds its values (torch: no sparse,
+        mkldnn or meta tensors); `what` names x in the message."""
+
+    @staticmethod
+    def holds_its_values(x):
+        """Whether x's memory reads as x (False for torch's lazy negative / conjugate views, whose bit the engine
+        would ignore: they are copied on the way in and never written into)."""
+        return True
+
+    @staticmethod
+    def may_share_memory(a, b):
+        """Whether a and b may overlap in memory (True when unsure: the caller then works on a copy)."""
         raise NotImplementedError
 
     @staticmethod

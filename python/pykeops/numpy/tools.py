@@ -31,6 +31,16 @@ class NumpyTools(ArrayTools):
         return flags.c_contiguous and flags.aligned and flags.writeable
 
     @staticmethod
+    def check_storage(x, what):
+        if isinstance(x, np.ma.MaskedArray):
+            raise TypeError(f"{what} is a numpy.ma.MaskedArray: pykeops would ignore its mask; pass x.filled(value) "
+                            "or x.data")
+
+    @staticmethod
+    def may_share_memory(a, b):
+        return bool(np.may_share_memory(a, b))
+
+    @staticmethod
     def empty(shape, dtype, device):
         return np.empty(shape, dtype=dtype)
 

@@ -6,6 +6,12 @@ from ..common.tools import ArrayTools
 from . import autograd
 
 
+def _check_layout(x, what):
+    if x.layout != torch.strided:
+        kind = "sparse" if "sparse" in str(x.layout) else str(x.layout).removeprefix("torch._")
+        raise TypeError(f"{what} is a {kind} tensor (layout {x.layout}); pass a dense tensor (x.to_dense())")
+
+
 class TorchTools(ArrayTools):
     name = "torch"
     array_type = torch.Tensor
@@ -18,6 +24,7 @@ class TorchTools(ArrayTools):
     @classmethod
     def check_dtype(cls, x, what):
         """As ArrayTools, plus float16 for CUDA tensors (computed by the GPU backend, pykeops.common.gpu)."""
+        _check_layout(x, what)
         if x.dtype == torch.float16 and x.is_cuda:
             return "float16"
         return super().check_dtype(x, what)
@@ -31,8 +38,34 @@ class TorchTools(ArrayTools):
         return str(torch.get_default_dtype()).removeprefix("torch.")
 
     @staticmethod
+    def check_storage(x, what):
+        _check_layout(x, what)
+        if x.is_meta:
+            raise ValueError(f"{what} is a meta tensor: meta tensors have no data to compute on")
+
+    @staticmethod
+    def holds_its_values(x):
+        return not (x.is_neg() or x.is_conj())
+
+    @staticmethod
+    def may_share_memory(a, b):
+        """Whether the byte ranges spanned by a and b intersect (strides are never negative in torch)."""
+        if a.device != b.device or a.numel() == 0 or b.numel() == 0:
+            return False
+
+        def span(t):
+            start = t.data_ptr()
+            last = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+            return start, start + (last + 1) * t.element_size()
+
+        (a0, a1), (b0, b1) = span(a), span(b)
+        return a0 < b1 and b0 < a1
+
+    @staticmethod
     def contiguous(x):
-        return x.detach().contiguous()
+        # resolve_neg/resolve_conj copy the lazy views that the engine's raw reads would get wrong (x.conj().imag,
+        # torch._neg_view); autograd still flows through the caller's x.
+        return x.detach().resolve_neg().resolve_conj().contiguous()
 
     @staticmethod
     def is_writable_contiguous(x):
