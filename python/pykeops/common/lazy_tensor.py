@@ -681,7 +681,9 @@ class GenericLazyTensor:
 
     def extract(self, i, d):
         """Components i, ..., i + d - 1 of the vector: Extract(x, i, d), of dim d."""
-        i, d = int_argument(i, "operation Extract: the start"), int_argument(d, "operation Extract: the length")
+        if as_int(i) is None or as_int(d) is None:
+            raise TypeError(f"operation Extract: the start and the length must be ints, got {i!r} and {d!r}")
+        i, d = as_int(i), as_int(d)
         D = self._operand().ndim
         if i < 0 or d < 1 or i + d > D:
             raise ValueError(
@@ -713,18 +715,18 @@ class GenericLazyTensor:
 
     def one_hot(self, D):
         """One-hot encoding, of dim D, of the scalar x rounded to the nearest integer."""
-        D = int_argument(D, "operation OneHot: the dimension D")
-        if D < 1:
-            raise ValueError(f"operation OneHot: the dimension D must be a positive int, got {D!r}")
+        if as_int(D) is None or as_int(D) < 1:
+            raise TypeError(f"operation OneHot: the dimension D must be a positive int, got {D!r}")
+        D = as_int(D)
         if self._operand().ndim != 1:
             raise ValueError(f"operation OneHot: the argument must have dimension 1, got {self.ndim}")
         return self._unary("OneHot", ndim=D, params=(D,))
 
     def bspline(self, x, k=0):
         """B-spline basis functions of order k, on the knots self (dim n), at the scalar x: dim n - k - 1."""
-        k = int_argument(k, "operation BSpline: the order k")
-        if k < 0:
-            raise ValueError(f"operation BSpline: the order k must be a non-negative int, got {k!r}")
+        if as_int(k) is None or as_int(k) < 0:
+            raise TypeError(f"operation BSpline: the order k must be a non-negative int, got {k!r}")
+        k = as_int(k)
         x = self._lift(x)
         n = self._operand().ndim
         if x.ndim != 1:
