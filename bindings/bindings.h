@@ -12,6 +12,14 @@ void define_gpu(pybind11::module_& m);
 #include <utility>
 #include <vector>
 
+#include "../jit/disk_cache.h"
+
+// Turns the engine's warnings raised on this thread (damaged disk-cache entries) into Python RuntimeWarnings.
+inline void emit_engine_warnings() {
+  for (const std::string& w : keops::take_warnings())
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, w.c_str(), 1) != 0) throw pybind11::error_already_set();
+}
+
 // The read-only description of a compiled kernel (CPU Kernel or GpuKernel): its arguments and outputs.
 template <class K, class Cls>
 void def_kernel_properties(Cls& cls) {

@@ -30,8 +30,13 @@ void define_kernels(py::module_& m) {
   m.def("get_kernel", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
                          const std::string& dtype_acc, const std::string& sum_scheme) {
         keops::KernelRequest r{formula, aliases, dtype, dtype_acc, sum_scheme};
-        py::gil_scoped_release release;
-        return std::const_pointer_cast<Kernel>(keops::get_kernel(r));
+        std::shared_ptr<const Kernel> k;
+        {
+          py::gil_scoped_release release;
+          k = keops::get_kernel(r);
+        }
+        emit_engine_warnings();
+        return std::const_pointer_cast<Kernel>(k);
       },
       py::arg("formula"), py::arg("aliases"), py::arg("dtype"), py::arg("dtype_acc") = "auto",
       py::arg("sum_scheme") = "auto");

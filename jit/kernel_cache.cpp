@@ -89,17 +89,14 @@ std::pair<cpu::KernelFn, bool> build(const Program& p, const KernelOptions& o, c
   if (!folder.empty()) {
     obj = std::filesystem::path(folder) / (digest + ".o");
     meta = std::filesystem::path(folder) / (digest + ".key");
-    std::string object = read_file(obj);
-    if (!object.empty() && read_file(meta) == key) return {cpu::load_object(object, symbol), true};
+    std::string object = read_entry(obj, meta, key);
+    if (!object.empty()) return {cpu::load_object(object, symbol), true};
   }
   std::string object = cpu::compile_object(p, o, symbol);
   if (!folder.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(folder, ec);
-    if (!ec) {  // an unwritable cache folder only costs recompilation next time
-      write_file(obj, object);
-      write_file(meta, key);
-    }
+    if (!ec) write_entry(obj, meta, key, object);  // an unwritable cache folder only costs recompilation next time
   }
   return {cpu::load_object(object, symbol), false};
 }
