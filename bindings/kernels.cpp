@@ -54,6 +54,8 @@ void define_kernels(py::module_& m) {
   m.def("cache_folder", &keops::cache_folder);
   m.def("set_cache_folder", &keops::set_cache_folder, py::arg("path"));
   m.def("clear_memory_cache", &keops::clear_memory_cache);
+  m.def("linked_objects", &keops::cpu::linked_objects,
+        "Number of CPU kernels' objects linked in the process (code of evicted, unused kernels is unlinked).");
   m.def("cache_stats", [] {
     auto s = keops::cache_stats();
     py::dict d;

@@ -81,7 +81,7 @@ KernelOptions parse_options(const Program& p, const KernelRequest& r) {
 }
 
 // Object code for the program: from the disk cache when present and valid, else compiled and stored.
-std::pair<cpu::KernelFn, bool> build(const Program& p, const KernelOptions& o, const std::string& key) {
+std::pair<std::shared_ptr<const cpu::LinkedCode>, bool> build(const Program& p, const KernelOptions& o, const std::string& key) {
   std::string digest = key_digest(key);
   std::string symbol = "keops_" + digest;
   std::string folder = cache_folder();
@@ -174,10 +174,10 @@ std::shared_ptr<const Kernel> get_kernel(const KernelRequest& r) {
     }
   }
   if (!kernel) {
-    cpu::KernelFn fn = nullptr;
+    std::shared_ptr<const cpu::LinkedCode> code;
     bool from_disk = false;
-    if (program.reduction != ReductionKind::Zero) std::tie(fn, from_disk) = build(program, options, program_key);
-    kernel = std::make_shared<const Kernel>(std::move(program), options, fn);
+    if (program.reduction != ReductionKind::Zero) std::tie(code, from_disk) = build(program, options, program_key);
+    kernel = std::make_shared<const Kernel>(std::move(program), options, std::move(code));
     std::lock_guard<std::mutex> g(c.mutex);
     ++(from_disk ? c.stats.disk_hits : c.stats.compiled);
     c.by_program.emplace(program_key, kernel);
@@ -220,7 +220,7 @@ void Kernel::run(const Launch& L) const {
   if (n_outer == 0 || n_batch == 0) return;
   const int outer_cat = p.tag, inner_cat = 1 - p.tag;
   const size_t elem = dtype_size(options_.dtype);
-  if (!fn_) {  // Zero_Reduction
+  if (!code_) {  // Zero_Reduction
     for (size_t o = 0; o < L.outs.size(); ++o)
       std::memset(reinterpret_cast<void*>(L.outs[o]), 0, n_batch * n_outer * outputs_[o].cols * elem);
     return;
@@ -320,7 +320,7 @@ void Kernel::run(const Launch& L) const {
   const int64_t w = cpu::vector_width(options_.dtype);
   const int64_t chunk = std::max<int64_t>(w, chunk_bytes() / std::max<int64_t>(inner_bytes, 1) / w * w);
   const int64_t slots = cpu::state_slots(p, options_);
-  cpu::KernelFn fn = fn_;
+  const cpu::KernelFn fn = code_->fn;
   parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t t) {
     const Task& task = tasks[t];
     const void* const* args = batch_args[task.batch].data();

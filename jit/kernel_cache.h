@@ -34,8 +34,8 @@ struct Launch {
 
 class Kernel {
  public:
-  Kernel(Program program, KernelOptions options, cpu::KernelFn fn)
-      : program_(std::move(program)), options_(options), outputs_(output_specs(program_)), fn_(fn) {}
+  Kernel(Program program, KernelOptions options, std::shared_ptr<const cpu::LinkedCode> code)
+      : program_(std::move(program)), options_(options), outputs_(output_specs(program_)), code_(std::move(code)) {}
   const Program& program() const { return program_; }
   const KernelOptions& options() const { return options_; }
   const std::vector<OutputSpec>& outputs() const { return outputs_; }
@@ -47,7 +47,7 @@ class Kernel {
   Program program_;
   KernelOptions options_;
   std::vector<OutputSpec> outputs_;
-  cpu::KernelFn fn_;  // null for Zero_Reduction
+  std::shared_ptr<const cpu::LinkedCode> code_;  // null for Zero_Reduction
 };
 
 std::shared_ptr<const Kernel> get_kernel(const KernelRequest& request);
@@ -63,6 +63,7 @@ CacheStats cache_stats();
 // Disk cache folder: KEOPS_CACHE_FOLDER, else $XDG_CACHE_HOME/keops-jit or ~/.cache/keops-jit; "" disables it.
 std::string cache_folder();
 void set_cache_folder(const std::string& path);
+// Forgets the kernels in memory; the code of each is unlinked when its last user (e.g. a Genred) lets it go.
 void clear_memory_cache();
 
 // Bytes of inner-variable data that a task's rows share from cache before moving to the next chunk of j (see
