@@ -20,8 +20,10 @@ void define_kernels(py::module_& m) {
                              std::move(range_counts), range_sets};
         if (py::isinstance<py::int_>(outs)) launch.outs = {outs.cast<uintptr_t>()};
         else launch.outs = outs.cast<std::vector<uintptr_t>>();
-        py::gil_scoped_release release;
-        k.run(launch);
+        run_interruptible([&](const std::function<bool()>& interrupted) {
+          launch.interrupted = interrupted;
+          k.run(launch);
+        });
       }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("outs"), py::arg("batch") = std::vector<int64_t>{},
          py::arg("arg_batch") = std::vector<std::vector<int64_t>>{}, py::arg("ranges") = std::vector<uintptr_t>{},
          py::arg("range_counts") = std::vector<int64_t>{}, py::arg("range_sets") = 1,

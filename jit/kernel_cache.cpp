@@ -286,7 +286,8 @@ void Kernel::run(const Launch& L) const {
     for (int64_t k = static_cast<int64_t>(nb) - 1; k >= 0 && ++index[k] == L.batch[k]; --k) index[k] = 0;
   }
 
-  // Tasks: (batch, rows, intervals), each worth at least ~64k pairs, up to 8 per thread for load balance.
+  // Tasks: (batch, rows, intervals), each worth at least ~64k pairs, up to 8 per thread for load balance, and at
+  // most ~64M pairs (tens of ms), so that an interruption is seen soon (each task also stops between chunks of j).
   struct Task {
     int64_t batch, r0, r1;
     const RowBlock* block;
@@ -301,7 +302,7 @@ void Kernel::run(const Launch& L) const {
   for (int64_t bi = 0; bi < n_batch; ++bi)
     for (const RowBlock& b : plans[n_sets == 1 ? 0 : bi].blocks)
       total += (b.r1 - b.r0) * std::max<int64_t>(length(plans[n_sets == 1 ? 0 : bi], b), 1);
-  const int64_t target = std::max<int64_t>(1 << 16, total / (8 * int64_t(num_threads())));
+  const int64_t target = std::clamp<int64_t>(total / (8 * int64_t(num_threads())), 1 << 16, 1 << 26);
   std::vector<Task> tasks;
   for (int64_t bi = 0; bi < n_batch; ++bi) {
     const Plan& pl = plans[n_sets == 1 ? 0 : bi];
@@ -321,7 +322,11 @@ void Kernel::run(const Launch& L) const {
   const int64_t chunk = std::max<int64_t>(w, chunk_bytes() / std::max<int64_t>(inner_bytes, 1) / w * w);
   const int64_t slots = cpu::state_slots(p, options_);
   const cpu::KernelFn fn = code_->fn;
+  std::atomic<bool> stop{false};  // set once interrupted: running tasks return at their next chunk of j
+  std::function<bool()> poll;       // only for launches long enough to be worth the caller's waiting (> ~1 ms)
+  if (L.interrupted && total > (int64_t(1) << 22)) poll = [&] { return stop = stop || L.interrupted(); };
   parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t t) {
+    if (stop) return;
     const Task& task = tasks[t];
     const void* const* args = batch_args[task.batch].data();
     void* const* outs = batch_outs[task.batch].data();
@@ -349,11 +354,11 @@ void Kernel::run(const Launch& L) const {
     for (auto& pieces : cut)
       if (!pieces.empty()) windows.push_back(std::move(pieces));
     std::vector<int64_t> scratch(static_cast<size_t>((task.r1 - task.r0) * slots));
-    for (size_t q = 0; q < windows.size(); ++q) {
+    for (size_t q = 0; q < windows.size() && !stop; ++q) {
       const int64_t mode = (q > 0 ? cpu::kResume : 0) | (q + 1 < windows.size() ? cpu::kPartial : 0);
       fn(task.r0, task.r1, windows[q].data(), static_cast<int64_t>(windows[q].size() / 2), args, outs, scratch.data(), mode);
     }
-  });
+  }, poll);
 }
 
 }  // namespace keops

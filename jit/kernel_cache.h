@@ -1,6 +1,7 @@
 // Kernel cache: request -> compiled Kernel, in memory (by exact request and by canonical program) and on disk.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,10 @@ struct Launch {
   std::vector<uintptr_t> ranges;              // empty or the 6 KeOps block-sparse int64 arrays
   std::vector<int64_t> range_counts;          // [n ranges_i, n redranges_j, n ranges_j, n redranges_i]
   int64_t range_sets = 1;                     // 1: one pattern for every batch; else one per batch, stacked
+  // CPU: polled on the calling thread about every 50 ms while the workers run (see parallel_for); true stops the
+  // launch (the outputs are then undefined) with Interrupted. The bindings check Python's signals (Ctrl-C) here.
+  // Not used by the GPU: its launch is queued asynchronously (one kernel, maybe a combine) and cannot be cut short.
+  std::function<bool()> interrupted;
 };
 
 class Kernel {
@@ -40,7 +45,7 @@ class Kernel {
   const KernelOptions& options() const { return options_; }
   const std::vector<OutputSpec>& outputs() const { return outputs_; }
 
-  // Validates counts, shapes and ranges (UserError), then runs on all threads.
+  // Validates counts, shapes and ranges (UserError), then runs on all threads (Interrupted: see Launch).
   void run(const Launch& launch) const;
 
  private:
