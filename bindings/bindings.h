@@ -8,9 +8,40 @@ void define_gpu(pybind11::module_& m);
 
 #include <pybind11/stl.h>
 
+#include <exception>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "../jit/disk_cache.h"
+#include "../jit/thread_pool.h"
+
+// Turns the engine's warnings raised on this thread (damaged disk-cache entries) into Python RuntimeWarnings.
+inline void emit_engine_warnings() {
+  for (const std::string& w : keops::take_warnings())
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, w.c_str(), 1) != 0) throw pybind11::error_already_set();
+}
+
+// Runs f(interrupted) without the GIL; interrupted() takes it back briefly to run Python's signal handlers, so that
+// Ctrl-C stops the engine and raises KeyboardInterrupt (or what the handler raised) once its workers have stopped.
+template <class F>
+auto run_interruptible(F&& f) {
+  std::exception_ptr raised;
+  std::function<bool()> interrupted = [&raised] {
+    pybind11::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    raised = std::make_exception_ptr(pybind11::error_already_set());
+    return true;
+  };
+  try {
+    pybind11::gil_scoped_release release;
+    return f(interrupted);
+  } catch (const keops::Interrupted&) {
+    if (raised) std::rethrow_exception(raised);
+    throw;
+  }
+}
 
 // The read-only description of a compiled kernel (CPU Kernel or GpuKernel): its arguments and outputs.
 template <class K, class Cls>

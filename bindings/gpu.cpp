@@ -125,6 +125,7 @@ void define_gpu(py::module_& m) {
           py::gil_scoped_release release;
           r = k.run(launch, device, stream, s);
         }
+        emit_engine_warnings();
         py::dict d;
         d["scheme"] = r.scheme;
         d["blocks"] = r.blocks;
@@ -139,8 +140,13 @@ void define_gpu(py::module_& m) {
          "Runs the kernels on device addresses, on `stream` of `device`; returns the scheme used.")
       .def("compile", [](const GpuKernel& k, const py::object& arch) {
         int sm = parse_arch(arch);
-        py::gil_scoped_release release;
-        return k.binary(sm).binary.size();
+        size_t size;
+        {
+          py::gil_scoped_release release;
+          size = k.binary(sm).binary.size();
+        }
+        emit_engine_warnings();
+        return size;
       }, py::arg("arch"), "Compiles (or loads from the cache) for an architecture; returns the binary's size.");
 
   m.def("get_gpu_kernel", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,

@@ -20,8 +20,10 @@ void define_kernels(py::module_& m) {
                              std::move(range_counts), range_sets};
         if (py::isinstance<py::int_>(outs)) launch.outs = {outs.cast<uintptr_t>()};
         else launch.outs = outs.cast<std::vector<uintptr_t>>();
-        py::gil_scoped_release release;
-        k.run(launch);
+        run_interruptible([&](const std::function<bool()>& interrupted) {
+          launch.interrupted = interrupted;
+          k.run(launch);
+        });
       }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("outs"), py::arg("batch") = std::vector<int64_t>{},
          py::arg("arg_batch") = std::vector<std::vector<int64_t>>{}, py::arg("ranges") = std::vector<uintptr_t>{},
          py::arg("range_counts") = std::vector<int64_t>{}, py::arg("range_sets") = 1,
@@ -30,8 +32,13 @@ void define_kernels(py::module_& m) {
   m.def("get_kernel", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
                          const std::string& dtype_acc, const std::string& sum_scheme) {
         keops::KernelRequest r{formula, aliases, dtype, dtype_acc, sum_scheme};
-        py::gil_scoped_release release;
-        return std::const_pointer_cast<Kernel>(keops::get_kernel(r));
+        std::shared_ptr<const Kernel> k;
+        {
+          py::gil_scoped_release release;
+          k = keops::get_kernel(r);
+        }
+        emit_engine_warnings();
+        return std::const_pointer_cast<Kernel>(k);
       },
       py::arg("formula"), py::arg("aliases"), py::arg("dtype"), py::arg("dtype_acc") = "auto",
       py::arg("sum_scheme") = "auto");
@@ -49,6 +56,8 @@ void define_kernels(py::module_& m) {
   m.def("cache_folder", &keops::cache_folder);
   m.def("set_cache_folder", &keops::set_cache_folder, py::arg("path"));
   m.def("clear_memory_cache", &keops::clear_memory_cache);
+  m.def("linked_objects", &keops::cpu::linked_objects,
+        "Number of CPU kernels' objects linked in the process (code of evicted, unused kernels is unlinked).");
   m.def("cache_stats", [] {
     auto s = keops::cache_stats();
     py::dict d;

@@ -81,7 +81,7 @@ KernelOptions parse_options(const Program& p, const KernelRequest& r) {
 }
 
 // Object code for the program: from the disk cache when present and valid, else compiled and stored.
-std::pair<cpu::KernelFn, bool> build(const Program& p, const KernelOptions& o, const std::string& key) {
+std::pair<std::shared_ptr<const cpu::LinkedCode>, bool> build(const Program& p, const KernelOptions& o, const std::string& key) {
   std::string digest = key_digest(key);
   std::string symbol = "keops_" + digest;
   std::string folder = cache_folder();
@@ -89,17 +89,14 @@ std::pair<cpu::KernelFn, bool> build(const Program& p, const KernelOptions& o, c
   if (!folder.empty()) {
     obj = std::filesystem::path(folder) / (digest + ".o");
     meta = std::filesystem::path(folder) / (digest + ".key");
-    std::string object = read_file(obj);
-    if (!object.empty() && read_file(meta) == key) return {cpu::load_object(object, symbol), true};
+    std::string object = read_entry(obj, meta, key);
+    if (!object.empty()) return {cpu::load_object(object, symbol), true};
   }
   std::string object = cpu::compile_object(p, o, symbol);
   if (!folder.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(folder, ec);
-    if (!ec) {  // an unwritable cache folder only costs recompilation next time
-      write_file(obj, object);
-      write_file(meta, key);
-    }
+    if (!ec) write_entry(obj, meta, key, object);  // an unwritable cache folder only costs recompilation next time
   }
   return {cpu::load_object(object, symbol), false};
 }
@@ -177,10 +174,10 @@ std::shared_ptr<const Kernel> get_kernel(const KernelRequest& r) {
     }
   }
   if (!kernel) {
-    cpu::KernelFn fn = nullptr;
+    std::shared_ptr<const cpu::LinkedCode> code;
     bool from_disk = false;
-    if (program.reduction != ReductionKind::Zero) std::tie(fn, from_disk) = build(program, options, program_key);
-    kernel = std::make_shared<const Kernel>(std::move(program), options, fn);
+    if (program.reduction != ReductionKind::Zero) std::tie(code, from_disk) = build(program, options, program_key);
+    kernel = std::make_shared<const Kernel>(std::move(program), options, std::move(code));
     std::lock_guard<std::mutex> g(c.mutex);
     ++(from_disk ? c.stats.disk_hits : c.stats.compiled);
     c.by_program.emplace(program_key, kernel);
@@ -223,7 +220,7 @@ void Kernel::run(const Launch& L) const {
   if (n_outer == 0 || n_batch == 0) return;
   const int outer_cat = p.tag, inner_cat = 1 - p.tag;
   const size_t elem = dtype_size(options_.dtype);
-  if (!fn_) {  // Zero_Reduction
+  if (!code_) {  // Zero_Reduction
     for (size_t o = 0; o < L.outs.size(); ++o)
       std::memset(reinterpret_cast<void*>(L.outs[o]), 0, n_batch * n_outer * outputs_[o].cols * elem);
     return;
@@ -289,7 +286,8 @@ void Kernel::run(const Launch& L) const {
     for (int64_t k = static_cast<int64_t>(nb) - 1; k >= 0 && ++index[k] == L.batch[k]; --k) index[k] = 0;
   }
 
-  // Tasks: (batch, rows, intervals), each worth at least ~64k pairs, up to 8 per thread for load balance.
+  // Tasks: (batch, rows, intervals), each worth at least ~64k pairs, up to 8 per thread for load balance, and at
+  // most ~64M pairs (tens of ms), so that an interruption is seen soon (each task also stops between chunks of j).
   struct Task {
     int64_t batch, r0, r1;
     const RowBlock* block;
@@ -304,7 +302,7 @@ void Kernel::run(const Launch& L) const {
   for (int64_t bi = 0; bi < n_batch; ++bi)
     for (const RowBlock& b : plans[n_sets == 1 ? 0 : bi].blocks)
       total += (b.r1 - b.r0) * std::max<int64_t>(length(plans[n_sets == 1 ? 0 : bi], b), 1);
-  const int64_t target = std::max<int64_t>(1 << 16, total / (8 * int64_t(num_threads())));
+  const int64_t target = std::clamp<int64_t>(total / (8 * int64_t(num_threads())), 1 << 16, 1 << 26);
   std::vector<Task> tasks;
   for (int64_t bi = 0; bi < n_batch; ++bi) {
     const Plan& pl = plans[n_sets == 1 ? 0 : bi];
@@ -323,8 +321,12 @@ void Kernel::run(const Launch& L) const {
   const int64_t w = cpu::vector_width(options_.dtype);
   const int64_t chunk = std::max<int64_t>(w, chunk_bytes() / std::max<int64_t>(inner_bytes, 1) / w * w);
   const int64_t slots = cpu::state_slots(p, options_);
-  cpu::KernelFn fn = fn_;
+  const cpu::KernelFn fn = code_->fn;
+  std::atomic<bool> stop{false};  // set once interrupted: running tasks return at their next chunk of j
+  std::function<bool()> poll;       // only for launches long enough to be worth the caller's waiting (> ~1 ms)
+  if (L.interrupted && total > (int64_t(1) << 22)) poll = [&] { return stop = stop || L.interrupted(); };
   parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t t) {
+    if (stop) return;
     const Task& task = tasks[t];
     const void* const* args = batch_args[task.batch].data();
     void* const* outs = batch_outs[task.batch].data();
@@ -352,11 +354,11 @@ void Kernel::run(const Launch& L) const {
     for (auto& pieces : cut)
       if (!pieces.empty()) windows.push_back(std::move(pieces));
     std::vector<int64_t> scratch(static_cast<size_t>((task.r1 - task.r0) * slots));
-    for (size_t q = 0; q < windows.size(); ++q) {
+    for (size_t q = 0; q < windows.size() && !stop; ++q) {
       const int64_t mode = (q > 0 ? cpu::kResume : 0) | (q + 1 < windows.size() ? cpu::kPartial : 0);
       fn(task.r0, task.r1, windows[q].data(), static_cast<int64_t>(windows[q].size() / 2), args, outs, scratch.data(), mode);
     }
-  });
+  }, poll);
 }
 
 }  // namespace keops

@@ -1,6 +1,7 @@
 // Kernel cache: request -> compiled Kernel, in memory (by exact request and by canonical program) and on disk.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,24 +31,28 @@ struct Launch {
   std::vector<uintptr_t> ranges;              // empty or the 6 KeOps block-sparse int64 arrays
   std::vector<int64_t> range_counts;          // [n ranges_i, n redranges_j, n ranges_j, n redranges_i]
   int64_t range_sets = 1;                     // 1: one pattern for every batch; else one per batch, stacked
+  // CPU: polled on the calling thread about every 50 ms while the workers run (see parallel_for); true stops the
+  // launch (the outputs are then undefined) with Interrupted. The bindings check Python's signals (Ctrl-C) here.
+  // Not used by the GPU: its launch is queued asynchronously (one kernel, maybe a combine) and cannot be cut short.
+  std::function<bool()> interrupted;
 };
 
 class Kernel {
  public:
-  Kernel(Program program, KernelOptions options, cpu::KernelFn fn)
-      : program_(std::move(program)), options_(options), outputs_(output_specs(program_)), fn_(fn) {}
+  Kernel(Program program, KernelOptions options, std::shared_ptr<const cpu::LinkedCode> code)
+      : program_(std::move(program)), options_(options), outputs_(output_specs(program_)), code_(std::move(code)) {}
   const Program& program() const { return program_; }
   const KernelOptions& options() const { return options_; }
   const std::vector<OutputSpec>& outputs() const { return outputs_; }
 
-  // Validates counts, shapes and ranges (UserError), then runs on all threads.
+  // Validates counts, shapes and ranges (UserError), then runs on all threads (Interrupted: see Launch).
   void run(const Launch& launch) const;
 
  private:
   Program program_;
   KernelOptions options_;
   std::vector<OutputSpec> outputs_;
-  cpu::KernelFn fn_;  // null for Zero_Reduction
+  std::shared_ptr<const cpu::LinkedCode> code_;  // null for Zero_Reduction
 };
 
 std::shared_ptr<const Kernel> get_kernel(const KernelRequest& request);
@@ -63,6 +68,7 @@ CacheStats cache_stats();
 // Disk cache folder: KEOPS_CACHE_FOLDER, else $XDG_CACHE_HOME/keops-jit or ~/.cache/keops-jit; "" disables it.
 std::string cache_folder();
 void set_cache_folder(const std::string& path);
+// Forgets the kernels in memory; the code of each is unlinked when its last user (e.g. a Genred) lets it go.
 void clear_memory_cache();
 
 // Bytes of inner-variable data that a task's rows share from cache before moving to the next chunk of j (see

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -27,23 +28,27 @@ std::atomic<int> g_threads{0};
 
 class Pool {
  public:
-  void run(int n_threads, int64_t n_chunks, const std::function<void(int64_t)>& body) {
+  void run(int n_threads, int64_t n_chunks, const std::function<void(int64_t)>& body, const std::function<bool()>& interrupted) {
     std::lock_guard<std::mutex> launch(launch_mutex_);  // one parallel loop at a time
-    ensure_workers(n_threads - 1);
+    // The caller works too, unless it has to poll `interrupted` (then it only waits, and one more worker runs).
+    const int helpers = std::min<int64_t>(interrupted ? n_threads : n_threads - 1, interrupted ? n_chunks : n_chunks - 1);
+    ensure_workers(helpers);
     std::atomic<int64_t> next{0};
     std::exception_ptr error;
     std::mutex error_mutex;
+    auto fail = [&](std::exception_ptr e) {
+      std::lock_guard<std::mutex> g(error_mutex);
+      if (!error) error = e;
+    };
     auto work = [&] {
       for (int64_t c; (c = next.fetch_add(1)) < n_chunks;) {
         try {
           body(c);
         } catch (...) {
-          std::lock_guard<std::mutex> g(error_mutex);
-          if (!error) error = std::current_exception();
+          fail(std::current_exception());
         }
       }
     };
-    int helpers = std::min<int64_t>(n_threads - 1, n_chunks - 1);
     {
       std::lock_guard<std::mutex> g(mutex_);
       job_ = work;
@@ -52,11 +57,26 @@ class Pool {
       ++generation_;
     }
     wake_.notify_all();
-    work();
+    bool stopped = false;
+    if (!interrupted) work();
     std::unique_lock<std::mutex> g(mutex_);
-    finished_.wait(g, [&] { return pending_ == 0; });
+    auto done = [&] { return pending_ == 0; };
+    if (!interrupted) finished_.wait(g, done);
+    while (!finished_.wait_for(g, std::chrono::milliseconds(50), done)) {
+      if (stopped) continue;
+      g.unlock();
+      try {
+        stopped = interrupted();
+      } catch (...) {
+        fail(std::current_exception());
+        stopped = true;
+      }
+      if (stopped) next.store(n_chunks);  // no new chunk starts
+      g.lock();
+    }
     job_ = nullptr;
     if (error) std::rethrow_exception(error);
+    if (stopped) throw Interrupted("interrupted");
   }
 
  private:
@@ -104,14 +124,14 @@ int num_threads() {
 
 void set_num_threads(int n) { g_threads.store(n > 0 ? n : 0); }
 
-void parallel_for(int64_t n_chunks, const std::function<void(int64_t)>& body) {
+void parallel_for(int64_t n_chunks, const std::function<void(int64_t)>& body, const std::function<bool()>& interrupted) {
   if (n_chunks <= 0) return;
   int n = num_threads();
-  if (n <= 1 || n_chunks == 1) {
+  if (!interrupted && (n <= 1 || n_chunks == 1)) {
     for (int64_t c = 0; c < n_chunks; ++c) body(c);
     return;
   }
-  pool().run(n, n_chunks, body);
+  pool().run(n, n_chunks, body, interrupted);
 }
 
 }  // namespace keops

@@ -820,8 +820,8 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const Program
 }
 
 std::mutex& jit_mutex() {
-  static std::mutex m;
-  return m;
+  static std::mutex* m = new std::mutex();  // never destroyed: kernels held by Python objects may go during exit
+  return *m;
 }
 
 llvm::orc::LLJIT& jit() {
@@ -872,22 +872,60 @@ std::string compile_object(const Program& p, const KernelOptions& o, const std::
   return std::string(buffer.begin(), buffer.end());
 }
 
-KernelFn load_object(const std::string& object, const std::string& symbol) {
+namespace {
+
+// Objects linked now, by symbol: each in its own resource tracker, so that it can be unlinked alone. A symbol is
+// defined once in the JIT: a request for it while its code lives shares that code.
+struct Linked {
+  std::weak_ptr<const LinkedCode> code;
+  llvm::orc::ResourceTrackerSP tracker;
+  uint64_t id;
+};
+std::unordered_map<std::string, Linked>& linked() {
+  static auto* m = new std::unordered_map<std::string, Linked>();
+  return *m;
+}
+
+// Removes an object's code from the JIT (caller holds jit_mutex). Never throws (it runs in deleters): a failure
+// only leaks the code, and linking the symbol again then reports it.
+void unlink(std::unordered_map<std::string, Linked>::iterator it) {
+  llvm::consumeError(it->second.tracker->remove());
+  linked().erase(it);
+}
+
+}  // namespace
+
+std::shared_ptr<const LinkedCode> load_object(const std::string& object, const std::string& symbol) {
   std::lock_guard<std::mutex> lock(jit_mutex());
-  // A symbol is linked once per process, even if the kernel cache forgot it (clear_memory_cache).
-  static std::unordered_map<std::string, KernelFn> linked;
-  if (auto it = linked.find(symbol); it != linked.end()) return it->second;
+  static uint64_t next_id = 0;
+  if (auto it = linked().find(symbol); it != linked().end()) {
+    if (auto live = it->second.code.lock()) return live;
+    unlink(it);  // its last owner is going: its deleter, waiting for the lock, will find a newer id and do nothing
+  }
+  llvm::orc::ResourceTrackerSP tracker = jit().getMainJITDylib().createResourceTracker();
   auto buffer = llvm::MemoryBuffer::getMemBufferCopy(object, symbol);
-  if (auto e = jit().addObjectFile(std::move(buffer))) internal_failure(__FILE__, __LINE__, "linking a kernel: " + check(std::move(e)));
+  if (auto e = jit().addObjectFile(tracker, std::move(buffer))) internal_failure(__FILE__, __LINE__, "linking a kernel: " + check(std::move(e)));
   auto sym = jit().lookup(symbol);
   if (!sym) internal_failure(__FILE__, __LINE__, "looking up a kernel: " + check(sym.takeError()));
+  const uint64_t id = next_id++;
+  auto* code = new LinkedCode();
 #if LLVM_VERSION_MAJOR >= 15
-  KernelFn fn = sym->toPtr<KernelFn>();
+  code->fn = sym->toPtr<KernelFn>();
 #else
-  KernelFn fn = reinterpret_cast<KernelFn>(sym->getAddress());
+  code->fn = reinterpret_cast<KernelFn>(sym->getAddress());
 #endif
-  linked.emplace(symbol, fn);
-  return fn;
+  std::shared_ptr<const LinkedCode> shared(code, [symbol, id](const LinkedCode* c) {
+    delete c;
+    std::lock_guard<std::mutex> lock(jit_mutex());
+    if (auto it = linked().find(symbol); it != linked().end() && it->second.id == id) unlink(it);
+  });
+  linked()[symbol] = Linked{shared, std::move(tracker), id};
+  return shared;
+}
+
+int64_t linked_objects() {
+  std::lock_guard<std::mutex> lock(jit_mutex());
+  return static_cast<int64_t>(linked().size());
 }
 
 std::string optimized_ir(const Program& p, const KernelOptions& o) {

@@ -1,6 +1,7 @@
 // CPU backend: renders a Program as LLVM IR, optimises it at O3 for the host and links it in process with ORC LLJIT.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "../../core/program.h"
@@ -30,8 +31,18 @@ void tile_major(const void* src, void* dst, int64_t n, int dim, int w, size_t el
 // Generates, optimises and compiles the kernel to a relocatable object defining the function `symbol`.
 std::string compile_object(const Program& p, const KernelOptions& options, const std::string& symbol);
 
-// Links an object from compile_object (fresh or from the disk cache) into the process and returns `symbol`.
-KernelFn load_object(const std::string& object, const std::string& symbol);
+// Code linked into the process: `fn` stays valid while an owner holds it; the last owner unlinks it (its memory
+// goes back to the system), so that kernels evicted from the cache cost nothing once no Python object uses them.
+struct LinkedCode {
+  KernelFn fn = nullptr;
+};
+
+// Links an object from compile_object (fresh or from the disk cache) into the process and returns `symbol`. An
+// object whose symbol is still linked is not linked again: its live code is shared.
+std::shared_ptr<const LinkedCode> load_object(const std::string& object, const std::string& symbol);
+
+// Number of objects linked into the process now (for tests: evicted kernels are released).
+int64_t linked_objects();
 
 // Host description folded into cache keys: target triple, CPU name and features, LLVM version.
 const std::string& host_signature();

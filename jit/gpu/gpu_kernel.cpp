@@ -176,10 +176,10 @@ const CompileResult& GpuKernel::binary(int sm) const {
   if (!folder.empty()) {
     bin = std::filesystem::path(folder) / (name + ".cubin");
     meta = std::filesystem::path(folder) / (name + ".gpukey");
-    std::string data = read_file(bin), stored = read_file(meta);
-    // The stored key: the request key, then "cubin" or "ptx" and the architecture compiled for.
-    if (!data.empty() && stored.rfind(file_key + "\n", 0) == 0) {
-      std::istringstream rest(stored.substr(file_key.size() + 1));
+    // The entry's info line: "cubin" or "ptx" and the architecture compiled for.
+    std::string info, data = read_entry(bin, meta, file_key, &info);
+    if (!data.empty()) {
+      std::istringstream rest(info);
       std::string kind;
       rest >> kind >> result->arch;
       result->binary = std::move(data);
@@ -192,10 +192,7 @@ const CompileResult& GpuKernel::binary(int sm) const {
     if (!folder.empty()) {
       std::error_code ec;
       std::filesystem::create_directories(folder, ec);
-      if (!ec) {
-        write_file(bin, result->binary);
-        write_file(meta, file_key + "\n" + (result->cubin ? "cubin " : "ptx ") + result->arch);
-      }
+      if (!ec) write_entry(bin, meta, file_key, result->binary, (result->cubin ? "cubin " : "ptx ") + result->arch);
     }
   }
   {

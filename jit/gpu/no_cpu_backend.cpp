@@ -23,7 +23,8 @@ void tile_major(const void* src, void* dst, int64_t n, int dim, int w, size_t el
 }
 
 std::string compile_object(const Program&, const KernelOptions&, const std::string&) { absent(); }
-KernelFn load_object(const std::string&, const std::string&) { absent(); }
+std::shared_ptr<const LinkedCode> load_object(const std::string&, const std::string&) { absent(); }
+int64_t linked_objects() { return 0; }
 const std::string& host_signature() {
   static const std::string none = "no-cpu-backend";
   return none;
