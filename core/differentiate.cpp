@@ -17,19 +17,18 @@ namespace {
 
 using std::string;
 
-// Memoised "does this node contain the Var v".
+// Memoised "does this node contain the Var v" (iterative: formulas may be 1e5 nodes deep).
 class Dependence {
  public:
   explicit Dependence(NodeRef v) : v_(v) {}
   bool operator()(NodeRef n) {
     if (n == v_) return true;
-    auto it = memo_.find(n);
-    if (it != memo_.end()) return it->second;
-    bool d = false;
-    for (NodeRef a : n->args())
-      if ((*this)(a)) { d = true; break; }
-    memo_.emplace(n, d);
-    return d;
+    post_order(n, [&](NodeRef m) { return m == v_ || memo_.count(m); }, [&](NodeRef m) {
+      bool d = false;
+      for (NodeRef a : m->args()) d = d || a == v_ || memo_.at(a);
+      memo_.emplace(m, d);
+    });
+    return memo_.at(n);
   }
 
  private:
@@ -48,9 +47,11 @@ void require_dim(NodeRef f, int dim, const char* who, const char* what) {
 }
 
 int max_position(NodeRef f, std::unordered_set<NodeRef>& seen) {
-  if (!f || !seen.insert(f).second) return -1;
-  int m = f->is("Var") ? static_cast<int>(f->ints()[0]) : -1;
-  for (NodeRef a : f->args()) m = std::max(m, max_position(a, seen));
+  int m = -1;
+  post_order(f, [&](NodeRef n) { return seen.count(n) > 0; }, [&](NodeRef n) {
+    seen.insert(n);
+    if (n->is("Var")) m = std::max(m, static_cast<int>(n->ints()[0]));
+  });
   return m;
 }
 
@@ -86,19 +87,14 @@ NodeRef next_var(std::initializer_list<NodeRef> fs, int dim, int cat) {
 NodeRef substitute(NodeRef f, NodeRef v, NodeRef r) {
   KEOPS_ASSERT(v->dim() == r->dim(), "substitution changes the dimension");
   Dependence dep(v);
-  std::unordered_map<NodeRef, NodeRef> memo;
-  auto rec = [&](auto&& self, NodeRef n) -> NodeRef {
-    if (n == v) return r;
-    if (!dep(n)) return n;
-    auto it = memo.find(n);
-    if (it != memo.end()) return it->second;
+  std::unordered_map<NodeRef, NodeRef> memo{{v, r}};
+  auto image = [&](NodeRef n) { return dep(n) ? memo.at(n) : n; };
+  post_order(f, [&](NodeRef n) { return !dep(n) || memo.count(n); }, [&](NodeRef n) {
     std::vector<NodeRef> args;
-    for (NodeRef a : n->args()) args.push_back(self(self, a));
-    NodeRef out = make(n->op(), std::move(args), n->ints(), n->lists());
-    memo.emplace(n, out);
-    return out;
-  };
-  return rec(rec, f);
+    for (NodeRef a : n->args()) args.push_back(image(a));
+    memo.emplace(n, make(n->op(), std::move(args), n->ints(), n->lists()));
+  });
+  return image(f);
 }
 
 NodeRef grad(NodeRef f, NodeRef v, NodeRef e) {

@@ -112,16 +112,16 @@ int Lowerer::sum(const Vals& v) {
 }
 
 Vals Lowerer::lower(NodeRef f) {
-  auto it = memo_.find(f);
-  if (it != memo_.end()) return it->second;
-  const OpInfo& op = f->op();
-  if (!op.lower) throw NotSupported("operation " + std::string(op.name) + " is not supported yet");
-  std::vector<Vals> args;
-  for (NodeRef a : f->args()) args.push_back(lower(a));
-  Vals r = op.lower(*this, *f, args);
-  KEOPS_ASSERT((int)r.size() == f->dim(), "lowering of " + std::string(op.name) + " gave the wrong number of values");
-  memo_.emplace(f, r);
-  return r;
+  post_order(f, [&](NodeRef n) { return memo_.count(n) > 0; }, [&](NodeRef n) {  // iterative: DAGs may be deep
+    const OpInfo& op = n->op();
+    if (!op.lower) throw NotSupported("operation " + std::string(op.name) + " is not supported yet");
+    std::vector<Vals> args;
+    for (NodeRef a : n->args()) args.push_back(memo_.at(a));
+    Vals r = op.lower(*this, *n, args);
+    KEOPS_ASSERT((int)r.size() == n->dim(), "lowering of " + std::string(op.name) + " gave the wrong number of values");
+    memo_.emplace(n, std::move(r));
+  });
+  return memo_.at(f);
 }
 
 Program lower(const Reduction& red, const std::vector<ArgInfo>& args) {

@@ -66,6 +66,9 @@ NodeRef make(const OpInfo& op, std::vector<NodeRef> args, IntList ints, std::vec
   check_signature(key);
   int dim = op.dim(key);
   if (dim <= 0) throw UserError(std::string(op.name) + ": output dimension must be positive, got " + std::to_string(dim));
+  if (dim > kMaxDim)
+    throw UserError(std::string(op.name) + ": output dimension " + std::to_string(dim) + " exceeds the limit " +
+                    std::to_string(kMaxDim));
   if (op.simplify) {
     if (NodeRef s = op.simplify(key, dim)) {
       KEOPS_ASSERT(s->dim() == dim, "simplification of " + std::string(op.name) + " changed the dimension");

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace keops {
@@ -11,6 +13,12 @@ struct OpInfo;
 class Node;
 using NodeRef = const Node*;
 using IntList = std::vector<int64_t>;
+
+// Limits every formula obeys (UserError beyond them), so that dimension arithmetic never overflows an int
+// (products of two dimensions fit in int64) and a hostile formula cannot exhaust memory or the stack.
+inline constexpr int64_t kMaxDim = int64_t{1} << 20;       // dimension of any formula, alias or K * dim
+inline constexpr int64_t kMaxPosition = int64_t{1} << 20;  // argument position of a variable
+inline constexpr int kMaxNesting = 1 << 18;                 // nesting depth of parentheses, calls and signs
 
 // Variable categories, as in KeOps: indexed by i, indexed by j, or a parameter.
 enum Cat : int { CAT_I = 0, CAT_J = 1, CAT_P = 2 };
@@ -62,5 +70,26 @@ size_t interned_count();
 
 // Number of distinct nodes reachable from f (the size of the DAG).
 size_t dag_size(NodeRef f);
+
+// Calls visit(n) once for each node reachable from root, arguments before their users, without recursion
+// (a flat sum of 1e5 terms is a DAG 1e5 deep). Nodes with skip(n) true are neither visited nor entered.
+template <class Skip, class Visit>
+void post_order(NodeRef root, Skip&& skip, Visit&& visit) {
+  if (!root || skip(root)) return;
+  std::unordered_set<NodeRef> done;
+  std::vector<std::pair<NodeRef, size_t>> path{{root, 0}};
+  while (!path.empty()) {
+    auto& [n, k] = path.back();
+    if (k < n->args().size()) {
+      NodeRef a = n->arg(k++);
+      if (!done.count(a) && !skip(a)) path.push_back({a, 0});
+    } else {
+      NodeRef m = n;
+      path.pop_back();
+      done.insert(m);
+      visit(m);
+    }
+  }
+}
 
 }  // namespace keops

@@ -29,6 +29,31 @@ std::optional<int64_t> int_value(NodeRef n) {
 }
 bool is_zero(NodeRef n) { return n->is("Zero"); }
 
+constexpr int64_t kMaxPowExponent = int64_t{1} << 31;
+
+// A dimension computed in 64 bits, checked against the limit before it becomes an int.
+int checked_dim(const NodeKey& k, int64_t d, const char* what) {
+  if (d <= 0) dim_error(k, string(what) + " must be positive, got " + std::to_string(d));
+  if (d > kMaxDim) dim_error(k, string(what) + " " + std::to_string(d) + " exceeds the limit " + std::to_string(kMaxDim));
+  return static_cast<int>(d);
+}
+// Constant folding only where the result fits: otherwise the operation stays and runs in floating point.
+std::optional<int64_t> add_fold(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+std::optional<int64_t> sub_fold(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+std::optional<int64_t> mul_fold(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
 // ---- dimension rules ------------------------------------------------------------------------------
 
 // Element-wise: formula arguments of equal dims, or dim 1 broadcast; the result has the largest.
@@ -60,14 +85,12 @@ void require_positive(const NodeKey& k, int64_t v, const char* what) {
 
 int dim_var(const NodeKey& k) {
   if (k.ints[0] < 0) dim_error(k, "position must be >= 0, got " + std::to_string(k.ints[0]));
-  require_positive(k, k.ints[1], "dimension");
+  if (k.ints[0] >= kMaxPosition)
+    dim_error(k, "position " + std::to_string(k.ints[0]) + " exceeds the limit " + std::to_string(kMaxPosition - 1));
   if (k.ints[2] < 0 || k.ints[2] > 2) dim_error(k, "category must be 0 (i), 1 (j) or 2 (parameter), got " + std::to_string(k.ints[2]));
-  return static_cast<int>(k.ints[1]);
+  return checked_dim(k, k.ints[1], "dimension");
 }
-int dim_zero(const NodeKey& k) {
-  require_positive(k, k.ints[0], "dimension");
-  return static_cast<int>(k.ints[0]);
-}
+int dim_zero(const NodeKey& k) { return checked_dim(k, k.ints[0], "dimension"); }
 int dim_ratcst(const NodeKey& k) {
   if (k.ints[1] == 0) dim_error(k, "denominator is zero");
   return 1;
@@ -85,38 +108,37 @@ int dim_elem(const NodeKey& k) {
 }
 int dim_elemt(const NodeKey& k) {
   require_scalar(k, 0, "the argument");
-  require_positive(k, k.ints[0], "dimension");
-  if (k.ints[1] < 0 || k.ints[1] >= k.ints[0])
-    dim_error(k, "index " + std::to_string(k.ints[1]) + " is out of range for dimension " + std::to_string(k.ints[0]));
-  return static_cast<int>(k.ints[0]);
+  const int d = checked_dim(k, k.ints[0], "dimension");
+  if (k.ints[1] < 0 || k.ints[1] >= d)
+    dim_error(k, "index " + std::to_string(k.ints[1]) + " is out of range for dimension " + std::to_string(d));
+  return d;
 }
 int dim_extract(const NodeKey& k) {
-  int64_t s = k.ints[0], d = k.ints[1];
+  int64_t s = k.ints[0], d = k.ints[1], n = dim_of(k, 0);
   require_positive(k, d, "length");
-  if (s < 0 || s + d > dim_of(k, 0))
-    dim_error(k, "range [" + std::to_string(s) + ", " + std::to_string(s + d) + ") is out of bounds for dimension " +
-                     std::to_string(dim_of(k, 0)));
+  if (s < 0 || d > n || s > n - d)  // s + d > n, without overflow
+    dim_error(k, "start " + std::to_string(s) + " and length " + std::to_string(d) + " are out of bounds for dimension " +
+                     std::to_string(n));
   return static_cast<int>(d);
 }
 int dim_extractt(const NodeKey& k) {
-  int64_t s = k.ints[0], D = k.ints[1];
-  if (s < 0 || s + dim_of(k, 0) > D)
-    dim_error(k, "placing dimension " + std::to_string(dim_of(k, 0)) + " at " + std::to_string(s) +
-                     " does not fit in dimension " + std::to_string(D));
-  return static_cast<int>(D);
+  int64_t s = k.ints[0], n = dim_of(k, 0);
+  const int D = checked_dim(k, k.ints[1], "dimension");
+  if (s < 0 || n > D || s > D - n)
+    dim_error(k, "placing dimension " + std::to_string(n) + " at " + std::to_string(s) + " does not fit in dimension " +
+                     std::to_string(D));
+  return D;
 }
 int dim_sumt(const NodeKey& k) {
   require_scalar(k, 0, "the argument");
-  require_positive(k, k.ints[0], "dimension");
-  return static_cast<int>(k.ints[0]);
+  return checked_dim(k, k.ints[0], "dimension");
 }
-int dim_concat(const NodeKey& k) { return dim_of(k, 0) + dim_of(k, 1); }
+int dim_concat(const NodeKey& k) { return checked_dim(k, int64_t{dim_of(k, 0)} + dim_of(k, 1), "output dimension"); }
 int dim_onehot(const NodeKey& k) {
   require_scalar(k, 0, "the argument");
-  require_positive(k, k.ints[0], "dimension");
-  return static_cast<int>(k.ints[0]);
+  return checked_dim(k, k.ints[0], "dimension");
 }
-int dim_product(const NodeKey& k) { return dim_of(k, 0) * dim_of(k, 1); }
+int dim_product(const NodeKey& k) { return checked_dim(k, int64_t{dim_of(k, 0)} * dim_of(k, 1), "output dimension"); }
 int dim_matvec(const NodeKey& k) {  // MatVecMult(A, b) and VecMatMult(b, A): the larger is the matrix
   int big = std::max(dim_of(k, 0), dim_of(k, 1)), small = std::min(dim_of(k, 0), dim_of(k, 1));
   bool ok = k.op->name == "MatVecMult" ? dim_of(k, 0) % dim_of(k, 1) == 0 : dim_of(k, 1) % dim_of(k, 0) == 0;
@@ -124,7 +146,7 @@ int dim_matvec(const NodeKey& k) {  // MatVecMult(A, b) and VecMatMult(b, A): th
   return k.op->name == "MatVecMult" ? dim_of(k, 0) / dim_of(k, 1) : dim_of(k, 1) / dim_of(k, 0);
 }
 int dim_sqnorm_weighted(const NodeKey& k) {  // (s, f): s of dim 1, n or n^2 depending on the operation
-  int s = dim_of(k, 0), n = dim_of(k, 1);
+  int64_t s = dim_of(k, 0), n = dim_of(k, 1);
   std::string_view op = k.op->name;
   bool ok = op == "SqNormIso" ? s == 1 : op == "SqNormDiag" ? (s == 1 || s == n) : op == "SymSqNorm" ? s == n * n
             : (s == 1 || s == n || s == n * n);
@@ -132,7 +154,7 @@ int dim_sqnorm_weighted(const NodeKey& k) {  // (s, f): s of dim 1, n or n^2 dep
   return 1;
 }
 int dim_weighted_sqdist(const NodeKey& k) {
-  int s = dim_of(k, 0), n = std::max(dim_of(k, 1), dim_of(k, 2));
+  int64_t s = dim_of(k, 0), n = std::max(dim_of(k, 1), dim_of(k, 2));
   if (dim_of(k, 1) != dim_of(k, 2) && dim_of(k, 1) != 1 && dim_of(k, 2) != 1)
     dim_error(k, "point dimensions " + std::to_string(dim_of(k, 1)) + " and " + std::to_string(dim_of(k, 2)) + " differ");
   if (!(s == 1 || s == n || s == n * n))
@@ -144,15 +166,31 @@ int64_t product(const IntList& l) {
   for (int64_t v : l) p *= v;
   return p;
 }
+// The shape of a formula of dimension `dim`: positive axis sizes whose product is dim (checked without overflow).
+void check_shape(const NodeKey& k, const IntList& shape, int64_t dim, const char* which) {
+  int64_t p = 1;
+  for (int64_t v : shape)
+    if (v <= 0 || __builtin_mul_overflow(p, v, &p) || p > dim)
+      dim_error(k, string(which) + " dimension list must hold positive sizes multiplying to " + std::to_string(dim));
+  if (p != dim) dim_error(k, string(which) + " dimension list does not multiply to " + std::to_string(dim));
+}
+// Contraction axes: distinct, each an axis of the shape.
+void check_axes(const NodeKey& k, const IntList& axes, const IntList& shape) {
+  for (size_t t = 0; t < axes.size(); ++t) {
+    if (axes[t] < 0 || axes[t] >= (int64_t)shape.size()) dim_error(k, "contraction axis out of range");
+    if (std::find(axes.begin(), axes.begin() + t, axes[t]) != axes.begin() + t)
+      dim_error(k, "contraction axis " + std::to_string(axes[t]) + " is repeated");
+  }
+}
 int dim_tensordot(const NodeKey& k) {
   const IntList &da = k.lists[0], &db = k.lists[1], &ca = k.lists[2], &cb = k.lists[3];
-  if (product(da) != dim_of(k, 0)) dim_error(k, "first dimension list does not multiply to " + std::to_string(dim_of(k, 0)));
-  if (product(db) != dim_of(k, 1)) dim_error(k, "second dimension list does not multiply to " + std::to_string(dim_of(k, 1)));
+  check_shape(k, da, dim_of(k, 0), "first");
+  check_shape(k, db, dim_of(k, 1), "second");
   if (ca.size() != cb.size()) dim_error(k, "contraction lists have different lengths");
+  check_axes(k, ca, da);
+  check_axes(k, cb, db);
   int64_t contracted = 1;
   for (size_t t = 0; t < ca.size(); ++t) {
-    if (ca[t] < 0 || ca[t] >= (int64_t)da.size() || cb[t] < 0 || cb[t] >= (int64_t)db.size())
-      dim_error(k, "contraction axis out of range");
     if (da[ca[t]] != db[cb[t]])
       dim_error(k, "contracted axes have sizes " + std::to_string(da[ca[t]]) + " and " + std::to_string(db[cb[t]]));
     contracted *= da[ca[t]];
@@ -164,28 +202,32 @@ int dim_tensordot(const NodeKey& k) {
     for (size_t t = 0; t < perm.size(); ++t)
       if (perm.size() != n_out || perm[t] != (int64_t)t) dim_error(k, "permutation is not a permutation of the output axes");
   }
-  return static_cast<int>(dim_of(k, 0) * dim_of(k, 1) / (contracted * contracted));
+  return checked_dim(k, int64_t{dim_of(k, 0)} * dim_of(k, 1) / (contracted * contracted), "output dimension");
 }
 int dim_kron(const NodeKey& k) {
   if (k.lists[0].size() != k.lists[1].size()) dim_error(k, "dimension lists have different lengths");
-  if (product(k.lists[0]) != dim_of(k, 0) || product(k.lists[1]) != dim_of(k, 1))
-    dim_error(k, "dimension lists do not multiply to the arguments' dimensions");
-  return dim_of(k, 0) * dim_of(k, 1);
+  check_shape(k, k.lists[0], dim_of(k, 0), "first");
+  check_shape(k, k.lists[1], dim_of(k, 1), "second");
+  return checked_dim(k, int64_t{dim_of(k, 0)} * dim_of(k, 1), "output dimension");
 }
 int dim_bspline(const NodeKey& k) {
   require_scalar(k, 1, "x");
-  int d = dim_of(k, 0) - static_cast<int>(k.ints[0]) - 1;
-  if (k.ints[0] < 0 || d <= 0) dim_error(k, "needs more knots than order + 1");
-  return d;
+  const int64_t order = k.ints[0];
+  if (order < 0 || order >= int64_t{dim_of(k, 0)} - 1) dim_error(k, "needs more knots than order + 1");
+  return static_cast<int>(dim_of(k, 0) - order - 1);
 }
 int dim_softdtw(const NodeKey& k) { require_scalar(k, 2, "gamma"); return 1; }
 int dim_grad_softdtw(const NodeKey& k) { require_scalar(k, 2, "gamma"); return dim_of(k, 0) + dim_of(k, 1); }
 int dim_clampint(const NodeKey& k) { return dim_of(k, 0); }
 int dim_round(const NodeKey& k) { return dim_of(k, 0); }
-int dim_pow(const NodeKey& k) { return dim_of(k, 0); }
+int dim_pow(const NodeKey& k) {  // bounded so that the exponents of derivatives (m - 1, ...) never overflow
+  if (k.ints[0] < -kMaxPowExponent || k.ints[0] > kMaxPowExponent)
+    dim_error(k, "exponent " + std::to_string(k.ints[0]) + " is out of range [-2^31, 2^31]");
+  return dim_of(k, 0);
+}
 // Autodiff and linear-operator forms.
 int dim_of_second(const NodeKey& k) { return dim_of(k, 1); }
-int dim_gradmatrix(const NodeKey& k) { return dim_of(k, 0) * dim_of(k, 1); }
+int dim_gradmatrix(const NodeKey& k) { return checked_dim(k, int64_t{dim_of(k, 0)} * dim_of(k, 1), "output dimension"); }
 int dim_divergence(const NodeKey& k) { require_equal(k); return 1; }
 int dim_laplacian(const NodeKey& k) { require_scalar(k, 0, "the formula"); return 1; }
 int dim_grad(const NodeKey& k) {
@@ -207,7 +249,7 @@ int dim_even(const NodeKey& k, size_t a) {
 }
 int dim_complex_half(const NodeKey& k) { return dim_even(k, 0) / 2; }
 int dim_complex_same(const NodeKey& k) { return dim_even(k, 0); }
-int dim_complex_double(const NodeKey& k) { return 2 * dim_of(k, 0); }
+int dim_complex_double(const NodeKey& k) { return checked_dim(k, 2 * int64_t{dim_of(k, 0)}, "output dimension"); }
 int dim_complex_two(const NodeKey& k) { dim_even(k, 0); return 2; }
 int dim_complex_binary(const NodeKey& k) {
   int a = dim_even(k, 0), b = dim_even(k, 1);
@@ -223,7 +265,7 @@ int dim_complex_realscal(const NodeKey& k) {
 int dim_complex_sumt(const NodeKey& k) {
   if (dim_of(k, 0) != 2) dim_error(k, "the argument must be a complex scalar (dimension 2)");
   if (k.ints[0] <= 0 || k.ints[0] % 2 != 0) dim_error(k, "the dimension must be positive and even, got " + std::to_string(k.ints[0]));
-  return static_cast<int>(k.ints[0]);
+  return checked_dim(k, k.ints[0], "dimension");
 }
 
 // ---- construction-time rewrites -------------------------------------------------------------------
@@ -238,7 +280,7 @@ NodeRef simplify_add(const NodeKey& k, int dim) {
   NodeRef a = k.args[0], b = k.args[1];
   if (is_zero(a)) return keep_if_dim(b, dim);
   if (is_zero(b)) return keep_if_dim(a, dim);
-  if (auto x = int_value(a)) if (auto y = int_value(b)) return int_cst(*x + *y);
+  if (auto x = int_value(a)) if (auto y = int_value(b)) if (auto z = add_fold(*x, *y)) return int_cst(*z);
   if (a == b) return make("Mult", {int_cst(2), a});
   if (is_minus(b)) return make("Subtract", {a, b->arg(0)});  // a + (-b) -> a - b
   if (is_minus(a)) return make("Subtract", {b, a->arg(0)});  // (-a) + b -> b - a
@@ -248,7 +290,7 @@ NodeRef simplify_subtract(const NodeKey& k, int dim) {
   NodeRef a = k.args[0], b = k.args[1];
   if (is_zero(b)) return keep_if_dim(a, dim);
   if (is_zero(a) && b->dim() == dim) return make("Minus", {b});
-  if (auto x = int_value(a)) if (auto y = int_value(b)) return int_cst(*x - *y);
+  if (auto x = int_value(a)) if (auto y = int_value(b)) if (auto z = sub_fold(*x, *y)) return int_cst(*z);
   if (is_minus(b)) return make("Add", {a, b->arg(0)});  // a - (-b) -> a + b
   return nullptr;
 }
@@ -256,14 +298,17 @@ NodeRef simplify_mult(const NodeKey& k, int dim) {
   NodeRef a = k.args[0], b = k.args[1];
   if (is_zero(a) || is_zero(b)) return zero(dim);
   auto x = int_value(a), y = int_value(b);
-  if (x && y) return int_cst(*x * *y);
-  if (y && !x) return make("Mult", {b, a});  // constants on the left: one canonical form
+  if (x && y) if (auto z = mul_fold(*x, *y)) return int_cst(*z);
+  if (y && !x) return make("Mult", {b, a});
+  if (x && y) return nullptr;  // an overflowing product of constants stays as it is  // constants on the left: one canonical form
   if (x == 1) return keep_if_dim(b, dim);
   if (x == -1 && b->dim() == dim) return make("Minus", {b});
   if (a == b) return make("Square", {a});
-  if (x && is_minus(b)) return make("Mult", {int_cst(-*x), b->arg(0)});  // c * (-b) -> (-c) * b
-  if (x && b->is("Mult"))                                                  // c * (d * b) -> (c d) * b
-    if (auto z = int_value(b->arg(0))) return make("Mult", {int_cst(*x * *z), b->arg(1)});
+  if (x && is_minus(b))  // c * (-b) -> (-c) * b
+    if (auto c = sub_fold(0, *x)) return make("Mult", {int_cst(*c), b->arg(0)});
+  if (x && b->is("Mult"))  // c * (d * b) -> (c d) * b
+    if (auto z = int_value(b->arg(0)))
+      if (auto c = mul_fold(*x, *z)) return make("Mult", {int_cst(*c), b->arg(1)});
   if (is_minus(a) && is_minus(b)) return make("Mult", {a->arg(0), b->arg(0)});
   if (is_minus(a)) return make("Minus", {make("Mult", {a->arg(0), b})});  // signs move outwards, where
   if (is_minus(b) && !x) return make("Minus", {make("Mult", {a, b->arg(0)})});  // constants absorb them
@@ -280,9 +325,10 @@ NodeRef simplify_minus(const NodeKey& k, int) {
   NodeRef a = k.args[0];
   if (a->is("Minus")) return a->arg(0);
   if (is_zero(a)) return a;
-  if (auto x = int_value(a)) return int_cst(-*x);
+  if (auto x = int_value(a)) if (auto c = sub_fold(0, *x)) return int_cst(*c);
   if (a->is("Mult"))  // -(c * b) -> (-c) * b
-    if (auto x = int_value(a->arg(0))) return make("Mult", {int_cst(-*x), a->arg(1)});
+    if (auto x = int_value(a->arg(0)))
+      if (auto c = sub_fold(0, *x)) return make("Mult", {int_cst(*c), a->arg(1)});
   if (a->is("Subtract") && a->arg(0)->dim() == a->arg(1)->dim())  // -(p - q) -> q - p
     return make("Subtract", {a->arg(1), a->arg(0)});
   return nullptr;
@@ -290,7 +336,7 @@ NodeRef simplify_minus(const NodeKey& k, int) {
 NodeRef simplify_square(const NodeKey& k, int) {
   NodeRef a = k.args[0];
   if (is_zero(a)) return a;
-  if (auto x = int_value(a)) return int_cst(*x * *x);
+  if (auto x = int_value(a)) if (auto c = mul_fold(*x, *x)) return int_cst(*c);
   if (is_minus(a)) return make("Square", {a->arg(0)});
   return nullptr;
 }
@@ -1057,7 +1103,7 @@ NodeRef grad_sqdist(const Node& n, size_t k, NodeRef e) {
 }
 // x^T S x with the dispatch of its lowering on s.dim: n*n (full, n > 1), 1 (isotropic, n > 1), else diagonal.
 NodeRef weighted_sqnorm_grad(NodeRef s, NodeRef x, NodeRef e, bool wrt_weight) {
-  const int n = x->dim();
+  const int64_t n = x->dim();
   const bool full = s->dim() == n * n && n > 1, iso = s->dim() == 1 && n > 1;
   if (wrt_weight) {
     if (full) return mul(e, op("TensorProd", {x, x}));

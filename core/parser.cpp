@@ -1,7 +1,11 @@
 // Recursive-descent parser of formulas, reductions and aliases, with Python's operator precedence.
 #include "parser.h"
 
+#include <pthread.h>
+
 #include <cctype>
+#include <cstdio>
+#include <exception>
 #include <optional>
 #include <unordered_map>
 
@@ -12,6 +16,71 @@
 namespace keops {
 
 namespace {
+
+// Stack of the parsing thread: under 2.8 KiB per nesting level of the descent (a level of parentheses is seven
+// frames; measured with GCC -O2 as the peak RSS of 262000 levels, nodes and tokens included), 8 KiB leaves room
+// for sanitizer builds. The 2 GiB are reserved address space: only the touched part is ever mapped.
+constexpr size_t kParserStackBytes = size_t{kMaxNesting} * 8192;
+// Texts this short nest at most this deep (unary() per character at most): parsed on the caller's stack.
+constexpr size_t kShallowText = 2000;
+
+// The character starting at s[k], for messages: a whole UTF-8 sequence and its code point, so that the
+// message stays valid UTF-8, or the byte in hex when it starts no valid sequence.
+std::string character_at(std::string_view s, size_t k) {
+  const unsigned char c = static_cast<unsigned char>(s[k]);
+  char hex[16];
+  if (c < 0x80) return std::isprint(c) ? "'" + std::string(1, static_cast<char>(c)) + "'" : (snprintf(hex, sizeof hex, "byte 0x%02X", c), hex);
+  const size_t n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+  uint32_t cp = n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+  bool valid = n > 0 && k + n <= s.size();
+  for (size_t t = 1; valid && t < n; ++t) {
+    const unsigned char d = static_cast<unsigned char>(s[k + t]);
+    valid = (d & 0xC0) == 0x80;
+    cp = (cp << 6) | (d & 0x3F);
+  }
+  valid = valid && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF) && cp >= (n == 3 ? 0x800u : n == 4 ? 0x10000u : 0u);
+  if (!valid) return snprintf(hex, sizeof hex, "byte 0x%02X", c), std::string(hex) + " (not UTF-8)";
+  snprintf(hex, sizeof hex, "U+%04X", cp);
+  return "'" + std::string(s.substr(k, n)) + "' (" + hex + ")";
+}
+
+// A decimal literal as int64; UserError naming it when it does not fit (never a narrowed value).
+int64_t int_literal(const std::string& text, const std::string& what) {
+  int64_t v = 0;
+  for (char c : text)
+    if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, c - '0', &v))
+      throw UserError(what + ": integer " + text + " does not fit in 64 bits");
+  return v;
+}
+
+// Runs fn on a thread with a stack large enough for kMaxNesting levels of the recursive descent below;
+// false when no such thread can be created.
+template <class F>
+bool run_on_large_stack(F& fn) {
+  struct Call {
+    F* fn;
+    std::exception_ptr error;
+  } call{&fn, nullptr};
+  auto body = [](void* p) -> void* {
+    Call* c = static_cast<Call*>(p);
+    try {
+      (*c->fn)();
+    } catch (...) {
+      c->error = std::current_exception();
+    }
+    return nullptr;
+  };
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  pthread_t thread;
+  const bool started = pthread_attr_setstacksize(&attr, kParserStackBytes) == 0 &&
+                       pthread_create(&thread, &attr, body, &call) == 0;
+  pthread_attr_destroy(&attr);
+  if (!started) return false;
+  pthread_join(thread, nullptr);
+  if (call.error) std::rethrow_exception(call.error);
+  return true;
+}
 
 enum class Tok { Ident, Int, Float, Op, End };
 
@@ -68,7 +137,7 @@ std::vector<Token> tokenize(std::string_view s, const std::string& what) {
       ++k;
       continue;
     }
-    throw UserError(what + ": column " + std::to_string(col) + ": unexpected character '" + std::string(1, c) + "'");
+    throw UserError(what + ": column " + std::to_string(col) + ": unexpected character " + character_at(s, k));
   }
   out.push_back({Tok::End, "", static_cast<int>(s.size()) + 1});
   return out;
@@ -86,8 +155,8 @@ struct Value {
 
 class Parser {
  public:
-  Parser(std::string_view text, const std::vector<Alias>& aliases, std::string what)
-      : toks_(tokenize(text, what)), what_(std::move(what)) {
+  Parser(std::string_view text, const std::vector<Alias>& aliases, std::string what, int max_nesting)
+      : toks_(tokenize(text, what)), what_(std::move(what)), max_nesting_(max_nesting) {
     for (const Alias& a : aliases)
       if (!a.name.empty()) names_[a.name] = &a;
   }
@@ -114,6 +183,9 @@ class Parser {
   }
   [[noreturn]] void fail_at(int col, const std::string& msg) const {
     throw UserError(what_ + ": column " + std::to_string(col) + ": " + msg);
+  }
+  [[noreturn]] void overflow(int col, const std::string& expr) const {
+    fail_at(col, "integer overflow: " + expr + " does not fit in 64 bits");
   }
 
   NodeRef formula(const Value& v) {
@@ -170,7 +242,9 @@ class Parser {
       const Token& t = next();
       Value b = term();
       if (a.kind == Value::Int && b.kind == Value::Int) {
-        a.i = t.text == "+" ? a.i + b.i : a.i - b.i;
+        const int64_t x = a.i;
+        if (t.text == "+" ? __builtin_add_overflow(x, b.i, &a.i) : __builtin_sub_overflow(x, b.i, &a.i))
+          overflow(t.col, std::to_string(x) + " " + t.text + " " + std::to_string(b.i));
         continue;
       }
       a = formula_value(build(t.col, t.text == "+" ? "Add" : "Subtract", {formula(a), formula(b)}), a.col);
@@ -185,7 +259,8 @@ class Parser {
       Value b = unary();
       if (a.kind == Value::Int && b.kind == Value::Int) {
         if (t.text == "/") fail_at(t.col, "dividing two integers gives a float, and formulas take no float constants (use IntInv(n) or RatCst(p, q))");
-        a.i *= b.i;
+        const int64_t x = a.i;
+        if (__builtin_mul_overflow(x, b.i, &a.i)) overflow(t.col, std::to_string(x) + " * " + std::to_string(b.i));
         continue;
       }
       a = formula_value(build(t.col, t.text == "*" ? "Mult" : "Divide", {formula(a), formula(b)}), a.col);
@@ -193,13 +268,25 @@ class Parser {
     return a;
   }
 
+  // Every recursion of the descent goes through unary(): its depth is the nesting depth of the text.
   Value unary() {
     const Token& t = peek();
+    struct Depth {
+      int& d;
+      ~Depth() { --d; }
+    } depth{++nesting_};
+    if (nesting_ > max_nesting_)
+      fail_at(t.col, "the formula is nested more than " + std::to_string(max_nesting_) +
+                         " levels deep (parentheses, calls, lists and signs)");
     if (t.kind == Tok::Op && (t.text == "-" || t.text == "+")) {
       next();
       Value v = unary();
       if (t.text == "+") return v;
-      if (v.kind == Value::Int) { v.i = -v.i; v.col = t.col; return v; }
+      if (v.kind == Value::Int) {
+        if (__builtin_sub_overflow(int64_t{0}, v.i, &v.i)) overflow(t.col, "-(" + std::to_string(INT64_MIN) + ")");
+        v.col = t.col;
+        return v;
+      }
       return formula_value(build(t.col, "Minus", {formula(v)}), t.col);
     }
     return power();
@@ -213,8 +300,13 @@ class Parser {
       if (e.kind != Value::Int) fail_at(e.col, "the exponent of '**' must be an integer (use Powf(f, g) for other exponents)");
       if (base.kind == Value::Int) {
         if (e.i < 0) fail_at(e.col, "a negative integer power of an integer is a float");
-        int64_t r = 1;
-        for (int64_t k = 0; k < e.i; ++k) r *= base.i;
+        int64_t r = 1, b = base.i;  // by squaring, at most 63 steps
+        bool over = false;
+        for (int64_t n = e.i; n > 0; n >>= 1) {
+          if (n & 1) over = over || __builtin_mul_overflow(r, b, &r);
+          if (n > 1) over = over || __builtin_mul_overflow(b, b, &b);
+        }
+        if (over) overflow(t.col, std::to_string(base.i) + " ** " + std::to_string(e.i));
         base.i = r;
         return base;
       }
@@ -228,11 +320,7 @@ class Parser {
     const Token& t = next();
     switch (t.kind) {
       case Tok::Int:
-        try {
-          return Value{Value::Int, nullptr, std::stoll(t.text), {}, {}, t.col};
-        } catch (const std::out_of_range&) {
-          fail_at(t.col, "integer " + t.text + " is too large");
-        }
+        return Value{Value::Int, nullptr, int_literal(t.text, what_ + ": column " + std::to_string(t.col)), {}, {}, t.col};
       case Tok::Float:
         fail_at(t.col, "float literal " + t.text +
                            ": formulas take no float constants; pass them as parameters (Pm) or use IntInv(n) / RatCst(p, q)");
@@ -344,27 +432,39 @@ class Parser {
         fail_at(t.col, std::string(info.name) + ": expected arguments " + signature_text(info.signature));
     };
     std::string name(info.name);
+    // Integers are checked before they become ints: K * dim and the dimension within kMaxDim, the tag 0 or 1.
+    auto tag = [&](size_t k) {
+      const int64_t v = int_arg(args[k], name, k);
+      if (v != 0 && v != 1)
+        fail_at(args[k].col, name + ": the tag must be 0 (output indexed by i) or 1 (by j), got " + std::to_string(v));
+      return static_cast<int>(v);
+    };
     if (info.kind == ReductionKind::Zero) {
       need(2, 2);
-      r.zero_dim = static_cast<int>(int_arg(args[0], name, 0));
-      r.tag = static_cast<int>(int_arg(args[1], name, 1));
-      if (r.zero_dim <= 0) fail_at(args[0].col, name + ": dimension must be positive");
+      const int64_t d = int_arg(args[0], name, 0);
+      if (d <= 0 || d > kMaxDim)
+        fail_at(args[0].col, name + ": dimension must be in [1, " + std::to_string(kMaxDim) + "], got " + std::to_string(d));
+      r.zero_dim = static_cast<int>(d);
+      r.tag = tag(1);
     } else if (info.signature == "FII") {
       need(3, 3);
       r.formula = formula(args[0]);
-      r.opt = static_cast<int>(int_arg(args[1], name, 1));
-      r.tag = static_cast<int>(int_arg(args[2], name, 2));
-      if (r.opt <= 0) fail_at(args[1].col, name + ": K must be positive, got " + std::to_string(r.opt));
+      const int64_t K = int_arg(args[1], name, 1);
+      if (K <= 0) fail_at(args[1].col, name + ": K must be positive, got " + std::to_string(K));
+      if (K > kMaxDim / r.formula->dim())
+        fail_at(args[1].col, name + ": K = " + std::to_string(K) + " times the formula's dimension " +
+                                 std::to_string(r.formula->dim()) + " exceeds the limit " + std::to_string(kMaxDim));
+      r.opt = static_cast<int>(K);
+      r.tag = tag(2);
     } else {
       bool weighted = info.kind == ReductionKind::MaxSumShiftExpWeight;
       need(2, weighted ? 3 : 2);
       r.formula = formula(args[0]);
-      r.tag = static_cast<int>(int_arg(args[1], name, 1));
+      r.tag = tag(1);
       if (args.size() == 3) r.formula2 = formula(args[2]);
       if (weighted && r.formula->dim() != 1)
         fail_at(args[0].col, name + ": the formula must be scalar, got dimension " + std::to_string(r.formula->dim()));
     }
-    if (r.tag != 0 && r.tag != 1) fail_at(t.col, name + ": the tag must be 0 (output indexed by i) or 1 (by j), got " + std::to_string(r.tag));
     return v;
   }
 
@@ -391,6 +491,8 @@ class Parser {
   std::vector<Token> toks_;
   size_t pos_ = 0;
   std::string what_;
+  int max_nesting_;
+  int nesting_ = 0;
   std::unordered_map<std::string, const Alias*> names_;
 };
 
@@ -425,25 +527,30 @@ std::vector<Alias> parse_aliases(const std::vector<std::string>& texts) {
       bool neg = t[p].kind == Tok::Op && t[p].text == "-";
       if (neg) ++p;
       if (t[p].kind != Tok::Int) throw bad("expected an integer");
-      v.push_back(neg ? -std::stoll(t[p].text) : std::stoll(t[p].text));
+      const int64_t x = int_literal(t[p].text, what);
+      v.push_back(neg ? -x : x);
       ++p;
       if (t[p].kind == Tok::Op && t[p].text == ",") { ++p; continue; }
       break;
     }
     if (!(t[p].kind == Tok::Op && t[p].text == ")") || t[p + 1].kind != Tok::End) throw bad("expected ')' at the end");
+    int64_t pos, dim, c = cat;  // range-checked before they become ints
     if (cat == -1) {
       if (v.size() != 3) throw bad("Var needs (pos, dim, cat)");
-      a.pos = (int)v[0]; a.dim = (int)v[1]; a.cat = (int)v[2];
+      pos = v[0], dim = v[1], c = v[2];
     } else if (v.size() == 1) {
-      a.pos = (int)k; a.dim = (int)v[0]; a.cat = cat;
+      pos = static_cast<int64_t>(k), dim = v[0];
     } else if (v.size() == 2) {
-      a.pos = (int)v[0]; a.dim = (int)v[1]; a.cat = cat;
+      pos = v[0], dim = v[1];
     } else {
       throw bad(kind + " takes (dim) or (pos, dim)");
     }
-    if (a.pos < 0) throw bad("negative position");
-    if (a.dim <= 0) throw bad("dimension must be positive");
-    if (a.cat < 0 || a.cat > 2) throw bad("category must be 0, 1 or 2");
+    if (pos < 0) throw bad("negative position");
+    if (pos >= kMaxPosition) throw bad("position " + std::to_string(pos) + " exceeds the limit " + std::to_string(kMaxPosition - 1));
+    if (dim <= 0) throw bad("dimension must be positive");
+    if (dim > kMaxDim) throw bad("dimension " + std::to_string(dim) + " exceeds the limit " + std::to_string(kMaxDim));
+    if (c < 0 || c > 2) throw bad("category must be 0, 1 or 2");
+    a.pos = static_cast<int>(pos), a.dim = static_cast<int>(dim), a.cat = static_cast<int>(c);
     for (const Alias& b : out)
       if (!a.name.empty() && b.name == a.name) throw bad("name '" + a.name + "' is declared twice");
     out.push_back(a);
@@ -451,15 +558,28 @@ std::vector<Alias> parse_aliases(const std::vector<std::string>& texts) {
   return out;
 }
 
+namespace {
+
+// Parses on a thread with a large stack when the text could nest deeper than the caller's stack allows;
+// without such a thread, within a nesting limit that the usual 8 MiB stack of a thread holds.
+Value parse_text(std::string_view text, const std::vector<Alias>& aliases, const char* what) {
+  Value v;
+  auto run = [&, max_nesting = kMaxNesting] { v = Parser(text, aliases, what, max_nesting).parse_all(); };
+  if (text.size() > kShallowText && run_on_large_stack(run)) return v;
+  return Parser(text, aliases, what, static_cast<int>(kShallowText)).parse_all();
+}
+
+}  // namespace
+
 NodeRef parse_formula(std::string_view text, const std::vector<Alias>& aliases) {
-  Value v = Parser(text, aliases, "formula").parse_all();
+  Value v = parse_text(text, aliases, "formula");
   if (v.kind == Value::Red) throw UserError("formula: expected a formula, got a reduction");
   if (v.kind == Value::List) throw UserError("formula: expected a formula, got a list");
   return v.kind == Value::Int ? int_cst(v.i) : v.f;
 }
 
 Reduction parse_reduction(std::string_view text, const std::vector<Alias>& aliases) {
-  Value v = Parser(text, aliases, "reduction").parse_all();
+  Value v = parse_text(text, aliases, "reduction");
   if (v.kind != Value::Red)
     throw UserError("reduction: expected a reduction such as Sum_Reduction(formula, 0) at the top level");
   return v.red;

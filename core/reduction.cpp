@@ -78,15 +78,16 @@ std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alia
   };
   for (const Alias& a : aliases)
     declare(a.pos, a.dim, a.cat, "alias '" + a.name + "'");
+  // Variables in depth-first order (iterative: formulas may be 1e5 nodes deep); Var checked their ranges.
   std::unordered_set<NodeRef> seen;
-  std::function<void(NodeRef)> visit = [&](NodeRef n) {
-    if (!n || !seen.insert(n).second) return;
-    if (n->is("Var")) {
+  auto visit = [&](NodeRef f) {
+    post_order(f, [&](NodeRef n) { return seen.count(n) > 0; }, [&](NodeRef n) {
+      seen.insert(n);
+      if (!n->is("Var")) return;
       const IntList& v = n->ints();
       declare((int)v[0], (int)v[1], (int)v[2],
               "Var(" + std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]) + ")");
-    }
-    for (NodeRef a : n->args()) visit(a);
+    });
   };
   visit(red.formula);
   visit(red.formula2);
