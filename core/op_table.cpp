@@ -691,7 +691,8 @@ IntList strides_of(const IntList& shape) {
   for (int k = (int)shape.size() - 2; k >= 0; --k) s[k] = s[k + 1] * shape[k + 1];
   return s;
 }
-// numpy.tensordot(f, g, (contract_f, contract_g)) on row-major shapes, then numpy.transpose(perm) if given.
+// numpy.tensordot(f, g, (contract_f, contract_g)) on row-major shapes; then, if given, axis k of that result moves to
+// position perm[k] (KeOps's rule: numpy.transpose(result, numpy.argsort(perm))).
 Vals lower_tensordot(Lowerer& L, const Node& n, const Args& a) {
   const IntList &da = n.lists()[0], &db = n.lists()[1], &ca = n.lists()[2], &cb = n.lists()[3];
   IntList free_a, free_b, out_shape, cont_shape;
@@ -723,7 +724,9 @@ Vals lower_tensordot(Lowerer& L, const Node& n, const Args& a) {
     unpermuted[o] = L.sum(terms);
   }
   if (n.lists().size() < 5) return unpermuted;
-  const IntList& perm = n.lists()[4];  // result axis t is unpermuted axis perm[t]
+  const IntList& moved_to = n.lists()[4];
+  IntList perm(moved_to.size());  // result axis t is unpermuted axis perm[t]
+  for (size_t k = 0; k < moved_to.size(); ++k) perm[moved_to[k]] = k;
   IntList shape_p;
   for (int64_t p : perm) shape_p.push_back(out_shape[p]);
   IntList sp = strides_of(shape_p);
@@ -1097,9 +1100,8 @@ NodeRef tensordot_grad(NodeRef f, NodeRef g, const std::vector<IntList>& lists, 
   };
   const IntList free_a = free_axes(da, ca), free_b = free_axes(db, cb);
   const int64_t n_free_a = free_a.size(), n_out = n_free_a + free_b.size();
-  IntList perm(n_out);
-  for (int64_t t = 0; t < n_out; ++t) perm[t] = lists.size() > 4 ? lists[4][t] : t;
-  // Axis t of e is the unpermuted output axis perm[t]: free_a first, then free_b.
+  IntList perm(n_out);  // axis t of e is the unpermuted output axis perm[t] (free_a first, then free_b)
+  for (int64_t k = 0; k < n_out; ++k) perm[lists.size() > 4 ? lists[4][k] : k] = k;
   IntList e_shape;
   for (int64_t u : perm) e_shape.push_back(u < n_free_a ? da[free_a[u]] : db[free_b[u - n_free_a]]);
   const IntList &d_own = k == 0 ? da : db, &d_other = k == 0 ? db : da;
@@ -1118,22 +1120,20 @@ NodeRef tensordot_grad(NodeRef f, NodeRef g, const std::vector<IntList>& lists, 
     size_t s = std::find(c_other.begin(), c_other.end(), ax) - c_other.begin();
     result_axes.push_back(c_own[s]);
   }
-  IntList out_perm(d_own.size());
+  // Unpermuted axis r of the adjoint is own axis result_axes[r]: that is where it moves to.
   bool identity = true;
-  for (size_t p = 0; p < d_own.size(); ++p) {
-    out_perm[p] = std::find(result_axes.begin(), result_axes.end(), (int64_t)p) - result_axes.begin();
-    identity = identity && out_perm[p] == (int64_t)p;
-  }
+  for (size_t r = 0; r < result_axes.size(); ++r) identity = identity && result_axes[r] == (int64_t)r;
   std::vector<IntList> l = {e_shape, d_other, contract_e, contract_other};
-  if (!identity) l.push_back(out_perm);
+  if (!identity) l.push_back(result_axes);
   return op("TensorDot", {e, k == 0 ? g : f}, {}, l);
 }
 NodeRef grad_tensordot(const Node& n, size_t k, NodeRef e) { return tensordot_grad(n.arg(0), n.arg(1), n.lists(), k, e); }
-// Kron(f, g, df, dg) is TensorDot(f, g, df, dg, [], [], [0, r, 1, r+1, ...]) (same row-major layout).
+// Kron(f, g, df, dg) is TensorDot(f, g, df, dg, [], [], [0, 2, 4, ..., 1, 3, 5, ...]) (same row-major layout):
+// axis t of f moves to 2t, axis t of g to 2t+1.
 NodeRef grad_kron(const Node& n, size_t k, NodeRef e) {
   const int64_t r = n.lists()[0].size();
-  IntList perm;
-  for (int64_t t = 0; t < r; ++t) perm.push_back(t), perm.push_back(r + t);
+  IntList perm(2 * r);
+  for (int64_t t = 0; t < r; ++t) perm[t] = 2 * t, perm[r + t] = 2 * t + 1;
   return tensordot_grad(n.arg(0), n.arg(1), {n.lists()[0], n.lists()[1], {}, {}, perm}, k, e);
 }
 // d/dx B_{i,p}(x) = c_i B_{i,p-1}(x) - c_{i+1} B_{i+1,p-1}(x), c_i = p / (t_{i+p} - t_i) (0 on an empty span).
@@ -1272,7 +1272,7 @@ std::vector<OpInfo> build_table() {
       {"MatVecMult", B, "MatVecMult(A, b): row-major matrix A times vector b: out[i] = sum_k A[i*n_b + k] b[k].", dim_matvec, lower_matvec, simplify_zero_if_any_zero, {}, {}, grad_matvec},
       {"VecMatMult", B, "VecMatMult(b, A): vector b times row-major matrix A: out[i] = sum_k b[k] A[k*n_out + i].", dim_matvec, lower_vecmat, simplify_zero_if_any_zero, {}, {}, grad_vecmat},
       {"TensorProd", B, "Row-major outer product: out[k*n_g + l] = f[k] g[l].", dim_product, lower_tensorprod, simplify_zero_if_any_zero, {}, {}, grad_tensorprod},
-      {"TensorDot", "FFLLLL?L", "TensorDot(f, g, dims_f, dims_g, contract_f, contract_g[, permutation]): numpy.tensordot on row-major shapes, then an optional transpose.", dim_tensordot, lower_tensordot, simplify_zero_if_any_zero, {}, {}, grad_tensordot},
+      {"TensorDot", "FFLLLL?L", "TensorDot(f, g, dims_f, dims_g, contract_f, contract_g[, permutation]): numpy.tensordot on row-major shapes; with a permutation, axis k of that result moves to position permutation[k] (KeOps's rule, numpy.transpose(result, numpy.argsort(permutation))).", dim_tensordot, lower_tensordot, simplify_zero_if_any_zero, {}, {}, grad_tensordot},
       {"Kron", "FFLL", "Kronecker product Kron(f, g, dims_f, dims_g), as numpy.kron on row-major shapes.", dim_kron, lower_kron, simplify_zero_if_any_zero, {}, {}, grad_kron},
       {"BSpline", "FFI", "BSpline(knots, x, order): the B-spline basis functions of that order at x (Cox-de Boor; empty spans count 0).", dim_bspline, lower_bspline, nullptr, {}, {}, grad_bspline},
       {"SoftDTW_SqDist", "FFF", "SoftDTW_SqDist(x, y, gamma): soft-DTW between series x and y with costs (x_i - y_j)^2.", dim_softdtw, lower_softdtw, nullptr, {}, {}, grad_softdtw},
