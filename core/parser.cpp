@@ -92,6 +92,8 @@ class Parser {
       if (!a.name.empty()) names_[a.name] = &a;
   }
 
+  std::vector<IntList> written_vars;  // every Var built, for the argument list (see Reduction::written_vars)
+
   Value parse_all() {
     Value v = expr();
     if (peek().kind != Tok::End) fail(peek(), "expected an operator or the end of the formula");
@@ -129,7 +131,9 @@ class Parser {
   // Builds a node, adding the column to the operation's own error message.
   NodeRef build(int col, std::string_view op, std::vector<NodeRef> args, IntList ints = {}, std::vector<IntList> lists = {}) {
     try {
-      return make(op, std::move(args), std::move(ints), std::move(lists));
+      NodeRef n = make(op, std::move(args), ints, std::move(lists));
+      if (op == "Var") written_vars.push_back(ints);  // after make: a valid Var
+      return n;
     } catch (const UserError& e) {
       fail_at(col, e.what());
     }
@@ -459,9 +463,11 @@ NodeRef parse_formula(std::string_view text, const std::vector<Alias>& aliases) 
 }
 
 Reduction parse_reduction(std::string_view text, const std::vector<Alias>& aliases) {
-  Value v = Parser(text, aliases, "reduction").parse_all();
+  Parser parser(text, aliases, "reduction");
+  Value v = parser.parse_all();
   if (v.kind != Value::Red)
     throw UserError("reduction: expected a reduction such as Sum_Reduction(formula, 0) at the top level");
+  v.red.written_vars = std::move(parser.written_vars);
   return v.red;
 }
 
