@@ -466,7 +466,11 @@ class ReductionCodegen {
   void filter_lanes(State& st, const std::vector<int>& slots, int key, int key_j, Value* vv, Value* vj, Put put) {
     const int w = static_cast<int>(llvm::cast<llvm::FixedVectorType>(vv->getType())->getNumElements());
     llvm::Type* mask_t = b_.getIntNTy(w);
-    Value* pass = better_pair(vv, vj, b_.CreateVectorSplat(w, st[key]), b_.CreateVectorSplat(w, st[key_j]));
+    // A superset of better_pair, as cheap as the plain compare: lanes that beat the key or tie it (NaN included)
+    // at a smaller index; every lane while the key is NaN (no number yet). `put` decides exactly.
+    Value *key_v = b_.CreateVectorSplat(w, st[key]), *key_j_v = b_.CreateVectorSplat(w, st[key_j]);
+    Value* pass = b_.CreateOr(better_value(vv, key_v), b_.CreateAnd(b_.CreateFCmpUEQ(vv, key_v), b_.CreateICmpSLT(vj, key_j_v)));
+    pass = b_.CreateOr(pass, b_.CreateVectorSplat(w, b_.CreateFCmpUNO(st[key], st[key])));
     Value* mask = b_.CreateBitCast(pass, mask_t);
     llvm::Function* fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* before = b_.GetInsertBlock();
