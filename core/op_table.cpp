@@ -610,14 +610,15 @@ int clamp_of(Lowerer& L, const Node& n, const std::vector<int>& x) {
 }
 int diff_clampint_of(Lowerer& L, const Node& n, const std::vector<int>& x) {
   int lo = L.constant(static_cast<double>(n.ints()[0])), hi = L.constant(static_cast<double>(n.ints()[1]));
-  return L.mul(L.emit(Prim::Lt, lo, x[0]), L.emit(Prim::Lt, x[0], hi));
+  return L.mul(L.emit(Prim::Le, lo, x[0]), L.emit(Prim::Le, x[0], hi));
 }
 int ifelse_of(Lowerer& L, const Node&, const std::vector<int>& x) { return L.emit(Prim::IfPos, x[0], x[1], x[2]); }
 int mod_of(Lowerer& L, const Node&, const std::vector<int>& x) {  // f - n * floor((f - d) / n)
   return L.sub(x[0], L.mul(x[1], L.emit(Prim::Floor, L.div(L.sub(x[0], x[2]), x[1]))));
 }
-int powf_of(Lowerer& L, const Node&, const std::vector<int>& x) {
-  return L.emit(Prim::Exp, L.mul(x[1], L.emit(Prim::Log, x[0])));
+int powf_of(Lowerer& L, const Node&, const std::vector<int>& x) {  // 1 where g = 0, as C's pow (and KeOps)
+  return L.emit(Prim::Select, L.emit(Prim::Eq, x[1], L.constant(0)), L.constant(1),
+                L.emit(Prim::Exp, L.mul(x[1], L.emit(Prim::Log, x[0]))));
 }
 template <Prim P>
 int cmp_of(Lowerer& L, const Node&, const std::vector<int>& x) { return L.emit(P, x[0], x[1]); }
@@ -737,7 +738,8 @@ IntList strides_of(const IntList& shape) {
   for (int k = (int)shape.size() - 2; k >= 0; --k) s[k] = s[k + 1] * shape[k + 1];
   return s;
 }
-// numpy.tensordot(f, g, (contract_f, contract_g)) on row-major shapes, then numpy.transpose(perm) if given.
+// numpy.tensordot(f, g, (contract_f, contract_g)) on row-major shapes; then, if given, axis k of that result moves to
+// position perm[k] (KeOps's rule: numpy.transpose(result, numpy.argsort(perm))).
 Vals lower_tensordot(Lowerer& L, const Node& n, const Args& a) {
   const IntList &da = n.lists()[0], &db = n.lists()[1], &ca = n.lists()[2], &cb = n.lists()[3];
   IntList free_a, free_b, out_shape, cont_shape;
@@ -769,7 +771,9 @@ Vals lower_tensordot(Lowerer& L, const Node& n, const Args& a) {
     unpermuted[o] = L.sum(terms);
   }
   if (n.lists().size() < 5) return unpermuted;
-  const IntList& perm = n.lists()[4];  // result axis t is unpermuted axis perm[t]
+  const IntList& moved_to = n.lists()[4];
+  IntList perm(moved_to.size());  // result axis t is unpermuted axis perm[t]
+  for (size_t k = 0; k < moved_to.size(); ++k) perm[moved_to[k]] = k;
   IntList shape_p;
   for (int64_t p : perm) shape_p.push_back(out_shape[p]);
   IntList sp = strides_of(shape_p);
@@ -1016,7 +1020,8 @@ NodeRef grad_factorize(const Node& n, size_t k, NodeRef e) {  // Factorize(f, g)
 // Element-wise functions of one argument: e * f'(x).
 NodeRef grad_minus(const Node&, size_t, NodeRef e) { return neg(e); }
 NodeRef grad_square(const Node& n, size_t, NodeRef e) { return mul(cst(2), mul(e, n.arg(0))); }
-NodeRef grad_sqrt(const Node& n, size_t, NodeRef e) { return div(e, mul(cst(2), self(n))); }
+// Rsqrt(x) / 2, so 0 at x = 0 (KeOps's convention Rsqrt(0) = 0): distances' self-terms get no NaN gradient.
+NodeRef grad_sqrt(const Node& n, size_t, NodeRef e) { return mul(mul(op("RatCst", {}, {1, 2}), fn("Rsqrt", n.arg(0))), e); }
 NodeRef grad_rsqrt(const Node& n, size_t, NodeRef e) {  // -x^(-3/2) / 2 = -Rsqrt(x)^3 / 2
   return mul(mul(op("RatCst", {}, {-1, 2}), op("Pow", {self(n)}, {3})), e);
 }
@@ -1057,10 +1062,11 @@ NodeRef grad_powf(const Node& n, size_t k, NodeRef e) {  // exp(g log f)
   NodeRef f = n.arg(0), g = n.arg(1);
   return fit(k == 0 ? mul(mul(e, g), op("Powf", {f, sub(g, cst(1))})) : mul(mul(e, self(n)), fn("Log", f)), n.arg(k));
 }
-NodeRef grad_clamp(const Node& n, size_t k, NodeRef e) {  // min(max(f, a), b): which of f, a, b is selected
+// min(max(f, a), b): which of f, a, b is selected; f on the closed [a, b] (at a bound too, as KeOps).
+NodeRef grad_clamp(const Node& n, size_t k, NodeRef e) {
   NodeRef f = n.arg(0), a = n.arg(1), b = n.arg(2);
-  NodeRef takes_f = mul(op("LessThan", {a, f}), op("LessThan", {f, b}));
-  NodeRef takes_a = mul(op("LessOrEqual", {f, a}), op("LessThan", {a, b}));
+  NodeRef takes_f = mul(op("LessOrEqual", {a, f}), op("LessOrEqual", {f, b}));
+  NodeRef takes_a = mul(op("LessThan", {f, a}), op("LessOrEqual", {a, b}));
   NodeRef mask = k == 0 ? takes_f : k == 1 ? takes_a : sub(sub(cst(1), takes_f), takes_a);
   return fit(mul(e, mask), n.arg(k));
 }
@@ -1143,9 +1149,8 @@ NodeRef tensordot_grad(NodeRef f, NodeRef g, const std::vector<IntList>& lists, 
   };
   const IntList free_a = free_axes(da, ca), free_b = free_axes(db, cb);
   const int64_t n_free_a = free_a.size(), n_out = n_free_a + free_b.size();
-  IntList perm(n_out);
-  for (int64_t t = 0; t < n_out; ++t) perm[t] = lists.size() > 4 ? lists[4][t] : t;
-  // Axis t of e is the unpermuted output axis perm[t]: free_a first, then free_b.
+  IntList perm(n_out);  // axis t of e is the unpermuted output axis perm[t] (free_a first, then free_b)
+  for (int64_t k = 0; k < n_out; ++k) perm[lists.size() > 4 ? lists[4][k] : k] = k;
   IntList e_shape;
   for (int64_t u : perm) e_shape.push_back(u < n_free_a ? da[free_a[u]] : db[free_b[u - n_free_a]]);
   const IntList &d_own = k == 0 ? da : db, &d_other = k == 0 ? db : da;
@@ -1164,22 +1169,20 @@ NodeRef tensordot_grad(NodeRef f, NodeRef g, const std::vector<IntList>& lists, 
     size_t s = std::find(c_other.begin(), c_other.end(), ax) - c_other.begin();
     result_axes.push_back(c_own[s]);
   }
-  IntList out_perm(d_own.size());
+  // Unpermuted axis r of the adjoint is own axis result_axes[r]: that is where it moves to.
   bool identity = true;
-  for (size_t p = 0; p < d_own.size(); ++p) {
-    out_perm[p] = std::find(result_axes.begin(), result_axes.end(), (int64_t)p) - result_axes.begin();
-    identity = identity && out_perm[p] == (int64_t)p;
-  }
+  for (size_t r = 0; r < result_axes.size(); ++r) identity = identity && result_axes[r] == (int64_t)r;
   std::vector<IntList> l = {e_shape, d_other, contract_e, contract_other};
-  if (!identity) l.push_back(out_perm);
+  if (!identity) l.push_back(result_axes);
   return op("TensorDot", {e, k == 0 ? g : f}, {}, l);
 }
 NodeRef grad_tensordot(const Node& n, size_t k, NodeRef e) { return tensordot_grad(n.arg(0), n.arg(1), n.lists(), k, e); }
-// Kron(f, g, df, dg) is TensorDot(f, g, df, dg, [], [], [0, r, 1, r+1, ...]) (same row-major layout).
+// Kron(f, g, df, dg) is TensorDot(f, g, df, dg, [], [], [0, 2, 4, ..., 1, 3, 5, ...]) (same row-major layout):
+// axis t of f moves to 2t, axis t of g to 2t+1.
 NodeRef grad_kron(const Node& n, size_t k, NodeRef e) {
   const int64_t r = n.lists()[0].size();
-  IntList perm;
-  for (int64_t t = 0; t < r; ++t) perm.push_back(t), perm.push_back(r + t);
+  IntList perm(2 * r);
+  for (int64_t t = 0; t < r; ++t) perm[t] = 2 * t, perm[r + t] = 2 * t + 1;
   return tensordot_grad(n.arg(0), n.arg(1), {n.lists()[0], n.lists()[1], {}, {}, perm}, k, e);
 }
 // d/dx B_{i,p}(x) = c_i B_{i,p-1}(x) - c_{i+1} B_{i+1,p-1}(x), c_i = p / (t_{i+p} - t_i) (0 on an empty span).
@@ -1213,8 +1216,9 @@ NodeRef grad_conj(const Node&, size_t, NodeRef e) { return fn("Conj", e); }
 NodeRef grad_complex_squareabs(const Node& n, size_t, NodeRef e) {  // 2 (re, im) e
   return mul(cst(2), op("ComplexMult", {fn("Real2Complex", e), n.arg(0)}));
 }
-NodeRef grad_complex_abs(const Node& n, size_t, NodeRef e) {  // (re, im) e / |z|
-  return op("ComplexMult", {fn("Real2Complex", div(e, self(n))), n.arg(0)});
+NodeRef grad_complex_abs(const Node& n, size_t, NodeRef e) {  // (re, im) e / |z|, 0 at z = 0 (Rsqrt(0) = 0)
+  NodeRef z = n.arg(0);
+  return op("ComplexMult", {fn("Real2Complex", mul(e, fn("Rsqrt", fn("ComplexSquareAbs", z)))), z});
 }
 NodeRef grad_complex_angle(const Node& n, size_t, NodeRef e) {  // (-im, re) e / |z|^2
   NodeRef z = n.arg(0);
@@ -1262,7 +1266,7 @@ std::vector<OpInfo> build_table() {
       {"Divide", B, "Element-wise quotient; dims equal or 1.", dim_vect, lower_binary<Prim::Div>, simplify_divide, "/", {}, grad_divide},
       {"Minus", U, "Negation.", dim_first, lower_unary<Prim::Neg>, simplify_minus, {}, {}, grad_minus},
       {"Square", U, "x*x element-wise.", dim_first, lower_square, simplify_square, {}, {}, grad_square},
-      {"Sqrt", U, "Square root element-wise (NaN below 0).", dim_first, lower_unary<Prim::Sqrt>, nullptr, {}, "correctly rounded", grad_sqrt},
+      {"Sqrt", U, "Square root element-wise (NaN below 0); derivative Rsqrt(x)/2, so 0 at 0 as in KeOps.", dim_first, lower_unary<Prim::Sqrt>, nullptr, {}, "correctly rounded", grad_sqrt},
       {"Rsqrt", U, "1/sqrt(x) element-wise, with Rsqrt(0) = 0 as in KeOps.", dim_first, lower_rsqrt, nullptr, {}, "<= 1.5 ulp", grad_rsqrt},
       {"Inv", U, "1/x element-wise.", dim_first, lower_inv, nullptr, {}, "correctly rounded", grad_inv},
       {"Exp", U, "Exponential element-wise.", dim_first, lower_unary<Prim::Exp>, nullptr, {}, "see vec_math", grad_exp},
@@ -1278,18 +1282,18 @@ std::vector<OpInfo> build_table() {
       {"ReLU", U, "max(x, 0) element-wise (NaN stays NaN).", dim_first, lower_map<relu_of>, nullptr, {}, "exact", grad_relu},
       {"Floor", U, "Floor element-wise.", dim_first, lower_unary<Prim::Floor>, nullptr, {}, "exact", grad_zero},
       {"XLogX", U, "x*log(x) element-wise (0 at 0).", dim_first, lower_map<xlogx_of>, nullptr, {}, "as Log, plus one rounding", grad_xlogx},
-      {"SinXDivX", U, "sin(x)/x element-wise (1 at 0).", dim_first, lower_map<sinxdivx_of>, nullptr, {}, "as Sin, plus one rounding", grad_sinxdivx},
+      {"SinXDivX", U, "sin(x)/x element-wise (1 at 0, derivative 0 at 0; pykeops 2.3 gives NaN there).", dim_first, lower_map<sinxdivx_of>, nullptr, {}, "as Sin, plus one rounding", grad_sinxdivx},
       {"Pow", "FI", "Integer power Pow(f, m) element-wise.", dim_pow, lower_pow, simplify_pow, {}, {}, grad_pow},
       {"Round", "FI", "Round(f, d): round(f * 10^d) / 10^d element-wise, halves away from zero.", dim_round, lower_map<round_of>, nullptr, {}, "exact for d = 0", grad_zero},
-      {"ClampInt", "FII", "ClampInt(f, a, b): f clamped to the integers [a, b].", dim_clampint, lower_map<clamp_of>, nullptr, {}, "exact", grad_clampint},
-      {"DiffClampInt", "FII", "Indicator of a < f < b (derivative of ClampInt).", dim_clampint, lower_map<diff_clampint_of>, nullptr, {}, "exact", grad_zero},
+      {"ClampInt", "FII", "ClampInt(f, a, b): f clamped to the integers [a, b]; derivative 1 on the closed [a, b], as KeOps and torch.clamp.", dim_clampint, lower_map<clamp_of>, nullptr, {}, "exact", grad_clampint},
+      {"DiffClampInt", "FII", "Indicator of a <= f <= b (derivative of ClampInt, 1 at the bounds as in KeOps).", dim_clampint, lower_map<diff_clampint_of>, nullptr, {}, "exact", grad_zero},
       {"Atan2", B, "Atan2(y, x) element-wise.", dim_vect, lower_binary<Prim::Atan2>, nullptr, {}, "see vec_math", grad_atan2},
-      {"Powf", B, "Powf(f, g) = exp(g*log(f)) element-wise (NaN for f < 0).", dim_vect, lower_map<powf_of>, nullptr, {}, "as Exp and Log composed", grad_powf},
+      {"Powf", B, "Powf(f, g) = exp(g*log(f)) element-wise (NaN for f < 0; 1 where g = 0, as pow and KeOps).", dim_vect, lower_map<powf_of>, nullptr, {}, "as Exp and Log composed", grad_powf},
       {"Equal", B, "1 where f == g, else 0.", dim_vect, lower_map<cmp_of<Prim::Eq>>, nullptr, {}, "exact", grad_zero},
       {"NotEqual", B, "1 where f != g, else 0.", dim_vect, lower_map<cmp_of<Prim::Ne>>, nullptr, {}, "exact", grad_zero},
       {"LessThan", B, "1 where f < g, else 0.", dim_vect, lower_map<cmp_of<Prim::Lt>>, nullptr, {}, "exact", grad_zero},
       {"LessOrEqual", B, "1 where f <= g, else 0.", dim_vect, lower_map<cmp_of<Prim::Le>>, nullptr, {}, "exact", grad_zero},
-      {"Clamp", "FFF", "Clamp(f, a, b): f clamped to [a, b].", dim_vect, lower_map<clamp_of>, nullptr, {}, "exact", grad_clamp},
+      {"Clamp", "FFF", "Clamp(f, a, b): f clamped to [a, b]; derivative in f 1 on the closed [a, b], as KeOps and torch.clamp.", dim_vect, lower_map<clamp_of>, nullptr, {}, "exact", grad_clamp},
       {"IfElse", "FFF", "IfElse(f, a, b): a where f >= 0, else b (b where f is NaN).", dim_vect, lower_map<ifelse_of>, simplify_ifelse, {}, "exact", grad_ifelse},
       {"Mod", "FFF", "Mod(f, n, d) = f - n*floor((f - d)/n).", dim_vect, lower_map<mod_of>, nullptr, {}, "a few roundings", grad_mod},
       // vector and structural operations
@@ -1318,7 +1322,7 @@ std::vector<OpInfo> build_table() {
       {"MatVecMult", B, "MatVecMult(A, b): row-major matrix A times vector b: out[i] = sum_k A[i*n_b + k] b[k].", dim_matvec, lower_matvec, simplify_zero_if_any_zero, {}, {}, grad_matvec},
       {"VecMatMult", B, "VecMatMult(b, A): vector b times row-major matrix A: out[i] = sum_k b[k] A[k*n_out + i].", dim_matvec, lower_vecmat, simplify_zero_if_any_zero, {}, {}, grad_vecmat},
       {"TensorProd", B, "Row-major outer product: out[k*n_g + l] = f[k] g[l].", dim_product, lower_tensorprod, simplify_zero_if_any_zero, {}, {}, grad_tensorprod},
-      {"TensorDot", "FFLLLL?L", "TensorDot(f, g, dims_f, dims_g, contract_f, contract_g[, permutation]): numpy.tensordot on row-major shapes, then an optional transpose.", dim_tensordot, lower_tensordot, simplify_zero_if_any_zero, {}, {}, grad_tensordot},
+      {"TensorDot", "FFLLLL?L", "TensorDot(f, g, dims_f, dims_g, contract_f, contract_g[, permutation]): numpy.tensordot on row-major shapes; with a permutation, axis k of that result moves to position permutation[k] (KeOps's rule, numpy.transpose(result, numpy.argsort(permutation))).", dim_tensordot, lower_tensordot, simplify_zero_if_any_zero, {}, {}, grad_tensordot},
       {"Kron", "FFLL", "Kronecker product Kron(f, g, dims_f, dims_g), as numpy.kron on row-major shapes.", dim_kron, lower_kron, simplify_zero_if_any_zero, {}, {}, grad_kron},
       {"BSpline", "FFI", "BSpline(knots, x, order): the B-spline basis functions of that order at x (Cox-de Boor; empty spans count 0).", dim_bspline, lower_bspline, nullptr, {}, {}, grad_bspline},
       {"SoftDTW_SqDist", "FFF", "SoftDTW_SqDist(x, y, gamma): soft-DTW between series x and y with costs (x_i - y_j)^2.", dim_softdtw, lower_softdtw, nullptr, {}, {}, grad_softdtw},
@@ -1328,7 +1332,7 @@ std::vector<OpInfo> build_table() {
       {"ComplexReal", U, "Real parts.", dim_complex_half, lower_complex_real, simplify_complex_part<false>, {}, {}, grad_complex_real},
       {"ComplexImag", U, "Imaginary parts.", dim_complex_half, lower_complex_imag, simplify_complex_part<true>, {}, {}, grad_complex_imag},
       {"ComplexSquareAbs", U, "Squared moduli.", dim_complex_half, lower_complex_scalar<0>, simplify_zero_if_all_zero, {}, {}, grad_complex_squareabs},
-      {"ComplexAbs", U, "Moduli.", dim_complex_half, lower_complex_scalar<1>, simplify_zero_if_all_zero, {}, {}, grad_complex_abs},
+      {"ComplexAbs", U, "Moduli (derivative 0 at z = 0, as KeOps).", dim_complex_half, lower_complex_scalar<1>, simplify_zero_if_all_zero, {}, {}, grad_complex_abs},
       {"ComplexAngle", U, "Arguments.", dim_complex_half, lower_complex_scalar<2>, nullptr, {}, {}, grad_complex_angle},
       {"Real2Complex", U, "Real vector to complex.", dim_complex_double, lower_to_complex<0>, simplify_zero_if_all_zero, {}, {}, grad_real2complex},
       {"Imag2Complex", U, "Real vector to purely imaginary complex.", dim_complex_double, lower_to_complex<1>, simplify_zero_if_all_zero, {}, {}, grad_imag2complex},

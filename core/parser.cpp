@@ -164,6 +164,7 @@ class Parser {
   Value parse_all() {
     Value v = expr();
     if (peek().kind != Tok::End) fail(peek(), "expected an operator or the end of the formula");
+    if (v.kind == Value::Red) v.red.written_vars = std::move(written_vars_);
     return v;
   }
 
@@ -201,7 +202,9 @@ class Parser {
   // Builds a node, adding the column to the operation's own error message.
   NodeRef build(int col, std::string_view op, std::vector<NodeRef> args, IntList ints = {}, std::vector<IntList> lists = {}) {
     try {
-      return make(op, std::move(args), std::move(ints), std::move(lists));
+      NodeRef n = make(op, std::move(args), ints, std::move(lists));
+      if (op == "Var") written_vars_.push_back(ints);  // after make: a valid Var
+      return n;
     } catch (const UserError& e) {
       fail_at(col, e.what());
     }
@@ -494,6 +497,7 @@ class Parser {
   int max_nesting_;
   int nesting_ = 0;
   std::unordered_map<std::string, const Alias*> names_;
+  std::vector<IntList> written_vars_;  // every Var built, for the argument list (see Reduction::written_vars)
 };
 
 }  // namespace

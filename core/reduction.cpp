@@ -91,6 +91,9 @@ std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alia
   };
   visit(red.formula);
   visit(red.formula2);
+  for (const IntList& v : red.written_vars)
+    declare((int)v[0], (int)v[1], (int)v[2],
+            "Var(" + std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]) + ")");
   for (size_t p = 0; p < table.size(); ++p)
     if (!known[p]) throw UserError("argument " + std::to_string(p) + " is not declared by any alias or variable");
   return table;

@@ -26,6 +26,7 @@ struct Reduction {
   int opt = 0;                 // K, for the K-reductions
   NodeRef formula2 = nullptr;  // weight of Max_SumShiftExpWeight
   int zero_dim = 0;            // Zero_Reduction's dimension
+  std::vector<IntList> written_vars;  // (pos, dim, cat) of every Var the text wrote, kept where simplification drops it
   int dim_out() const;         // columns of the raw output
 };
 
@@ -35,7 +36,8 @@ struct Alias {
   int pos = 0, dim = 0, cat = 0;
 };
 
-// Argument positions 0..n-1 with their dims and categories, from the aliases and the Vars of the reduction.
+// Argument positions 0..n-1 with their dims and categories, from the aliases and the Vars of the reduction (those
+// written in its text too, so that an argument list never depends on what simplification kept).
 // UserError when two declarations of a position disagree or a position is declared nowhere.
 std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alias>& aliases);
 

@@ -309,8 +309,22 @@ def render(operations=None):
             f"{_cell(_accuracy(op['accuracy']))} |"
         )
     lines += ["", "Accuracy: empty where the result is exact or a composition of correctly rounded IEEE operations.", ""]
+    lines += REDUCTIONS_NAN
     lines += vec_math_section()
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# How the selecting reductions treat NaN (engine: jit/cpu/llvm_backend.cpp, jit/gpu/cuda_codegen.cpp).
+REDUCTIONS_NAN = [
+    "## NaN in Min, Max, ArgMin, ArgMax, Min_ArgMin, Max_ArgMax, KMin, ArgKMin, KMin_ArgKMin",
+    "",
+    "Values skip NaN, as in KeOps: a value that no number fills (a row of NaN, or fewer numbers than K) reads",
+    "+inf (-inf for Max). Indices rank NaN after every number, ties going to the smaller index: a row of NaN",
+    "gives its first index (0 without ranges), as `torch.argmin` and `numpy.argmin` do, and ArgKMin lists its",
+    "NaN entries by index after its numbers, as a stable `torch.sort` does. The index is -1 only where the",
+    "reduced set has no element to give (an empty range, or fewer elements than K).",
+    "",
+]
 
 
 def main(argv=None):

@@ -284,8 +284,11 @@ class ReductionCodegen {
       Value* idx = b_.CreateAdd(b_.CreateMul(i, b_.getInt64(cols)), b_.getInt64(col));
       b_.CreateStore(v, b_.CreateInBoundsGEP(et, b_.CreatePointerCast(outs[out], llvm::PointerType::getUnqual(et)), idx));
     };
-    auto index_out = [&](Value* j) {  // "no candidate" (empty set, NaN only, fewer than K) reads -1
+    auto index_out = [&](Value* j) {  // "no candidate" (empty set, fewer than K) reads -1
       return b_.CreateSelect(b_.CreateICmpEQ(j, b_.getInt64(kNone)), b_.getInt64(-1), j);
+    };
+    auto value_out = [&](Value* v) {  // a slot that no number filled (NaN only, or no candidate) reads +-inf
+      return b_.CreateSelect(b_.CreateFCmpUNO(v, v), llvm::ConstantFP::getInfinity(v->getType(), is_max()), v);
     };
     switch (p_.reduction) {
       case ReductionKind::Sum:
@@ -301,13 +304,13 @@ class ReductionCodegen {
         for (int c = 0; c < d; ++c) put(0, d, c, index_out(st[d + c]));
         return;
       case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-        for (int c = 0; c < d; ++c) put(0, d, c, st[c]), put(1, d, c, index_out(st[d + c]));
+        for (int c = 0; c < d; ++c) put(0, d, c, value_out(st[c])), put(1, d, c, index_out(st[d + c]));
         return;
       case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin: {
         bool values = p_.reduction != ReductionKind::ArgKMin, indices = p_.reduction != ReductionKind::KMin;
         for (int c = 0; c < d; ++c)
           for (int r = 0; r < k; ++r) {
-            if (values) put(0, k * d, r * d + c, st[(c * k + r) * 2]);
+            if (values) put(0, k * d, r * d + c, value_out(st[(c * k + r) * 2]));
             if (indices) put(values ? 1 : 0, k * d, r * d + c, index_out(st[(c * k + r) * 2 + 1]));
           }
         return;
@@ -340,7 +343,10 @@ class ReductionCodegen {
   Value* initial(Slot s, int w) const {
     llvm::Type* t = vec(s == Slot::Index ? i64_ : s == Slot::Value ? t_ : acc_, w);
     if (s == Slot::Index) return llvm::ConstantInt::get(t, kNone);
-    if (s == Slot::Value) return llvm::ConstantFP::getInfinity(t, is_max());
+    // Plain Min/Max start at -+inf; (value, index) pairs start at (NaN, kNone), which every candidate beats.
+    if (s == Slot::Value && (p_.reduction == ReductionKind::Min || p_.reduction == ReductionKind::Max))
+      return llvm::ConstantFP::getInfinity(t, is_max());
+    if (s == Slot::Value) return llvm::ConstantFP::getNaN(t);
     return llvm::Constant::getNullValue(t);
   }
 
@@ -400,10 +406,14 @@ class ReductionCodegen {
 
   // v beats the current best (NaN never does).
   Value* better_value(Value* v, Value* best) { return is_max() ? b_.CreateFCmpOGT(v, best) : b_.CreateFCmpOLT(v, best); }
-  // (v, j) beats (best, best_j): strictly better value, or the same value at a smaller index.
+  // (v, j) beats (best, best_j): NaN ranks after every number (as in torch.sort), so a strictly better value, a
+  // number against NaN, or the same value (NaN against NaN included) at a smaller index. A row of NaN thus reports
+  // its first index (torch.argmin's answer) and the values of its pairs read +-inf (see store), as pykeops.
   Value* better_pair(Value* v, Value* j, Value* best, Value* best_j) {
-    Value* tie = b_.CreateAnd(b_.CreateFCmpOEQ(v, best), b_.CreateICmpSLT(j, best_j));
-    return b_.CreateOr(better_value(v, best), tie);
+    Value *v_nan = b_.CreateFCmpUNO(v, v), *best_nan = b_.CreateFCmpUNO(best, best);
+    Value* same = b_.CreateOr(b_.CreateFCmpOEQ(v, best), b_.CreateAnd(v_nan, best_nan));
+    Value* tie = b_.CreateAnd(same, b_.CreateICmpSLT(j, best_j));
+    return b_.CreateOr(b_.CreateOr(better_value(v, best), b_.CreateAnd(b_.CreateNot(v_nan), best_nan)), tie);
   }
   // Inserts the scalar pair (v, j) into component c's sorted list of K (value, index) pairs by a compare-and-swap
   // chain, which runs only when the pair beats the last entry (the list is sorted: otherwise it beats none).
@@ -456,7 +466,11 @@ class ReductionCodegen {
   void filter_lanes(State& st, const std::vector<int>& slots, int key, int key_j, Value* vv, Value* vj, Put put) {
     const int w = static_cast<int>(llvm::cast<llvm::FixedVectorType>(vv->getType())->getNumElements());
     llvm::Type* mask_t = b_.getIntNTy(w);
-    Value* pass = better_pair(vv, vj, b_.CreateVectorSplat(w, st[key]), b_.CreateVectorSplat(w, st[key_j]));
+    // A superset of better_pair, as cheap as the plain compare: lanes that beat the key or tie it (NaN included)
+    // at a smaller index; every lane while the key is NaN (no number yet). `put` decides exactly.
+    Value *key_v = b_.CreateVectorSplat(w, st[key]), *key_j_v = b_.CreateVectorSplat(w, st[key_j]);
+    Value* pass = b_.CreateOr(better_value(vv, key_v), b_.CreateAnd(b_.CreateFCmpUEQ(vv, key_v), b_.CreateICmpSLT(vj, key_j_v)));
+    pass = b_.CreateOr(pass, b_.CreateVectorSplat(w, b_.CreateFCmpUNO(st[key], st[key])));
     Value* mask = b_.CreateBitCast(pass, mask_t);
     llvm::Function* fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* before = b_.GetInsertBlock();

@@ -101,8 +101,9 @@ struct KpDims {
 //   combine(o)                 folds another state over later indices (2D scheme)
 //   store(o0, o1, row, dtot, col0)  writes the finished state; dtot = columns of the full formula (or of the
 //                              [m, s...] output), col0 = first column of this group
-// Semantics are those of the CPU backend (jit/cpu/llvm_backend.cpp): NaN values never win Min/Max/Arg*/KMin,
-// ties go to the smallest index, an index without a candidate reads -1, log-sum-exp is [m, s...] online.
+// Semantics are those of the CPU backend (jit/cpu/llvm_backend.cpp): NaN values never win Min/Max; for the
+// (value, index) reductions NaN ranks after every number, ties go to the smallest index, a value that no number
+// filled reads +-inf, an index without a candidate (empty set, fewer than K) reads -1; log-sum-exp is [m, s...].
 
 // Sum. SCHEME 0 direct [s]; 1 block [total s, block c]; 2 Kahan [sum s, compensation c]. H: float16 accumulator.
 template <class T, class C, class A, int D, int SCHEME, bool H>
@@ -199,9 +200,12 @@ struct KpLse {
 };
 
 template <bool MAX, class C> KP_DEV bool kp_better(C v, C best) { return MAX ? v > best : v < best; }
+// Pairs start at (NaN, KP_NONE): NaN ranks after every number, the same value (or NaN and NaN) at a smaller index wins.
 template <bool MAX, class C> KP_DEV bool kp_better_pair(C v, kp_i64 j, C best, kp_i64 best_j) {
-  return kp_better<MAX>(v, best) || (v == best && j < best_j);
+  const bool v_nan = v != v, best_nan = best != best;
+  return kp_better<MAX>(v, best) || (!v_nan && best_nan) || ((v == best || (v_nan && best_nan)) && j < best_j);
 }
+template <bool MAX, class C> KP_DEV C kp_value_out(C v) { return v != v ? (MAX ? -kp_inf<C>() : kp_inf<C>()) : v; }
 
 // Min / Max per component.
 template <class T, class C, int D, bool MAX>
@@ -235,7 +239,7 @@ struct KpArg {
   kp_i64 i[D];
   KP_DEV void init() {
     #pragma unroll
-    for (int k = 0; k < D; ++k) v[k] = MAX ? -kp_inf<C>() : kp_inf<C>(), i[k] = KP_NONE;
+    for (int k = 0; k < D; ++k) v[k] = kp_nan<C>(), i[k] = KP_NONE;
   }
   KP_DEV void take(int k, C x, kp_i64 j) {
     if (kp_better_pair<MAX>(x, j, v[k], i[k])) v[k] = x, i[k] = j;
@@ -252,7 +256,7 @@ struct KpArg {
   KP_DEV void store(void* o0, void* o1, kp_i64 row, int dtot, int col0) const {
     #pragma unroll
     for (int k = 0; k < D; ++k) {
-      if constexpr (OUT == 1) kp_put((T*)o0, row * dtot + col0 + k, v[k]);
+      if constexpr (OUT == 1) kp_put((T*)o0, row * dtot + col0 + k, kp_value_out<MAX>(v[k]));
       kp_put_index(OUT == 1 ? o1 : o0, row * dtot + col0 + k, i[k]);
     }
   }
@@ -266,16 +270,15 @@ struct KpKMin {
   kp_i64 i[D * K];
   KP_DEV void init() {
     #pragma unroll
-    for (int k = 0; k < D * K; ++k) v[k] = kp_inf<C>(), i[k] = KP_NONE;
+    for (int k = 0; k < D * K; ++k) v[k] = kp_nan<C>(), i[k] = KP_NONE;
   }
   KP_DEV void insert(int c, C x, kp_i64 j) {
-    const C last = v[c * K + K - 1];
-    if (!(x < last || (x == last && j < i[c * K + K - 1]))) return;  // most candidates: not among the K best
+    if (!kp_better_pair<false>(x, j, v[c * K + K - 1], i[c * K + K - 1])) return;  // most: not among the K best
     #pragma unroll
     for (int r = 0; r < K; ++r) {
       C& lv = v[c * K + r];
       kp_i64& lj = i[c * K + r];
-      const bool t = x < lv || (x == lv && j < lj);
+      const bool t = kp_better_pair<false>(x, j, lv, lj);
       const C nv = t ? x : lv;
       const kp_i64 nj = t ? j : lj;
       x = t ? lv : x;
@@ -301,7 +304,7 @@ struct KpKMin {
       #pragma unroll
       for (int r = 0; r < K; ++r) {
         const kp_i64 at = row * (kp_i64)(K * dtot) + r * dtot + col0 + c;
-        if constexpr (OUT != 1) kp_put((T*)o0, at, v[c * K + r]);
+        if constexpr (OUT != 1) kp_put((T*)o0, at, kp_value_out<false>(v[c * K + r]));
         if constexpr (OUT != 0) kp_put_index(OUT == 2 ? o1 : o0, at, i[c * K + r]);
       }
   }

@@ -228,8 +228,9 @@ struct Ranges {  // KeOps block-sparse description, host arrays
   std::vector<int64_t> ranges_i, slices_i, red_j, ranges_j, slices_j, red_i;
 };
 
-// Reference output rows of every reduction in double from eval_pair: NaN skipped by Min/Max/Arg*/KMin, ties to the
-// smallest index, -1 without a candidate, [m, s...] for log-sum-exp. values/indices laid out as the kernel's outputs.
+// Reference output rows of every reduction in double from eval_pair: NaN skipped by Min/Max/Arg*/KMin values, ranked
+// after every number by indices (a slot no number fills reads +-inf at the first unlisted NaN), ties to the smallest
+// index, -1 without a candidate, [m, s...] for log-sum-exp. values/indices laid out as the kernel's outputs.
 struct RefOut {
   std::vector<double> values;
   std::vector<int64_t> indices;
@@ -276,7 +277,7 @@ RefOut reference(const Program& p, const std::vector<std::vector<double>>& args,
           if (rg[2 * k] <= o && o < rg[2 * k + 1])
             for (int64_t q = k ? sl[k - 1] : 0; q < sl[k]; ++q) ivs.push_back({rd[2 * q], rd[2 * q + 1]});
       }
-      std::vector<std::vector<std::pair<double, int64_t>>> cand(d);
+      std::vector<std::vector<std::pair<double, int64_t>>> cand(d), nans(d);
       std::vector<double> sum(p.out.size() + p.out2.size(), 0.0);
       double m = -INFINITY;
       std::vector<std::pair<double, std::vector<double>>> terms;
@@ -285,16 +286,19 @@ RefOut reference(const Program& p, const std::vector<std::vector<double>>& args,
           auto v = p.tag == 0 ? test::eval_pair(p, slice, o, s) : test::eval_pair(p, slice, s, o);
           for (size_t c = 0; c < sum.size(); ++c) sum[c] += v[c];
           for (int c = 0; c < d; ++c)
-            if (!std::isnan(v[c])) cand[c].push_back({v[c], s});
+            if (std::isnan(v[c])) nans[c].push_back({is_max ? -INFINITY : INFINITY, s});
+            else cand[c].push_back({v[c], s});
           if (p.reduction == ReductionKind::MaxSumShiftExpWeight) {
             terms.push_back({v[0], std::vector<double>(v.begin() + 1, v.end())});
             m = std::max(m, v[0]);
           }
         }
-      for (auto& cs : cand)
-        std::sort(cs.begin(), cs.end(), [&](auto& a, auto& b) {
+      for (int c = 0; c < d; ++c) {
+        std::sort(cand[c].begin(), cand[c].end(), [&](auto& a, auto& b) {
           return a.first != b.first ? (is_max ? a.first > b.first : a.first < b.first) : a.second < b.second;
         });
+        cand[c].insert(cand[c].end(), nans[c].begin(), nans[c].end());  // in index order, after every number
+      }
       switch (p.reduction) {
         case ReductionKind::Sum:
           for (int c = 0; c < d; ++c) r.values.push_back(sum[c]);
@@ -788,19 +792,27 @@ TEST_CASE("emulated: NaN never wins, ties go to the smallest index, empty sets")
     CHECK(std::vector<int64_t>(idx.begin(), idx.begin() + 3) == std::vector<int64_t>{3, 5, 0});
     CHECK(std::vector<float>(v.begin(), v.begin() + 3) == std::vector<float>{-3.f, -3.f, 2.f});
   }
-  // Only NaN candidates: value +inf, index -1.
-  std::vector<float> ynan = {NAN, NAN};
-  std::vector<float> v(3, 0.f);
-  std::vector<int64_t> idx(3, 0);
+  // Only NaN candidates: value +-inf (as pykeops), index of the first one (as torch.argmin).
+  std::vector<float> ynan = {NAN, NAN, NAN};
+  std::vector<float> v(3 * 3, 0.f);
+  std::vector<int64_t> idx(3 * 3, 0);
   Launch L;
   L.args = {reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(ynan.data())};
   L.nx = 3;
-  L.ny = 2;
+  L.ny = 3;
   L.outs = {reinterpret_cast<uintptr_t>(v.data()), reinterpret_cast<uintptr_t>(idx.data())};
   EmuRuntime rt(emu, 4);
-  ks[0]->launch(L, rt, Scheme::OneD);
-  CHECK(std::isinf(v[0]));
-  CHECK(idx[0] == -1);
+  for (Scheme s : {Scheme::OneD, Scheme::TwoD}) {
+    ks[0]->launch(L, rt, s);  // Min_ArgMin
+    CHECK(v[0] == INFINITY);
+    CHECK(idx[0] == 0);
+    ks[1]->launch(L, rt, s);  // Max_ArgMax
+    CHECK(v[0] == -INFINITY);
+    CHECK(idx[0] == 0);
+    ks[2]->launch(L, rt, s);  // KMin_ArgKMin, K = 3
+    CHECK(std::vector<int64_t>(idx.begin(), idx.begin() + 3) == std::vector<int64_t>{0, 1, 2});
+    CHECK(std::vector<float>(v.begin(), v.begin() + 3) == std::vector<float>(3, INFINITY));
+  }
   // Empty reduced set: sums are 0, arg reductions are a user error (as on the CPU).
   std::vector<float> s(3, 9.f);
   Launch E;

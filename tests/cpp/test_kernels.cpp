@@ -166,7 +166,8 @@ TEST_CASE("bad options and dtypes are named") {
 
 namespace {
 
-// Reference of every reduction in double, from eval_pair, KeOps semantics (NaN skipped, ties to the smallest index).
+// Reference of every reduction in double, from eval_pair, KeOps semantics (NaN skipped, ties to the smallest index)
+// and indices ranking NaN after every number (a slot that no number fills reads +-inf at the first unlisted NaN).
 struct RefOut {
   std::vector<double> values;
   std::vector<int64_t> indices;
@@ -176,9 +177,10 @@ RefOut reference(const Program& p, const std::vector<std::vector<double>>& args,
                  const std::vector<std::pair<int64_t, int64_t>>* rows_intervals = nullptr) {
   const int64_t n_out = p.tag == 0 ? nx : ny, n_red = p.tag == 0 ? ny : nx;
   const int d = p.dim_formula, K = p.opt;
+  const bool is_max = p.reduction == ReductionKind::Max || p.reduction == ReductionKind::ArgMax || p.reduction == ReductionKind::MaxArgMax;
   RefOut r;
   for (int64_t o = 0; o < n_out; ++o) {
-    std::vector<std::vector<std::pair<double, int64_t>>> cand(d);
+    std::vector<std::vector<std::pair<double, int64_t>>> cand(d), nans(d);
     std::vector<double> m_s;
     double m = -INFINITY;
     std::vector<std::pair<double, std::vector<double>>> terms;
@@ -186,16 +188,19 @@ RefOut reference(const Program& p, const std::vector<std::vector<double>>& args,
       if (rows_intervals && !(s >= (*rows_intervals)[o].first && s < (*rows_intervals)[o].second)) continue;
       auto v = p.tag == 0 ? test::eval_pair(p, args, o, s) : test::eval_pair(p, args, s, o);
       for (int c = 0; c < d; ++c)
-        if (!std::isnan(v[c])) cand[c].push_back({v[c], s});
+        if (std::isnan(v[c])) nans[c].push_back({is_max ? -INFINITY : INFINITY, s});
+        else cand[c].push_back({v[c], s});
       if (p.reduction == ReductionKind::MaxSumShiftExpWeight) {
         std::vector<double> g(v.begin() + p.out.size(), v.end());
         terms.push_back({v[0], g});
         m = std::max(m, v[0]);
       }
     }
-    bool is_max = p.reduction == ReductionKind::Max || p.reduction == ReductionKind::ArgMax || p.reduction == ReductionKind::MaxArgMax;
-    for (auto& cs : cand)
-      std::stable_sort(cs.begin(), cs.end(), [&](auto& a, auto& b) { return is_max ? a.first > b.first : a.first < b.first; });
+    for (int c = 0; c < d; ++c) {
+      std::stable_sort(cand[c].begin(), cand[c].end(),
+                       [&](auto& a, auto& b) { return is_max ? a.first > b.first : a.first < b.first; });
+      cand[c].insert(cand[c].end(), nans[c].begin(), nans[c].end());  // in index order, after every number
+    }
     switch (p.reduction) {
       case ReductionKind::MaxSumShiftExpWeight: {
         size_t dg = p.dim_out - 1;
@@ -234,7 +239,9 @@ std::vector<double> grid_data(int64_t n, std::mt19937& gen) {
 }
 
 template <class T>
-void check_reduction(const std::string& red, const std::vector<std::string>& aliases, int64_t nx, int64_t ny) {
+// nan_rows: component 0 of every j-variable is NaN (all-NaN rows), component 1 on even rows (mixed rows).
+void check_reduction(const std::string& red, const std::vector<std::string>& aliases, int64_t nx, int64_t ny,
+                     bool nan_rows = false) {
   auto k = get_kernel({red, aliases, sizeof(T) == 4 ? "float32" : "float64"});
   const Program& p = k->program();
   std::mt19937 gen(7);
@@ -244,6 +251,10 @@ void check_reduction(const std::string& red, const std::vector<std::string>& ali
     int64_t rows = a.cat == 2 ? 1 : a.cat == 0 ? nx : ny;
     auto d = grid_data(rows * a.dim, gen);
     if (a.cat == 1 && d.size() > 3 && p.reduction != ReductionKind::MaxSumShiftExpWeight) d[2] = NAN;
+    for (int64_t r = 0; nan_rows && a.cat == 1 && r < rows; ++r) {
+      d[r * a.dim] = NAN;
+      if (a.dim > 1 && r % 2 == 0) d[r * a.dim + 1] = NAN;
+    }
     ref_args.push_back(d);
     data.emplace_back(d.begin(), d.end());
   }
@@ -292,6 +303,23 @@ TEST_CASE("every reduction against the reference: ties to the smallest index, Na
         for (std::string r : {"KMin", "ArgKMin", "KMin_ArgKMin"}) {
           check_reduction<double>(r + "_Reduction(" + f + ",3," + t + ")", a, nx, ny);
           check_reduction<float>(r + "_Reduction(" + f + ",4," + t + ")", a, nx, ny);
+        }
+      }
+}
+
+TEST_CASE("all-NaN rows: indices of the first elements (NaN ranks last), values +-inf") {
+  const std::vector<std::string> a = {"x = Vi(2)", "y = Vj(2)", "b = Vj(1)"};
+  for (std::string f : {"x - y", "SqDist(x,y) * b"})
+    for (int tag : {0, 1})
+      for (auto [nx, ny] : std::vector<std::pair<int64_t, int64_t>>{{5, 40}, {3, 3}, {6, 100}}) {
+        std::string t = std::to_string(tag);
+        for (std::string r : {"Min", "Max", "ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax"}) {
+          check_reduction<double>(r + "_Reduction(" + f + "," + t + ")", a, nx, ny, true);
+          check_reduction<float>(r + "_Reduction(" + f + "," + t + ")", a, nx, ny, true);
+        }
+        for (std::string r : {"KMin", "ArgKMin", "KMin_ArgKMin"}) {
+          check_reduction<double>(r + "_Reduction(" + f + ",3," + t + ")", a, nx, ny, true);
+          check_reduction<float>(r + "_Reduction(" + f + ",1," + t + ")", a, nx, ny, true);
         }
       }
 }

@@ -60,8 +60,8 @@ def tensordot(a, b, da, db, ca, cb, perm=None):
     lead = a.shape[:-1]
     a, b = a.reshape((-1,) + tuple(da)), b.reshape((-1,) + tuple(db))
     out = np.stack([np.tensordot(a[k], b[k], (ca, cb)) for k in range(a.shape[0])])
-    if perm is not None:
-        out = out.transpose([0] + [q + 1 for q in perm])
+    if perm is not None:  # KeOps's rule: axis k of the tensordot result moves to position perm[k]
+        out = out.transpose([0] + [int(q) + 1 for q in np.argsort(perm)])
     return out.reshape(lead + (-1,))
 
 

@@ -64,7 +64,7 @@ CASES = {
     "Round": [("Round(F, 0) * t", lambda F, t: np.trunc(F + np.copysign(0.5, F)) * t),
               ("Round(F, 2) * t", lambda F, t: np.trunc(F * 100 + np.copysign(0.5, F)) / 100 * t)],
     "ClampInt": [("ClampInt(F, -1, 2) * t", lambda F, t: np.clip(F, -1, 2) * t)],
-    "DiffClampInt": [("DiffClampInt(F, -1, 2) * t", lambda F, t: ((F > -1) & (F < 2)) * t)],
+    "DiffClampInt": [("DiffClampInt(F, -1, 2) * t", lambda F, t: ((F >= -1) & (F <= 2)) * t)],
     "Atan2": [("Atan2(x, y)", lambda x, y: np.arctan2(x, y))],
     "Powf": [("Powf(u, y)", lambda u, y: u ** y), ("Powf(v, s)", lambda v, s: v ** s)],
     "Equal": [("Equal(Floor(F), Floor(y)) * t", lambda F, y, t: (np.floor(F) == np.floor(y)) * t)],

@@ -818,7 +818,8 @@ class GenericLazyTensor:
 
     def keops_tensordot(self, other, dimfa, dimfb, contfa, contfb, *args):
         """numpy.tensordot of self (row-major shape dimfa) and other (shape dimfb), contracting the axes contfa of
-        self with the axes contfb of other; an optional last argument permutes the axes of the result."""
+        self with the axes contfb of other; an optional last argument perm permutes the axes of the result as KeOps
+        does: axis k of the numpy.tensordot result moves to position perm[k]."""
         b = self._lift(other)
         lists = [_int_list(v, "TensorDot", name) for v, name in zip(
             (dimfa, dimfb, contfa, contfb), ("dimfa", "dimfb", "contfa", "contfb"))]
