@@ -64,7 +64,24 @@ std::vector<OutputSpec> output_specs(const Program& p) {
 std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alias>& aliases) {
   std::vector<ArgInfo> table;
   std::vector<bool> known;
+  std::vector<NodeRef> vars;
+  std::unordered_set<NodeRef> seen;
+  std::function<void(NodeRef)> visit = [&](NodeRef n) {
+    if (!n || !seen.insert(n).second) return;
+    if (n->is("Var")) vars.push_back(n);
+    for (NodeRef a : n->args()) visit(a);
+  };
+  visit(red.formula);
+  visit(red.formula2);
+  // n declarations cover at most positions 0..n-1: a position beyond leaves a gap below it, reported below,
+  // and never grows the table to its size.
+  const size_t max_args = aliases.size() + vars.size();
+  bool beyond = false;
   auto declare = [&](int pos, int dim, int cat, const std::string& where) {
+    if (static_cast<size_t>(pos) >= max_args) {
+      beyond = true;
+      return;
+    }
     if (pos >= (int)table.size()) {
       table.resize(pos + 1);
       known.resize(pos + 1, false);
@@ -78,20 +95,14 @@ std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alia
   };
   for (const Alias& a : aliases)
     declare(a.pos, a.dim, a.cat, "alias '" + a.name + "'");
-  std::unordered_set<NodeRef> seen;
-  std::function<void(NodeRef)> visit = [&](NodeRef n) {
-    if (!n || !seen.insert(n).second) return;
-    if (n->is("Var")) {
-      const IntList& v = n->ints();
-      declare((int)v[0], (int)v[1], (int)v[2],
-              "Var(" + std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]) + ")");
-    }
-    for (NodeRef a : n->args()) visit(a);
-  };
-  visit(red.formula);
-  visit(red.formula2);
+  for (NodeRef n : vars) {
+    const IntList& v = n->ints();
+    declare((int)v[0], (int)v[1], (int)v[2],
+            "Var(" + std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]) + ")");
+  }
   for (size_t p = 0; p < table.size(); ++p)
     if (!known[p]) throw UserError("argument " + std::to_string(p) + " is not declared by any alias or variable");
+  if (beyond) throw UserError("argument " + std::to_string(table.size()) + " is not declared by any alias or variable");
   return table;
 }
 
