@@ -4,8 +4,12 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 BUILD := build/cmake
 PIP := $(VPY) -m pip install -q --disable-pip-version-check
+CMAKE := $(VENV)/bin/cmake
+CMAKE_NINJA := $(CMAKE) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+FUZZ_SECONDS ?= 60
+FUZZ_CXX ?= clang++
 
-.PHONY: demo test test-cpp test-python install deps system-deps bench docs clean
+.PHONY: demo test test-cpp test-python test-sanitize fuzz install deps system-deps bench docs clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +18,7 @@ system-deps:
 	./.ci/system_deps.sh
 
 deps: system-deps $(VPY)
-	$(PIP) numpy scipy pytest "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib
+	$(PIP) numpy scipy pytest hypothesis "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib
 
 # Builds the engine and the C++ tests in one CMake tree (kept for incremental rebuilds) and installs pykeops.
 install: deps
@@ -30,6 +34,23 @@ test-python: install
 	$(VPY) -m pytest -q tests/python
 
 test: test-cpp test-python
+
+# The engine and the C++ tests built with ASan + UBSan in their own tree (LLVM itself is not instrumented).
+test-sanitize: deps
+	$(CMAKE_NINJA) -S . -B build/sanitize -DKEOPS_SANITIZE=ON -DKEOPS_BUILD_TESTS=ON
+	$(CMAKE) --build build/sanitize
+	$(VENV)/bin/ctest --test-dir build/sanitize --output-on-failure
+
+# libFuzzer on core/ (tests/fuzz/fuzz_formula.cpp) for FUZZ_SECONDS from the seed corpus; a crash, sanitizer report,
+# hang (> 5 s) or violated check fails, and leaves its input in build/fuzz/artifacts/.
+fuzz: deps
+	./.ci/fuzz_deps.sh $(FUZZ_CXX)
+	CXX=$(FUZZ_CXX) $(CMAKE_NINJA) -S . -B build/fuzz -DKEOPS_FUZZ=ON -DKEOPS_CPU_BACKEND=OFF
+	$(CMAKE) --build build/fuzz --target fuzz_formula
+	mkdir -p build/fuzz/corpus build/fuzz/artifacts
+	build/fuzz/fuzz_formula -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -max_len=4096 \
+	  -dict=tests/fuzz/formula.dict -artifact_prefix=build/fuzz/artifacts/ -print_final_stats=1 \
+	  build/fuzz/corpus tests/fuzz/corpus
 
 bench: install
 	$(VPY) benchmarks/bench_cpu.py

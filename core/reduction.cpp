@@ -64,7 +64,25 @@ std::vector<OutputSpec> output_specs(const Program& p) {
 std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alias>& aliases) {
   std::vector<ArgInfo> table;
   std::vector<bool> known;
+  // Variables in depth-first order (iterative: formulas may be 1e5 nodes deep), then those the text wrote
+  // and simplification dropped; Var checked their ranges.
+  std::vector<IntList> vars;
+  std::unordered_set<NodeRef> seen;
+  for (NodeRef f : {red.formula, red.formula2})
+    post_order(f, [&](NodeRef n) { return seen.count(n) > 0; }, [&](NodeRef n) {
+      seen.insert(n);
+      if (n->is("Var")) vars.push_back(n->ints());
+    });
+  vars.insert(vars.end(), red.written_vars.begin(), red.written_vars.end());
+  // n declarations cover at most positions 0..n-1: a position beyond leaves a gap below it, reported below,
+  // and never grows the table to its size.
+  const size_t max_args = aliases.size() + vars.size();
+  bool beyond = false;
   auto declare = [&](int pos, int dim, int cat, const std::string& where) {
+    if (static_cast<size_t>(pos) >= max_args) {
+      beyond = true;
+      return;
+    }
     if (pos >= (int)table.size()) {
       table.resize(pos + 1);
       known.resize(pos + 1, false);
@@ -78,24 +96,12 @@ std::vector<ArgInfo> argument_table(const Reduction& red, const std::vector<Alia
   };
   for (const Alias& a : aliases)
     declare(a.pos, a.dim, a.cat, "alias '" + a.name + "'");
-  // Variables in depth-first order (iterative: formulas may be 1e5 nodes deep); Var checked their ranges.
-  std::unordered_set<NodeRef> seen;
-  auto visit = [&](NodeRef f) {
-    post_order(f, [&](NodeRef n) { return seen.count(n) > 0; }, [&](NodeRef n) {
-      seen.insert(n);
-      if (!n->is("Var")) return;
-      const IntList& v = n->ints();
-      declare((int)v[0], (int)v[1], (int)v[2],
-              "Var(" + std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]) + ")");
-    });
-  };
-  visit(red.formula);
-  visit(red.formula2);
-  for (const IntList& v : red.written_vars)
+  for (const IntList& v : vars)
     declare((int)v[0], (int)v[1], (int)v[2],
             "Var(" + std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]) + ")");
   for (size_t p = 0; p < table.size(); ++p)
     if (!known[p]) throw UserError("argument " + std::to_string(p) + " is not declared by any alias or variable");
+  if (beyond) throw UserError("argument " + std::to_string(table.size()) + " is not declared by any alias or variable");
   return table;
 }
 
