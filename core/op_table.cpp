@@ -116,9 +116,11 @@ int dim_elemt(const NodeKey& k) {
 int dim_extract(const NodeKey& k) {
   int64_t s = k.ints[0], d = k.ints[1], n = dim_of(k, 0);
   require_positive(k, d, "length");
-  if (s < 0 || d > n || s > n - d)  // s + d > n, without overflow
-    dim_error(k, "start " + std::to_string(s) + " and length " + std::to_string(d) + " are out of bounds for dimension " +
-                     std::to_string(n));
+  if (s < 0 || d > n || s > n - d) {  // s + d > n, without overflow
+    int64_t e;
+    const string end = __builtin_add_overflow(s, d, &e) ? std::to_string(s) + "+" + std::to_string(d) : std::to_string(e);
+    dim_error(k, "range [" + std::to_string(s) + ", " + end + ") is out of bounds for dimension " + std::to_string(n));
+  }
   return static_cast<int>(d);
 }
 int dim_extractt(const NodeKey& k) {

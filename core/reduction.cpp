@@ -1,7 +1,6 @@
 // The reduction table and the argument table of a parsed reduction.
 #include "reduction.h"
 
-#include <functional>
 #include <unordered_set>
 
 #include "errors.h"

@@ -225,7 +225,7 @@ def test_extract_out_of_bounds_is_an_error():
         import numpy as np
         Genred("Extract(x, 9223372036854775806, 3)", ["x = Vi(0, 3)"], reduction_op="Sum", axis=1)(np.ones((2, 3)))
         """,
-        "start 9223372036854775806 and length 3 are out of bounds for dimension 3",
+        r"range \[9223372036854775806, 9223372036854775806\+3\) is out of bounds for dimension 3",
     )
 
 
