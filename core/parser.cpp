@@ -21,8 +21,9 @@ namespace {
 // frames; measured with GCC -O2 as the peak RSS of 262000 levels, nodes and tokens included), 8 KiB leaves room
 // for sanitizer builds. The 2 GiB are reserved address space: only the touched part is ever mapped.
 constexpr size_t kParserStackBytes = size_t{kMaxNesting} * 8192;
-// Texts this short nest at most this deep (unary() per character at most): parsed on the caller's stack.
-constexpr size_t kShallowText = 2000;
+// Texts this short nest at most this deep (unary() per character at most): parsed on the caller's stack, which they
+// take under 2 MiB of even in ASan builds (~7 KiB a level there: 1200 levels overflowed the fuzzer's 8 MiB stack).
+constexpr size_t kShallowText = 256;
 
 // The character starting at s[k], for messages: a whole UTF-8 sequence and its code point, so that the
 // message stays valid UTF-8, or the byte in hex when it starts no valid sequence.
