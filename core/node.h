@@ -18,7 +18,22 @@ using IntList = std::vector<int64_t>;
 // (products of two dimensions fit in int64) and a hostile formula cannot exhaust memory or the stack.
 inline constexpr int64_t kMaxDim = int64_t{1} << 20;       // dimension of any formula, alias or K * dim
 inline constexpr int64_t kMaxPosition = int64_t{1} << 20;  // argument position of a variable
-inline constexpr int kMaxNesting = 1 << 18;                 // nesting depth of parentheses, calls and signs
+// Nesting depth of parentheses, calls and signs. ASan builds (make test-sanitize, make fuzz) take less: ASan cannot
+// clean up after an exception unwinds a stack over 64 MiB (google/sanitizers#189) and then reports false errors.
+#if defined(__SANITIZE_ADDRESS__)
+#define KEOPS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KEOPS_ASAN 1
+#endif
+#endif
+#ifdef KEOPS_ASAN
+inline constexpr int kMaxNesting = 1 << 10;
+inline constexpr size_t kStackPerNesting = 49152;  // GCC ASan frames: over 16 KiB a level of Concat(
+#else
+inline constexpr int kMaxNesting = 1 << 18;
+inline constexpr size_t kStackPerNesting = 8192;
+#endif
 
 // Variable categories, as in KeOps: indexed by i, indexed by j, or a parameter.
 enum Cat : int { CAT_I = 0, CAT_J = 1, CAT_P = 2 };

@@ -20,7 +20,7 @@ namespace {
 // Stack of the parsing thread: under 2.8 KiB per nesting level of the descent (a level of parentheses is seven
 // frames; measured with GCC -O2 as the peak RSS of 262000 levels, nodes and tokens included), 8 KiB leaves room
 // for sanitizer builds. The 2 GiB are reserved address space: only the touched part is ever mapped.
-constexpr size_t kParserStackBytes = size_t{kMaxNesting} * 8192;
+constexpr size_t kParserStackBytes = size_t{kMaxNesting} * kStackPerNesting;
 // Texts this short nest at most this deep (unary() per character at most): parsed on the caller's stack, which they
 // take under 2 MiB of even in ASan builds (~7 KiB a level there: 1200 levels overflowed the fuzzer's 8 MiB stack).
 constexpr size_t kShallowText = 256;
