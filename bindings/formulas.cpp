@@ -1,6 +1,7 @@
 // Bindings for the formula layer: parse/print (canonical form) and the operation table, for tests and docs.
 #include <pybind11/stl.h>
 
+#include "../core/errors.h"
 #include "../core/lower.h"
 #include "../core/node.h"
 #include "../core/op_table.h"
@@ -41,6 +42,54 @@ void define_formulas(py::module_& m) {
       },
       py::arg("reduction"), py::arg("aliases") = std::vector<std::string>{},
       "Arguments (dims, categories), output columns and output category of a reduction, without generating code.");
+  m.def("reductions", [] {
+    static const char* grads[] = {"sum", "select", "index", "shift_exp", "zero"};
+    py::list out;
+    for (const keops::ReductionInfo& r : keops::all_reductions()) {
+      py::dict d;
+      d["name"] = std::string(r.name);
+      d["signature"] = std::string(r.signature);
+      d["doc"] = std::string(r.doc);
+      py::list outputs;
+      for (const keops::OutputLayout& o : r.outputs)
+        outputs.append(py::make_tuple(o.indices ? "indices" : "values",
+                                      o.cols == keops::Cols::D ? "d" : o.cols == keops::Cols::KD ? "k*d" : "1+g"));
+      d["outputs"] = outputs;
+      d["selects"] = r.selects;
+      d["takes_k"] = r.takes_k;
+      d["accumulates"] = r.accumulates;
+      std::vector<std::string> schemes;
+      for (keops::SumScheme s : {keops::SumScheme::Direct, keops::SumScheme::Block, keops::SumScheme::Kahan})
+        if (r.schemes & keops::scheme_bit(s)) schemes.emplace_back(keops::sum_scheme_name(s));
+      d["sum_schemes"] = schemes;
+      d["grad"] = grads[static_cast<int>(r.grad)];
+      out.append(d);
+    }
+    return out;
+  }, "The engine's reduction table: name, signature, outputs (kind, columns), flags, sum schemes, gradient kind.");
+  m.def("reduction_ops", [] {
+    static const char* formula2[] = {"no", "optional", "required"};
+    static const char* post[] = {"raw", "kshape", "logsumexp", "softmax"};
+    py::list out;
+    for (const keops::ReductionOp& r : keops::reduction_ops()) {
+      py::dict d;
+      d["name"] = std::string(r.name);
+      d["engine"] = std::string(r.engine);
+      d["formula2"] = formula2[static_cast<int>(r.formula2)];
+      d["post"] = post[static_cast<int>(r.post)];
+      d["with_indices"] = r.with_indices.empty() ? py::object(py::none()) : py::object(py::str(std::string(r.with_indices)));
+      out.append(d);
+    }
+    return out;
+  }, "Genred's reduction_op names: engine reduction, formula2 (no/optional/required), post-processing, indexed twin.");
+  m.def("check_sum_scheme", [](const std::string& reduction_op, const std::string& sum_scheme) {
+        const keops::ReductionOp* op = keops::find_reduction_op(reduction_op);
+        if (!op) throw keops::UserError("unknown reduction_op '" + reduction_op + "'");
+        return std::string(keops::sum_scheme_name(
+            keops::parse_sum_scheme(*keops::find_reduction(op->engine), sum_scheme, reduction_op)));
+      },
+      py::arg("reduction_op"), py::arg("sum_scheme"),
+      "The scheme sum_scheme selects for a reduction_op (ValueError naming it when it does not implement it).");
   m.def("operations", [] {
     py::list out;
     for (const keops::OpInfo& op : keops::all_ops()) {

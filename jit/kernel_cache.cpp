@@ -63,20 +63,18 @@ Dtype parse_dtype(const std::string& s, const char* what) {
   throw UserError(std::string("unsupported ") + what + " '" + s + "' (expected float32 or float64)");
 }
 
-bool sum_type(ReductionKind k) { return k == ReductionKind::Sum || k == ReductionKind::MaxSumShiftExpWeight; }
-
 KernelOptions parse_options(const Program& p, const KernelRequest& r) {
   KernelOptions o;
   o.dtype = parse_dtype(r.dtype, "dtype");
   o.acc = o.dtype;
   if (r.dtype_acc != "auto") {
     Dtype acc = parse_dtype(r.dtype_acc, "dtype_acc");
-    if (!sum_type(p.reduction) && acc != o.dtype)
+    if (!find_reduction(p.reduction_name)->accumulates && acc != o.dtype)
       throw UserError("dtype_acc applies to sum-type reductions (Sum, LogSumExp, SumSoftMaxWeight), not to " + p.reduction_name);
     if (acc == Dtype::F32 && o.dtype == Dtype::F64) throw UserError("dtype_acc=float32 with float64 data would lose precision");
     o.acc = acc;
   }
-  o.scheme = parse_sum_scheme(p, r.sum_scheme);
+  o.scheme = parse_sum_scheme(*find_reduction(p.reduction_name), r.sum_scheme, p.reduction_name);
   return o;
 }
 

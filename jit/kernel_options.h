@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "../core/program.h"
+#include "../core/reduction.h"
 
 namespace keops {
 
@@ -11,14 +12,6 @@ enum class Dtype { F32, F64 };
 
 inline int dtype_size(Dtype d) { return d == Dtype::F32 ? 4 : 8; }
 inline std::string_view dtype_name(Dtype d) { return d == Dtype::F32 ? "float32" : "float64"; }
-
-// How sum-type reductions accumulate: plainly, in blocks flushed into a total (the error grows like
-// sqrt(N) blocks instead of N terms), or with Kahan compensation.
-enum class SumScheme { Direct, Block, Kahan };
-
-// The summation scheme of a request ("auto", "direct_sum", "block_sum", "kahan_scheme") for program `p`: only Sum
-// reductions take one; the others sum directly. UserError for an unknown name or a non-Sum reduction.
-SumScheme parse_sum_scheme(const Program& p, const std::string& name);
 
 struct KernelOptions {
   Dtype dtype = Dtype::F32;

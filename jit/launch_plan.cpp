@@ -48,17 +48,6 @@ LaunchSizes check_launch(const Program& p, size_t n_outputs, const Launch& L) {
   return s;
 }
 
-SumScheme parse_sum_scheme(const Program& p, const std::string& name) {
-  SumScheme scheme;
-  if (name == "auto" || name == "block_sum") scheme = SumScheme::Block;
-  else if (name == "direct_sum") scheme = SumScheme::Direct;
-  else if (name == "kahan_scheme") scheme = SumScheme::Kahan;
-  else throw UserError("unknown sum_scheme '" + name + "' (expected auto, direct_sum, block_sum or kahan_scheme)");
-  if (name != "auto" && p.reduction != ReductionKind::Sum)
-    throw UserError("sum_scheme applies to Sum reductions, not to " + p.reduction_name);
-  return p.reduction == ReductionKind::Sum ? scheme : SumScheme::Direct;
-}
-
 std::vector<RowBlock> plan_ranges(const Program& p, const Launch& L, int64_t set, int64_t n_outer, int64_t n_inner,
                                   std::vector<int64_t>& intervals) {
   if (L.ranges.size() != 6 || L.range_counts.size() != 4) throw UserError("ranges must be 6 arrays (KeOps block-sparse format)");

@@ -38,22 +38,20 @@ GpuDtype parse_dtype(const std::string& s, const char* what) {
   throw UserError(std::string("unsupported ") + what + " '" + s + "' (expected float16, float32 or float64)");
 }
 
-bool sum_type(ReductionKind k) { return k == ReductionKind::Sum || k == ReductionKind::MaxSumShiftExpWeight; }
-
 GpuOptions parse_options(const Program& p, const GpuRequest& r) {
   GpuOptions o;
   o.dtype = parse_dtype(r.dtype, "dtype");
   o.acc = o.dtype == GpuDtype::F16 ? GpuDtype::F32 : o.dtype;  // float16 data accumulate in float32 by default
   if (r.dtype_acc != "auto") {
     GpuDtype acc = parse_dtype(r.dtype_acc, "dtype_acc");
-    if (!sum_type(p.reduction) && acc != o.dtype)
+    if (!find_reduction(p.reduction_name)->accumulates && acc != o.dtype)
       throw UserError("dtype_acc applies to sum-type reductions (Sum, LogSumExp, SumSoftMaxWeight), not to " + p.reduction_name);
     if (gpu_dtype_size(acc) < gpu_dtype_size(o.dtype))
       throw UserError(std::string("dtype_acc=") + gpu_dtype_name(acc) + " with " + gpu_dtype_name(o.dtype) +
                       " data would lose precision");
     o.acc = acc;
   }
-  o.scheme = parse_sum_scheme(p, r.sum_scheme);
+  o.scheme = parse_sum_scheme(*find_reduction(p.reduction_name), r.sum_scheme, p.reduction_name);
   o.fast_math = r.fast_math;
   o.chunks = r.chunks;
   if (r.block < 0 || r.block > 1024 || (r.block % 32 != 0 && r.block > 32))
