@@ -9,7 +9,7 @@ CMAKE_NINJA := $(CMAKE) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninj
 FUZZ_SECONDS ?= 60
 FUZZ_CXX ?= clang++
 
-.PHONY: demo test test-cpp test-python test-sanitize fuzz install deps system-deps bench docs clean
+.PHONY: demo test test-cpp test-python test-no-cpu test-sanitize fuzz install deps system-deps bench docs clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ test-python: install
 	$(VPY) -m pytest -q tests/python
 
 test: test-cpp test-python
+
+# The engine built without the LLVM CPU backend (the GPU-only build of machines without LLVM): its C++ tests, the
+# NVRTC compile checks and the host emulator of the generated CUDA included.
+test-no-cpu: deps
+	$(CMAKE_NINJA) -S . -B build/nocpu -DKEOPS_CPU_BACKEND=OFF -DKEOPS_BUILD_TESTS=ON
+	$(CMAKE) --build build/nocpu
+	$(VENV)/bin/ctest --test-dir build/nocpu --output-on-failure
 
 # The engine and the C++ tests built with ASan + UBSan in their own tree (LLVM itself is not instrumented).
 test-sanitize: deps

@@ -570,6 +570,7 @@ TEST_CASE("big formulas: chunk mode and output groups keep registers without spi
                 << check.result.seconds << " s\n";
       CHECK(L.chunked);
       CHECK(r.spill_stores == 0);
+      CHECK(r.spill_loads == 0);
       CHECK(check.result.seconds < 20);
     }
 }
