@@ -100,8 +100,12 @@ void define_formulas(py::module_& m) {
       // Operations without a lowering but with a rewrite (the autodiff ones) resolve at construction.
       d["supported"] = op.lower != nullptr || op.simplify != nullptr;
       d["accuracy"] = std::string(op.accuracy);
+      d["out_dim"] = std::string(op.out_dim);
+      d["on_complex"] = op.on_complex;
+      d["infix"] = std::string(op.infix);
       out.append(d);
     }
     return out;
-  }, "The operation table: name, signature, doc, whether code generation exists, accuracy.");
+  }, "The operation table: name, signature, doc, whether code generation exists, accuracy, output dim in words, "
+     "whether it is meaningful on complex arguments, infix symbol.");
 }

@@ -29,10 +29,14 @@ struct OpInfo {
   std::string_view signature;
   std::string_view doc;
   DimFn dim;
+  std::string_view out_dim;       // the dimension rule in words, for the docs
   LowerFn lower = nullptr;        // nullptr: parses, but "not supported yet" at compile time
   SimplifyFn simplify = nullptr;
   std::string_view infix = {};    // printed as (a <infix> b) when set
   std::string_view accuracy = {};
+  // Meaningful on complex arguments (interleaved re, im pairs): Add, Concat, ComplexMult, ... and the autodiff
+  // operations (derivatives over the real coordinates); not Log, Mult, Elem, ... ComplexLazyTensor refuses the others.
+  bool on_complex = false;
   GradFn grad = nullptr;          // every entry has one (leaves: never called; zero for piecewise-constant ops)
 };
 

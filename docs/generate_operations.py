@@ -5,8 +5,7 @@
 
 Signatures come from the table's signature codes (F formula, I int, L list of ints, ? = the rest is optional) and
 argument names from the operation's doc string when it spells them (e.g. "Pow(f, m)"), else from ARG_NAMES or
-defaults. The output dimension of each operation is described in words by OUT_DIM, written here by hand: an
-operation missing from it (or an entry for an operation the engine no longer has) is an error. The accuracy
+defaults. The output dimension of each operation is the rule in words of its table entry (out_dim). The accuracy
 table of the vectorised math functions is copied from the header comment of jit/cpu/vec_math.cpp and the
 bounds checked by tests/cpp/test_vec_math.cpp, so that the page follows those files.
 """
@@ -35,114 +34,6 @@ ARG_NAMES = {
     "GradSoftDTW_SqDist": ("x", "y", "gamma"),
 }
 DEFAULT_NAMES = ("f", "g", "h")
-
-_SAME = "dim of f"
-_MAX = "max of the dims (equal, or 1)"
-_ONE = "1"
-_CHALF = "dim of f / 2 (one real per complex entry)"
-_CMAX = "max of the dims (equal, or one of them 2: a complex scalar)"
-
-# Output dimension of each operation, in words.
-OUT_DIM = {
-    "Var": "dim",
-    "IntCst": _ONE,
-    "RatCst": _ONE,
-    "IntInv": _ONE,
-    "Zero": "d",
-    "Add": _MAX,
-    "Subtract": _MAX,
-    "Mult": _MAX,
-    "Divide": _MAX,
-    "Minus": _SAME,
-    "Square": _SAME,
-    "Sqrt": _SAME,
-    "Rsqrt": _SAME,
-    "Inv": _SAME,
-    "Exp": _SAME,
-    "Log": _SAME,
-    "Abs": _SAME,
-    "Sin": _SAME,
-    "Cos": _SAME,
-    "Asin": _SAME,
-    "Acos": _SAME,
-    "Atan": _SAME,
-    "Sign": _SAME,
-    "Step": _SAME,
-    "ReLU": _SAME,
-    "Floor": _SAME,
-    "XLogX": _SAME,
-    "SinXDivX": _SAME,
-    "Pow": _SAME,
-    "Round": _SAME,
-    "ClampInt": _SAME,
-    "DiffClampInt": _SAME,
-    "Atan2": _MAX,
-    "Powf": _MAX,
-    "Equal": _MAX,
-    "NotEqual": _MAX,
-    "LessThan": _MAX,
-    "LessOrEqual": _MAX,
-    "Clamp": _MAX,
-    "IfElse": _MAX,
-    "Mod": _MAX,
-    "Sum": _ONE,
-    "SumT": "d (f of dim 1)",
-    "Max": _ONE,
-    "Min": _ONE,
-    "ArgMax": _ONE,
-    "ArgMin": _ONE,
-    "Elem": _ONE,
-    "ElemT": "n (f of dim 1)",
-    "Extract": "d",
-    "ExtractT": "D",
-    "Concat": "dim f + dim g",
-    "OneHot": "D (f of dim 1)",
-    "Scalprod": "1 (equal dims)",
-    "SqNorm2": _ONE,
-    "Norm2": _ONE,
-    "Normalize": _SAME,
-    "SqDist": _ONE,
-    "SqNormIso": "1 (s of dim 1)",
-    "SqNormDiag": "1 (s of the dim of f)",
-    "SymSqNorm": "1 (A of dim n^2 for f of dim n)",
-    "WeightedSqNorm": "1 (s of dim 1, n or n^2 for f of dim n)",
-    "WeightedSqDist": _ONE,
-    "MatVecMult": "dim A / dim b",
-    "VecMatMult": "dim A / dim b",
-    "TensorProd": "dim f * dim g",
-    "TensorDot": "product of the sizes not contracted",
-    "Kron": "dim f * dim g",
-    "BSpline": "dim knots - order - 1 (x of dim 1)",
-    "SoftDTW_SqDist": "1 (gamma of dim 1)",
-    "GradSoftDTW_SqDist": "dim x + dim y",
-    "GradMatrix": "dim f * dim v",
-    "ComplexReal": _CHALF,
-    "ComplexImag": _CHALF,
-    "ComplexSquareAbs": _CHALF,
-    "ComplexAbs": _CHALF,
-    "ComplexAngle": _CHALF,
-    "Real2Complex": "2 * dim f",
-    "Imag2Complex": "2 * dim f",
-    "ComplexExp1j": "2 * dim f",
-    "Conj": _SAME,
-    "ComplexExp": _SAME,
-    "ComplexAdd": _CMAX,
-    "ComplexSubtract": _CMAX,
-    "ComplexMult": _CMAX,
-    "ComplexDivide": _CMAX,
-    "ComplexRealScal": "dim of the complex operand (the other is a real scalar)",
-    "ComplexSum": "2 (one complex number)",
-    "ComplexSumT": "d (f of dim 2)",
-    "Grad": "dim v",
-    "Diff": _SAME,
-    "Divergence": "1 (dim f = dim v)",
-    "Laplacian": "1 (f of dim 1)",
-    "TraceOperator": _ONE,
-    "AdjointOperator": "dim v",
-    "SumLinOperator": _ONE,
-    "Factorize": _SAME,
-    "AutoFactorize": _SAME,
-}
 
 _TYPES = {"F": "", "I": ": int", "L": ": list"}
 
@@ -271,13 +162,6 @@ def render(operations=None):
         from pykeops import _engine
 
         operations = _engine.operations()
-    names = [op["name"] for op in operations]
-    missing = [n for n in names if n not in OUT_DIM]
-    if missing:
-        raise ValueError(f"operations missing from OUT_DIM in docs/generate_operations.py: {', '.join(missing)}")
-    stale = sorted(set(OUT_DIM) - set(names))
-    if stale:
-        raise ValueError(f"OUT_DIM in docs/generate_operations.py names unknown operations: {', '.join(stale)}")
     pending = [op["name"] for op in operations if not op["supported"]]
     lines = [
         "# Operations of the formula language",
@@ -305,7 +189,7 @@ def render(operations=None):
     for op in operations:
         meaning = op["doc"] + ("" if op["supported"] else " *parse only*")
         lines.append(
-            f"| `{_cell(signature(op))}` | {_cell(OUT_DIM[op['name']])} | {_cell(meaning)} | "
+            f"| `{_cell(signature(op))}` | {_cell(op['out_dim'])} | {_cell(meaning)} | "
             f"{_cell(_accuracy(op['accuracy']))} |"
         )
     lines += ["", "Accuracy: empty where the result is exact or a composition of correctly rounded IEEE operations.", ""]

@@ -314,3 +314,29 @@ def test_batch_dimensions(fw):
         np.testing.assert_allclose(fw.numpy(f.sum(dim=axis)), (np.exp(z * y) / (z - 2)).sum(axis), rtol=1e-12)
     np.testing.assert_allclose(fw.numpy(f.sum(-1).sum(dim=2)), (np.exp(z * y) / (z - 2)).sum((2, 3))[..., None],
                                rtol=1e-12)
+
+
+def test_a_new_real_method_is_refused_on_complex_by_the_operation_table(monkeypatch):
+    """A method added to LazyTensor without a complex version must fail on complex LazyTensors, not be silently wrong:
+    the check is the engine table's on_complex flag of the operation it builds, not a list of method names."""
+    from pykeops import _engine
+    from pykeops.common.lazy_tensor import GenericLazyTensor
+    from pykeops.numpy import Vi
+
+    flags = {op["name"]: op["on_complex"] for op in _engine.operations()}
+    assert not flags["Log"] and not flags["Mult"] and not flags["Elem"] and not flags["Sum"]
+    assert flags["Add"] and flags["ComplexMult"] and flags["Concat"] and flags["Conj"]
+    def frobnicate(self):
+        return self._unary("Log")
+
+    def frobnicate2(self, other):
+        return self._binary(other, "*", infix=True)
+
+    monkeypatch.setattr(GenericLazyTensor, "frobnicate", frobnicate, raising=False)
+    monkeypatch.setattr(GenericLazyTensor, "frobnicate2", frobnicate2, raising=False)
+    z, x = Vi(DATA["z"]), Vi(DATA["x"])
+    assert "Log(" in x.frobnicate().formula  # real LazyTensors are unaffected
+    with pytest.raises(TypeError, match="LazyTensor.frobnicate is not defined for complex LazyTensors"):
+        z.frobnicate()
+    with pytest.raises(TypeError, match="LazyTensor.frobnicate2 is not defined for complex LazyTensors"):
+        z.frobnicate2(z)

@@ -6,9 +6,12 @@ arrays on the way in and reduction outputs are viewed back as complex arrays on 
 specific views live in pykeops.<framework>.utils (view_as_real_pairs, view_as_complex_pairs, as_complex).
 """
 
+import functools
 import importlib
 import numbers
+import sys
 
+from .engine import load_engine
 from .lazy_tensor import GenericLazyTensor, _is_complex, _is_complex_array, _is_number
 from .tools import as_int
 
@@ -39,14 +42,21 @@ def complex_lazy_tensor_class(lazy_tensor_class):
     return cls
 
 
-def _real_only(name):
-    def method(self, *args, **kwargs):
-        raise TypeError(
-            f"LazyTensor.{name} is not defined for complex LazyTensors: take .real, .imag, abs() or .angle() first"
-        )
+@functools.lru_cache(maxsize=None)
+def _valid_on_complex():
+    """Names and infix symbols of the operations the engine's table marks meaningful on complex arguments."""
+    ops = [op for op in load_engine().operations() if op["on_complex"]]
+    return frozenset([op["name"] for op in ops] + [op["infix"] for op in ops if op["infix"]])
 
-    method.__name__ = method.__qualname__ = name
-    return method
+
+def _calling_method():
+    """The outermost LazyTensor method on the stack (the one the user called), for error messages."""
+    name, frame = None, sys._getframe(2)
+    while frame is not None and isinstance(frame.f_locals.get("self"), GenericLazyTensor):
+        if not frame.f_code.co_name.startswith("_") or frame.f_code.co_name.startswith("__"):
+            name = frame.f_code.co_name
+        frame = frame.f_back
+    return name
 
 
 class ComplexGenericLazyTensor(GenericLazyTensor):
@@ -88,6 +98,15 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
         res = object.__new__(cls)
         res.__dict__.update(lt.__dict__)
         return res
+
+    def _check_op(self, op):
+        """Every operation applied to a complex LazyTensor must be one the operation table marks valid on complex
+        (so that a method written for real LazyTensors is never silently wrong on interleaved pairs)."""
+        if op not in _valid_on_complex():
+            raise TypeError(
+                f"LazyTensor.{_calling_method() or op} is not defined for complex LazyTensors: take .real, .imag, abs() "
+                "or .angle() first"
+            )
 
     def _to_real(self, op, ndim=None):
         """op(self) as a real LazyTensor, of dim D (half the real dim) unless ndim says otherwise."""
@@ -247,16 +266,3 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
             GenericLazyTensor.__call__(self, *args, **kwargs)
             return out
         return self._complex_result(GenericLazyTensor.__call__(self, *args, **kwargs))
-
-
-# Real operations that mean nothing on interleaved (re, im) pairs: a clear error rather than a silent wrong result.
-for _name in (
-    "__pow__", "power", "__or__", "__ror__", "log", "sqrt", "rsqrt", "sin", "cos", "square", "inv", "sqnorm2",
-    "sqdist", "xlogx", "sinxdivx", "sinc", "asin", "acos", "atan", "atan2", "sign", "step", "relu", "floor",
-    "round", "clamp", "ifelse", "mod", "__eq__", "__ne__", "__lt__", "__gt__", "__le__", "__ge__", "norm2", "norm",
-    "normalize", "weightedsqnorm", "weightedsqdist", "elem", "extract", "__getitem__", "one_hot", "bspline", "min",
-    "max", "argmin", "argmax", "matvecmult", "vecmatmult", "tensorprod", "keops_tensordot", "keops_kron",
-    "softdtw_sqdist", "real2complex", "imag2complex", "exp1j",
-):
-    setattr(ComplexGenericLazyTensor, _name, _real_only(_name))
-del _name

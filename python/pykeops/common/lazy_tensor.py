@@ -306,6 +306,9 @@ class GenericLazyTensor:
             return other._operand()
         return type(self)(other)
 
+    def _check_op(self, op):
+        """Hook run before an operation (its name, or infix symbol) is applied to self; ComplexLazyTensor checks it."""
+
     def _merged(self, other):
         """Copy of self that also holds other's variables; sizes, dtype and device must agree."""
         res = copy.copy(self)
@@ -330,6 +333,7 @@ class GenericLazyTensor:
 
     def _unary(self, op, ndim=None, params=()):
         """op(self[, params...]): output dim is self's unless ndim says otherwise."""
+        self._check_op(op)
         res = copy.copy(self._operand())
         res._template = f"{op}({self._template}{''.join(f',{p}' for p in params)})"
         res.ndim, res.axis = self.ndim if ndim is None else ndim, None
@@ -341,6 +345,7 @@ class GenericLazyTensor:
         dims: "sameor1" = element-wise broadcasting (output dim max), "same" = dims must be equal.
         ndim: output dim when it does not follow from the inputs' dims.
         """
+        self._check_op(op)
         a, b = self._operand(), self._lift(other)
         if reflected:
             a, b = b, a
@@ -507,6 +512,7 @@ class GenericLazyTensor:
         dims: "sameor1" = element-wise broadcasting (dims equal or 1, output dim max), None = no check.
         ndim: output dim, an int or a function of the operands' dims (default: the max of them).
         """
+        self._check_op(op)
         operands = [self._operand()] + [self._lift(o) for o in others]
         in_dims = [o.ndim for o in operands]
         if dims == "sameor1" and len(set(in_dims) - {1}) > 1:
