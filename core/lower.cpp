@@ -3,7 +3,7 @@
 
 #include <cmath>
 #include <functional>
-#include <optional>
+#include <iterator>
 
 #include "errors.h"
 #include "op_table.h"
@@ -20,38 +20,57 @@ size_t instr_hash(const Instr& in) {
   return h * 1000003u ^ std::hash<double>()(in.imm);
 }
 
-// Folds a primitive over constants, in double (the kernel then rounds to its dtype).
-std::optional<double> fold(Prim op, double a, double b) {
-  switch (op) {
-    case Prim::Add: return a + b;
-    case Prim::Sub: return a - b;
-    case Prim::Mul: return a * b;
-    case Prim::Div: return a / b;
-    case Prim::Neg: return -a;
-    case Prim::Abs: return std::fabs(a);
-    case Prim::Sqrt: return std::sqrt(a);
-    default: return std::nullopt;  // transcendental folding would differ from the kernels' own functions
-  }
+// Every primitive once, in the order of Prim: its name, arity and constant folding (in double; the kernel then rounds
+// to its dtype). Transcendental functions do not fold: the result would differ from the kernels' own functions.
+struct PrimInfo {
+  Prim prim;
+  const char* name;
+  int arity;
+  double (*fold)(double, double) = nullptr;
+};
+constexpr PrimInfo kPrims[] = {
+    {.prim = Prim::Const, .name = "Const", .arity = 0},
+    {.prim = Prim::Load, .name = "Load", .arity = 0},
+    {.prim = Prim::Add, .name = "Add", .arity = 2, .fold = [](double a, double b) { return a + b; }},
+    {.prim = Prim::Sub, .name = "Sub", .arity = 2, .fold = [](double a, double b) { return a - b; }},
+    {.prim = Prim::Mul, .name = "Mul", .arity = 2, .fold = [](double a, double b) { return a * b; }},
+    {.prim = Prim::Div, .name = "Div", .arity = 2, .fold = [](double a, double b) { return a / b; }},
+    {.prim = Prim::Neg, .name = "Neg", .arity = 1, .fold = [](double a, double) { return -a; }},
+    {.prim = Prim::Abs, .name = "Abs", .arity = 1, .fold = [](double a, double) { return std::fabs(a); }},
+    {.prim = Prim::Sqrt, .name = "Sqrt", .arity = 1, .fold = [](double a, double) { return std::sqrt(a); }},
+    {.prim = Prim::Exp, .name = "Exp", .arity = 1},
+    {.prim = Prim::Log, .name = "Log", .arity = 1},
+    {.prim = Prim::Sin, .name = "Sin", .arity = 1},
+    {.prim = Prim::Cos, .name = "Cos", .arity = 1},
+    {.prim = Prim::Atan, .name = "Atan", .arity = 1},
+    {.prim = Prim::Atan2, .name = "Atan2", .arity = 2},
+    {.prim = Prim::Asin, .name = "Asin", .arity = 1},
+    {.prim = Prim::Acos, .name = "Acos", .arity = 1},
+    {.prim = Prim::Floor, .name = "Floor", .arity = 1},
+    {.prim = Prim::Round, .name = "Round", .arity = 1},
+    {.prim = Prim::Min, .name = "Min", .arity = 2},
+    {.prim = Prim::Max, .name = "Max", .arity = 2},
+    {.prim = Prim::IfPos, .name = "IfPos", .arity = 3},
+    {.prim = Prim::Select, .name = "Select", .arity = 3},
+    {.prim = Prim::Lt, .name = "Lt", .arity = 2},
+    {.prim = Prim::Le, .name = "Le", .arity = 2},
+    {.prim = Prim::Eq, .name = "Eq", .arity = 2},
+    {.prim = Prim::Ne, .name = "Ne", .arity = 2},
+};
+constexpr bool prims_in_order() {
+  for (size_t k = 0; k < std::size(kPrims); ++k)
+    if (static_cast<size_t>(kPrims[k].prim) != k) return false;
+  return true;
 }
+static_assert(prims_in_order() && std::size(kPrims) == static_cast<size_t>(Prim::Ne) + 1,
+              "kPrims has one row per Prim, in the enum's order");
+
+const PrimInfo& prim_info(Prim p) { return kPrims[static_cast<size_t>(p)]; }
 
 }  // namespace
 
-const char* prim_name(Prim p) {
-  static const char* names[] = {"Const", "Load", "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Exp", "Log",
-                                "Sin", "Cos", "Atan", "Atan2", "Asin", "Acos", "Floor", "Round", "Min", "Max",
-                                "IfPos", "Select", "Lt", "Le", "Eq", "Ne"};  // in the order of Prim
-  return names[static_cast<int>(p)];
-}
-
-int prim_arity(Prim p) {
-  switch (p) {
-    case Prim::Const: case Prim::Load: return 0;
-    case Prim::Add: case Prim::Sub: case Prim::Mul: case Prim::Div: case Prim::Atan2: case Prim::Min:
-    case Prim::Max: case Prim::Lt: case Prim::Le: case Prim::Eq: case Prim::Ne: return 2;
-    case Prim::IfPos: case Prim::Select: return 3;
-    default: return 1;
-  }
-}
+const char* prim_name(Prim p) { return prim_info(p).name; }
+int prim_arity(Prim p) { return prim_info(p).arity; }
 
 int Lowerer::constant(double v) {
   Instr in{Prim::Const};
@@ -85,8 +104,7 @@ int Lowerer::emit(Prim op, int a, int b, int c) {
   const int arity = prim_arity(op);
   const bool ka = a >= 0 && p_.code[a].op == Prim::Const, kb = b >= 0 && p_.code[b].op == Prim::Const;
   const double va = ka ? p_.code[a].imm : 0, vb = kb ? p_.code[b].imm : 0;
-  if (ka && (arity == 1 || (arity == 2 && kb)))
-    if (auto r = fold(op, va, vb)) return constant(*r);
+  if (ka && (arity == 1 || (arity == 2 && kb)) && prim_info(op).fold) return constant(prim_info(op).fold(va, vb));
   // Identities exact for every input (NaN and inf included; x + 0 may turn -0 into +0, as KeOps's f + 0 -> f).
   if ((op == Prim::Mul || op == Prim::Div) && kb && vb == 1.0) return a;
   if (op == Prim::Mul && ka && va == 1.0) return b;
