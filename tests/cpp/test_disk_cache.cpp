@@ -104,3 +104,20 @@ TEST_CASE("disk cache: a failed write leaves no file, temporaries included") {
   CHECK(t.files() == 0);
   CHECK(take_warnings().empty());
 }
+
+TEST_CASE("disk cache: key digests are stable, 128-bit hex, and change with any byte") {
+  const std::string d = key_digest("Sum_Reduction(x,0)");
+  CHECK(d.size() == 32);
+  CHECK(d.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(key_digest("Sum_Reduction(x,0)") == d);
+  CHECK(key_digest("Sum_Reduction(x,1)") != d);
+  CHECK(key_digest("") != key_digest(std::string(1, '\0')));
+}
+
+TEST_CASE("disk cache: a folder that cannot be written only fails the write") {
+  TempFolder t;
+  const fs::path missing = t.path / "no" / "such" / "folder";
+  CHECK_FALSE(write_entry(missing / "a.o", missing / "a.key", "key", "data"));
+  CHECK_FALSE(fs::exists(missing));
+  CHECK(read_entry(missing / "a.o", missing / "a.key", "key").empty());
+}
