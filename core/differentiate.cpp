@@ -301,8 +301,17 @@ NodeRef slot_values(NodeRef a, const Slots& s, int k, const char* who, const cha
   const int stride = a->dim() == values_only ? s.d : 2 * s.d;
   return a->dim() == s.d ? a : make("Extract", {a}, {k * stride, s.d});
 }
-NodeRef selected(NodeRef F, NodeRef f0, const Slots& s, int k, const char* who) {
-  return make("Equal", {F, slot_values(f0, s, k, who, "the saved forward output")});
+// 1 where the reduced index is the one slot k selected, else 0 (per component). The tie rule, shared with the torch
+// autograd (pykeops/torch/autograd.py): the gradient of a selected value flows to the one index the reduction
+// selected (the smallest among equal values, as ArgMin reports it). That needs the saved output with its indices
+// (the raw layout of Min_ArgMin, Max_ArgMax, KMin_ArgKMin; exact for indices up to 2^24 in float32); a values-only
+// saved output cannot tell equal candidates apart, and every candidate equal to the selected value is selected.
+NodeRef selected(const Reduction& red, NodeRef f0, const Slots& s, int k, const char* who) {
+  const NodeRef values = slot_values(f0, s, k, who, "the saved forward output");
+  const bool raw = s.with_indices && f0->dim() == 2 * s.k * s.d;
+  if (!raw) return make("Equal", {red.formula, values});
+  const NodeRef indices = make("Extract", {f0}, {k * 2 * s.d + s.d, s.d});
+  return make("Equal", {make("RowIndex", {}, {1 - red.tag}), indices});
 }
 
 bool is_selection(ReductionKind k) {
@@ -344,7 +353,7 @@ Reduction grad_reduction(const Reduction& red, NodeRef v, NodeRef gradin, NodeRe
     Slots s = selection_slots(red);
     NodeRef e = zero(s.d);
     for (int k = 0; k < s.k; ++k)
-      e = add(e, mult(slot_values(gradin, s, k, who, "the gradient input"), selected(red.formula, f0, s, k, who)));
+      e = add(e, mult(slot_values(gradin, s, k, who, "the gradient input"), selected(red, f0, s, k, who)));
     return sum_reduction(red, grad(red.formula, v, e), out_tag);
   }
   throw NotSupported(string(who) + ": the gradient of " + string(red.info->name) + " is not supported");
@@ -368,7 +377,7 @@ Reduction diff_reduction(const Reduction& red, NodeRef v, NodeRef u, NodeRef f0)
     const bool raw = s.with_indices && f0->dim() == 2 * s.k * s.d;
     NodeRef dF = diff(red.formula, v, u), out = nullptr;
     for (int k = 0; k < s.k; ++k) {
-      NodeRef t = mult(dF, selected(red.formula, f0, s, k, who));
+      NodeRef t = mult(dF, selected(red, f0, s, k, who));
       if (raw) t = make("Concat", {t, zero(s.d)});
       out = out ? make("Concat", {out, t}) : t;
     }

@@ -56,13 +56,14 @@ constexpr PrimInfo kPrims[] = {
     {.prim = Prim::Le, .name = "Le", .arity = 2},
     {.prim = Prim::Eq, .name = "Eq", .arity = 2},
     {.prim = Prim::Ne, .name = "Ne", .arity = 2},
+    {.prim = Prim::Index, .name = "Index", .arity = 0},
 };
 constexpr bool prims_in_order() {
   for (size_t k = 0; k < std::size(kPrims); ++k)
     if (static_cast<size_t>(kPrims[k].prim) != k) return false;
   return true;
 }
-static_assert(prims_in_order() && std::size(kPrims) == static_cast<size_t>(Prim::Ne) + 1,
+static_assert(prims_in_order() && std::size(kPrims) == static_cast<size_t>(Prim::Index) + 1,
               "kPrims has one row per Prim, in the enum's order");
 
 const PrimInfo& prim_info(Prim p) { return kPrims[static_cast<size_t>(p)]; }
@@ -95,6 +96,18 @@ int Lowerer::load(int pos, int comp) {
   Level lv = cat == 2 ? Level::Param : cat == p_.tag ? Level::Outer : Level::Inner;
   p_.code.push_back(in);
   p_.level.push_back(lv);
+  int id = static_cast<int>(p_.code.size()) - 1;
+  cse_[h].push_back(id);
+  return id;
+}
+
+int Lowerer::index(int cat) {
+  Instr in{Prim::Index};
+  in.comp = cat;
+  size_t h = instr_hash(in);
+  for (int id : cse_[h]) if (p_.code[id] == in) return id;
+  p_.code.push_back(in);
+  p_.level.push_back(cat == p_.tag ? Level::Outer : Level::Inner);
   int id = static_cast<int>(p_.code.size()) - 1;
   cse_[h].push_back(id);
   return id;

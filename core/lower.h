@@ -17,6 +17,7 @@ class Lowerer {
   explicit Lowerer(Program& p) : p_(p) {}
   int constant(double v);
   int load(int pos, int comp);
+  int index(int cat);            // the current i (cat 0) or j (cat 1) as a number
   int emit(Prim op, int a, int b = -1, int c = -1);
   int add(int a, int b) { return emit(Prim::Add, a, b); }
   int sub(int a, int b) { return emit(Prim::Sub, a, b); }

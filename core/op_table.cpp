@@ -91,6 +91,10 @@ int dim_var(const NodeKey& k) {
   return checked_dim(k, k.ints[1], "dimension");
 }
 int dim_zero(const NodeKey& k) { return checked_dim(k, k.ints[0], "dimension"); }
+int dim_index(const NodeKey& k) {
+  if (k.ints[0] != 0 && k.ints[0] != 1) dim_error(k, "the category must be 0 (i) or 1 (j), got " + std::to_string(k.ints[0]));
+  return 1;
+}
 int dim_ratcst(const NodeKey& k) {
   if (k.ints[1] == 0) dim_error(k, "denominator is zero");
   return 1;
@@ -517,6 +521,7 @@ Vals lower_var(Lowerer& L, const Node& n, const Args&) {
 }
 Vals lower_intcst(Lowerer& L, const Node& n, const Args&) { return {L.constant(static_cast<double>(n.ints()[0]))}; }
 Vals lower_zero(Lowerer& L, const Node& n, const Args&) { return Vals(n.dim(), L.constant(0)); }
+Vals lower_index(Lowerer& L, const Node& n, const Args&) { return {L.index(static_cast<int>(n.ints()[0]))}; }
 Vals lower_square(Lowerer& L, const Node&, const Args& a) {
   Vals r;
   for (int v : a[0]) r.push_back(L.mul(v, v));
@@ -1271,6 +1276,10 @@ std::vector<OpInfo> build_table() {
        .lower = lower_intinv, .on_complex = true, .grad = grad_leaf},
       {.name = "Zero", .signature = "I", .doc = "Zero vector of dimension d.", .dim = dim_zero, .out_dim = "d",
        .lower = lower_zero, .on_complex = true, .grad = grad_leaf},
+      {.name = "RowIndex", .signature = "I",
+       .doc = "RowIndex(c): the index of the current i (c = 0) or j (c = 1), as a number (exact up to 2^24 in float32). "
+              "The gradients of Min, Max and KMin use it to single out the selected index.",
+       .dim = dim_index, .out_dim = kOne, .lower = lower_index, .accuracy = "exact", .grad = grad_leaf},
       // element-wise arithmetic
       {.name = "Add", .signature = B, .doc = "Element-wise sum; dims equal or 1.", .dim = dim_vect,
        .out_dim = kMaxOf, .lower = lower_binary<Prim::Add>, .simplify = simplify_add,

@@ -16,6 +16,7 @@ enum class Prim : uint8_t {
   IfPos,                                         // a >= 0 ? b : c (NaN a picks c)
   Select,                                        // a != 0 ? b : c (a is a 0/1 comparison result)
   Lt, Le, Eq, Ne,                                // 1.0 or 0.0
+  Index,                                         // the current i (comp 0) or j (comp 1), as a number; the last Prim
 };
 const char* prim_name(Prim p);
 int prim_arity(Prim p);
@@ -24,7 +25,7 @@ struct Instr {
   Prim op;
   int a = -1, b = -1, c = -1;   // operands: earlier values
   double imm = 0;               // Const
-  int pos = -1, comp = -1;      // Load
+  int pos = -1, comp = -1;      // Load; Index: comp is the category (0 i, 1 j)
   bool operator==(const Instr&) const = default;
 };
 

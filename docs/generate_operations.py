@@ -208,6 +208,16 @@ REDUCTIONS_NAN = [
     "NaN entries by index after its numbers, as a stable `torch.sort` does. The index is -1 only where the",
     "reduced set has no element to give (an empty range, or fewer elements than K).",
     "",
+    "## Gradients of Min, Max and KMin at ties",
+    "",
+    "The gradient of a selected value flows to the one index the reduction selected: among equal values the",
+    "smallest index, the one ArgMin and ArgKMin report (the rule of `torch.min(dim)`); the other equal candidates",
+    "get none. The torch autograd and the engine's `Grad_WithSavedForward` / `Diff_WithSavedForward` follow it; the",
+    "engine compares `RowIndex` with the saved indices, so it needs the saved output with its indices (the layout",
+    "of Min_ArgMin, Max_ArgMax, KMin_ArgKMin; exact for indices below 2^24 in float32). Given the values alone,",
+    "it cannot tell equal candidates apart, and every candidate equal to a selected value receives that slot's",
+    "gradient.",
+    "",
 ]
 
 

@@ -140,18 +140,18 @@ class Emitter {
       case Prim::Le: return b_.CreateSelect(b_.CreateFCmpOLE(x, y), constant(1), constant(0));
       case Prim::Eq: return b_.CreateSelect(b_.CreateFCmpOEQ(x, y), constant(1), constant(0));
       case Prim::Ne: return b_.CreateSelect(b_.CreateFCmpUNE(x, y), constant(1), constant(0));
-      case Prim::Load: break;
+      case Prim::Load: case Prim::Index: break;
     }
     KEOPS_ASSERT(false, std::string("no rendering of primitive ") + prim_name(in.op));
   }
 
-  // Emits every instruction of `level` at type `ty`; `load` renders Loads, `operand` fetches lower levels.
+  // Emits every instruction of `level` at type `ty`; `load` renders Loads and Index, `operand` fetches lower levels.
   template <class LoadFn>
   void emit_level(Level level, llvm::Type* ty, std::vector<Value*>& vals, LoadFn load) {
     for (size_t id = 0; id < p_.code.size(); ++id) {
       if (p_.level[id] != level) continue;
       const Instr& in = p_.code[id];
-      if (in.op == Prim::Load) {
+      if (in.op == Prim::Load || in.op == Prim::Index) {
         vals[id] = load(in);
         continue;
       }
@@ -632,7 +632,8 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   b.SetInsertPoint(row_head);
   llvm::PHINode* i = b.CreatePHI(i64, 2, "i");
   i->addIncoming(start, entry);
-  em.emit_level(Level::Outer, t, scalar, [&](const Instr& in) {
+  em.emit_level(Level::Outer, t, scalar, [&](const Instr& in) -> Value* {
+    if (in.op == Prim::Index) return b.CreateSIToFP(i, t);
     Value* idx = b.CreateAdd(b.CreateMul(i, b.getInt64(p.args[in.pos].dim)), b.getInt64(in.comp));
     return b.CreateLoad(t, b.CreateInBoundsGEP(t, base[in.pos], idx));
   });
@@ -716,7 +717,9 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   jt->addIncoming(js, scalar_check);
   add_incoming(sb_s, as_state(sc_s), scalar_check);
   std::vector<Value*> tail_vals = scalar;
-  em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in) { return b.CreateLoad(t, inner_address(in, jt)); });
+  em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in) -> Value* {
+    return in.op == Prim::Index ? b.CreateSIToFP(jt, t) : b.CreateLoad(t, inner_address(in, jt));
+  });
   State s_next = red.update(as_state(sb_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
   Value* jt_next = b.CreateAdd(jt, b.getInt64(1));
   llvm::BasicBlock* scalar_latch = b.GetInsertBlock();
@@ -739,13 +742,14 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   auto lp_v = state_phis(b, red.types(w));
   j->addIncoming(ja, vec_pre);
   add_incoming(lp_v, as_state(sc_v), vec_pre);
+  Value* j_lanes = b.CreateAdd(b.CreateVectorSplat(w, j), lane_ids);
   em.emit_level(Level::Inner, vt, vec, [&](const Instr& in) -> Value* {
+    if (in.op == Prim::Index) return b.CreateSIToFP(j_lanes, vt);
     const int dim = p.args[in.pos].dim;
     Value* idx = dim == 1 ? j : b.CreateAdd(b.CreateMul(j, b.getInt64(dim)), b.getInt64(int64_t(in.comp) * W));
     Value* addr = b.CreatePointerCast(b.CreateInBoundsGEP(t, base[in.pos], idx), llvm::PointerType::getUnqual(vt));
     return b.CreateAlignedLoad(vt, addr, llvm::Align(dtype_size(o.dtype)));
   });
-  Value* j_lanes = b.CreateAdd(b.CreateVectorSplat(w, j), lane_ids);
   State v_next = red.update(as_state(lp_v), pick(vec, p.out), pick(vec, p.out2), j_lanes);
   Value* j_next = b.CreateAdd(j, b.getInt64(W));
   llvm::BasicBlock* vec_latch = b.GetInsertBlock();

@@ -316,7 +316,7 @@ struct KpKMin {
 
 const char* cuda_prim_pattern(Prim p) {
   switch (p) {  // no default: a Prim without a rendering fails the build (-Werror=switch on this file)
-    case Prim::Const: case Prim::Load: return nullptr;
+    case Prim::Const: case Prim::Load: case Prim::Index: return nullptr;
     case Prim::Add: return "($a + $b)";
     case Prim::Sub: return "($a - $b)";
     case Prim::Mul: return "($a * $b)";
@@ -703,6 +703,7 @@ class Generator {
   std::string instr(int v) const {
     const Instr& in = p_.code[v];
     auto opnd = [&](int x) { return x < 0 ? std::string() : val(x); };
+    if (in.op == Prim::Index) return "const C v" + num(v) + " = (C)(" + (p_.level[v] == Level::Inner ? "jt + jj" : "rr") + ");";
     return "const C v" + num(v) + " = " + render_prim(in.op, opnd(in.a), opnd(in.b), opnd(in.c)) + ";";
   }
 
@@ -773,7 +774,7 @@ class Generator {
     for (int v : s.restore) k << "r" << gp.slot.at(v) << "|";
     for (int v : s.code) {
       const Instr& in = p_.code[v];
-      k << "i" << int(in.op);
+      k << "i" << int(in.op) << (in.op == Prim::Index ? "c" + num(in.comp) : "");
       for (int x : {in.a, in.b, in.c})
         if (x >= 0) k << "," << operand_key(x, &s, gp, base);
       k << "|";
@@ -793,7 +794,7 @@ class Generator {
     std::string k = state_type(gp.group) + "#" + num(gp.carries) + "#";
     for (int v : gp.hoisted) {
       const Instr& in = p_.code[v];
-      k += "H" + num(int(in.op));
+      k += "H" + num(int(in.op)) + (in.op == Prim::Index ? "c" + num(in.comp) : "");
       if (in.op == Prim::Load) k += operand_key(v, nullptr, gp, base);
       for (int x : {in.a, in.b, in.c})
         if (x >= 0) k += "," + operand_key(x, nullptr, gp, base);

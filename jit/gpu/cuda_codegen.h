@@ -52,8 +52,8 @@ CudaSource generate_cuda(const Program& p, const GpuOptions& o, const std::strin
 // The fixed part of every translation unit (also inside generate_cuda(...).prelude).
 const std::string& cuda_prelude();
 
-// The CUDA expression of a primitive applied to operand expressions a, b, c (empty when unused); nullptr for Const
-// and Load, which the generator renders itself. Every other primitive has a rendering (the build fails otherwise).
+// The CUDA expression of a primitive applied to operand expressions a, b, c (empty when unused); nullptr for Const,
+// Load and Index, which the generator renders itself. Every other primitive has a rendering (the build fails otherwise).
 const char* cuda_prim_pattern(Prim p);
 std::string render_prim(Prim p, const std::string& a, const std::string& b, const std::string& c);
 

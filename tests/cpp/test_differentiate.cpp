@@ -609,17 +609,16 @@ TEST_CASE("gradients through Min/Max/KMin selections (beyond KeOps); Arg reducti
   RedSetup s = setup({"x = Vi(0,3)", "y = Vj(1,3)", "p = Pm(2,1)", "g = Vi(3,2)", "f0 = Vi(4,2)", "gr = Vi(5,4)",
                       "fr = Vi(6,4)", "gk = Vi(7,8)", "fk = Vi(8,8)", "u = Vi(9,3)", "gj = Vj(10,2)", "fj = Vj(11,2)"});
   const std::string F = "Concat(SqDist(x, y) * p, (x | y))";
-  // Selected values per (output row, component) and their sorted K smallest.
+  // Selected (value, index) pairs per (output row, component): the K best, ties to the smaller index.
   auto kmin = [&](const Values& d, int K, bool largest, int tag) {
     auto v = pairs(F, s, d);
     int rows = tag == 0 ? NX : NY, red = tag == 0 ? NY : NX;
-    std::vector<std::vector<std::vector<double>>> out(rows, std::vector<std::vector<double>>(2));
+    std::vector<std::vector<std::vector<std::pair<double, int>>>> out(rows, std::vector<std::vector<std::pair<double, int>>>(2));
     for (int r = 0; r < rows; ++r)
       for (int c = 0; c < 2; ++c) {
-        std::vector<double> col;
-        for (int t = 0; t < red; ++t) col.push_back(tag == 0 ? v[r][t][c] : v[t][r][c]);
-        std::sort(col.begin(), col.end());
-        if (largest) std::reverse(col.begin(), col.end());
+        std::vector<std::pair<double, int>> col;
+        for (int t = 0; t < red; ++t) col.push_back({tag == 0 ? v[r][t][c] : v[t][r][c], t});
+        std::stable_sort(col.begin(), col.end(), [&](auto a, auto b) { return largest ? a.first > b.first : a.first < b.first; });
         out[r][c].assign(col.begin(), col.begin() + K);
       }
     return out;
@@ -631,19 +630,20 @@ TEST_CASE("gradients through Min/Max/KMin selections (beyond KeOps); Arg reducti
       double L = 0;
       for (size_t r = 0; r < o.size(); ++r)
         for (int k = 0; k < K; ++k)
-          for (int c = 0; c < 2; ++c) L += gv[(r * K + k) * 2 % gv.size() + c] * o[r][c][k];
+          for (int c = 0; c < 2; ++c) L += gv[(r * K + k) * 2 % gv.size() + c] * o[r][c][k].first;
       return L;
     };
   };
-  auto fill = [&](int gpos, int fpos, int K, bool largest, int tag, bool raw) {  // gradin and f0 in (K[, 2], D) layout
+  // gradin and f0 in (K[, 2], D) layout; raw: each slot's values then their indices (gradin's index slots ignored)
+  auto fill = [&](int gpos, int fpos, int K, bool largest, int tag, bool raw) {
     auto o = kmin(s.data, K, largest, tag);
     int stride = raw ? 4 : 2, width = K * stride;
     for (size_t r = 0; r < o.size(); ++r)
       for (int k = 0; k < K; ++k)
         for (int c = 0; c < 2; ++c) {
-          s.data[fpos][r * width + k * stride + c] = o[r][c][k];
+          s.data[fpos][r * width + k * stride + c] = o[r][c][k].first;
           s.data[gpos][r * width + k * stride + c] = gv[(r * K + k) * 2 % gv.size() + c];
-          if (raw) s.data[fpos][r * width + k * stride + 2 + c] = 7, s.data[gpos][r * width + k * stride + 2 + c] = 3;
+          if (raw) s.data[fpos][r * width + k * stride + 2 + c] = o[r][c][k].second, s.data[gpos][r * width + k * stride + 2 + c] = 3;
         }
   };
   fill(3, 4, 1, false, 0, false);
@@ -655,7 +655,7 @@ TEST_CASE("gradients through Min/Max/KMin selections (beyond KeOps); Arg reducti
     auto o = kmin(d, 1, true, 1);
     double L = 0;
     for (int r = 0; r < NY; ++r)
-      for (int c = 0; c < 2; ++c) L += s.data[10][r * 2 + c] * o[r][c][0];
+      for (int c = 0; c < 2; ++c) L += s.data[10][r * 2 + c] * o[r][c][0].first;
     return L;
   };
   for (auto [name, pos] : {std::pair{"x", 0}, {"y", 1}})
@@ -682,7 +682,7 @@ TEST_CASE("gradients through Min/Max/KMin selections (beyond KeOps); Arg reducti
   std::vector<double> want(t.size(), 0.0);
   for (int r = 0; r < NX; ++r)
     for (int k = 0; k < 2; ++k)
-      for (int c = 0; c < 2; ++c) want[r * 8 + k * 4 + c] = (op[r][c][k] - om[r][c][k]) / (2 * kStep);
+      for (int c = 0; c < 2; ++c) want[r * 8 + k * 4 + c] = (op[r][c][k].first - om[r][c][k].first) / (2 * kStep);
   check_close(t, want, "Diff of KMin_ArgKMin");
   // Arg reductions: zero gradients, indexed like the variable.
   Reduction z = parse_reduction("Grad_WithSavedForward(ArgKMin_Reduction(" + F + ", 2, 0), y, gr, fr)", s.aliases);
@@ -707,4 +707,25 @@ TEST_CASE("Grad_WithSavedForward and Diff_WithSavedForward report their mistakes
   Reduction r = parse_reduction("Grad_WithSavedForward(Sum_Reduction(Exp(-SqDist(x,y)),0), y, g, f0)", a);
   CHECK(r.tag == 1);
   CHECK(parse_reduction(print(r), a).formula == r.formula);
+}
+
+TEST_CASE("ties in Min/KMin gradients: the gradient goes to the selected index only (with the saved indices)") {
+  // One row x = 0 against y = (1, 1, 3): the K = 2 smallest of (x - y)^2 tie (1 at j = 0 and j = 1).
+  const auto a = parse_aliases({"x = Vi(0,1)", "y = Vj(1,1)", "g = Vi(2,4)", "f = Vi(3,4)", "h = Vi(4,2)", "v = Vi(5,2)"});
+  const std::vector<std::vector<double>> data = {{0}, {1, 1, 3}, {10, 0, 100, 0}, {1, 0, 1, 1}, {10, 100}, {1, 1}};
+  // d/dy_j of (x - y_j)^2 is 2 (y_j - x) = 2 at j = 0, 1.
+  SECTION("raw saved output (values and indices): slot 0's gradient to j = 0, slot 1's to j = 1") {
+    Program p = lowered("Grad_WithSavedForward(KMin_ArgKMin_Reduction(Square(x - y), 2, 0), y, g, f)", a);
+    CHECK(test::eval_sum(p, data, 1, 3) == std::vector<double>{20, 200, 0});
+  }
+  SECTION("Min_ArgMin: the first of the tied indices") {
+    const std::vector<std::vector<double>> d1 = {{0}, {1, 1, 3}, {10, 0}, {1, 0}};
+    const auto a1 = parse_aliases({"x = Vi(0,1)", "y = Vj(1,1)", "g = Vi(2,2)", "f = Vi(3,2)"});
+    Program p = lowered("Grad_WithSavedForward(Min_ArgMin_Reduction(Square(x - y), 0), y, g, f)", a1);
+    CHECK(test::eval_sum(p, d1, 1, 3) == std::vector<double>{20, 0, 0});
+  }
+  SECTION("values only: equal candidates cannot be told apart, each gets the slots of its value") {
+    Program p = lowered("Grad_WithSavedForward(KMin_Reduction(Square(x - y), 2, 0), y, h, v)", a);
+    CHECK(test::eval_sum(p, data, 1, 3) == std::vector<double>{220, 220, 0});
+  }
 }

@@ -86,6 +86,7 @@ TEST_CASE("every operation of the table parses from its printed form") {
     else if (name == "RatCst") text = "RatCst(1,3)";
     else if (name == "IntInv") text = "IntInv(3)";
     else if (name == "Zero") text = "Zero(4)";
+    else if (name == "RowIndex") text = "RowIndex(1)";
     else if (name == "TensorDot") text = "TensorDot(a,a,[2,2],[2,2],[1],[0])";
     else if (name == "Kron") text = "Kron(a,a,[2,2],[2,2])";
     else if (name == "BSpline") text = "BSpline(a,s,1)";

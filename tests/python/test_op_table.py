@@ -38,6 +38,8 @@ CASES = {
     "IntCst": [("x * IntCst(3)", lambda x: 3 * x)],
     "RatCst": [("x * RatCst(2, 3)", lambda x: x * 2 / 3)],
     "IntInv": [("x * IntInv(4)", lambda x: x / 4)],
+    "RowIndex": [("RowIndex(0) * s + RowIndex(1) * t",
+                  lambda s, t: np.arange(s.shape[0])[:, None, None] * s + np.arange(t.shape[1])[None, :, None] * t)],
     "Zero": [("Zero(3) + t", lambda t: np.zeros(3) + t)],
     "Add": [("x + y", lambda x, y: x + y), ("x + t", lambda x, t: x + t), ("s + p", lambda s, p: s + p)],
     "Subtract": [("x - y", lambda x, y: x - y), ("t - x", lambda t, x: t - x)],
