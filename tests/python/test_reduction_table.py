@@ -54,3 +54,15 @@ def test_options_follow_the_table():
             else:
                 with pytest.raises(ValueError, match=name):
                     Genred("SqDist(x,y)", ALIASES, reduction_op=name, axis=1, **kw)
+
+
+def test_dtype_acc_rule_is_the_engines():
+    """The accumulator dtype requested for each data dtype; the engine names the user's option when it refuses."""
+    check = _engine.check_dtype_acc
+    assert check("Sum", "auto", "float32") == "auto" and check("Sum", "float32", "float32") == "auto"
+    assert check("LogSumExp", "float64", "float32") == "float64"
+    assert check("Sum", "float16", "float16") == "float16"  # float16 data accumulate in float32 unless asked
+    with pytest.raises(ValueError, match="use_double_acc=True only applies to sum-type reductions .*not to KMin"):
+        check("KMin", "float64", "", "use_double_acc=True")
+    with pytest.raises(ValueError, match="dtype_acc='float32' is less precise than the float64 data"):
+        check("Sum", "float32", "float64", "dtype_acc='float32'")
