@@ -37,8 +37,8 @@ def reduction_ops():
     }
 
 
-# Python's side of each `post` of the engine's table: whether the results are the raw buffers (reshaped), their
-# shapes from the raw column counts, the batch-and-row shape `lead` and K, and the results from the raw buffers.
+# Python's side of each `post` of the engine's table: whether the results are the raw buffers (reshaped); the
+# results' shapes from the raw column counts, the batch-and-row shape `lead` and K; the results from the raw buffers.
 Post = namedtuple("Post", "direct shapes finish")
 POST = {
     "raw": Post(True, lambda cols, lead, K: [lead + (c,) for c in cols], lambda tools, raw, shapes: raw),
@@ -46,14 +46,15 @@ POST = {
         True, lambda cols, lead, K: [lead + ((K,) if c == K else (K, c // K)) for c in cols],
         lambda tools, raw, shapes: [b.reshape(s) for b, s in zip(raw, shapes)],
     ),
-    # [m, s_1 .. s_DG]: m = max F, s = sum exp(F - m) * G
+    # raw [m, s_1 .. s_DG]: m = max F, s = sum exp(F - m) * G
     "logsumexp": Post(
         False, lambda cols, lead, K: [lead + (cols[0] - 1,)],
         lambda tools, raw, shapes: [raw[0][..., :1] + tools.log(raw[0][..., 1:])],
     ),
     # G ran as Concat(1, G), so s_1 = sum exp(F - m)
     "softmax": Post(
-        False, lambda cols, lead, K: [lead + (cols[0] - 2,)], lambda tools, raw, shapes: [raw[0][..., 2:] / raw[0][..., 1:2]]
+        False, lambda cols, lead, K: [lead + (cols[0] - 2,)],
+        lambda tools, raw, shapes: [raw[0][..., 2:] / raw[0][..., 1:2]],
     ),
 }
 
@@ -367,7 +368,8 @@ class GenericGenred:
         """The CPU kernel for one dtype (the GPU ones: gpu.GpuBackend.kernel)."""
         kernel = self._kernels.get(dtype)
         if kernel is None:
-            kernel = load_engine().get_kernel(self.formula, self.aliases, dtype, self.engine_acc(dtype), self.sum_scheme)
+            acc = self.engine_acc(dtype)
+            kernel = load_engine().get_kernel(self.formula, self.aliases, dtype, acc, self.sum_scheme)
             self._kernels[dtype] = kernel
         return kernel
 

@@ -216,7 +216,8 @@ class GpuBackend:
             return bind_arguments(args, kernel, self.tools)
         from ..torch.tools import TorchTools
 
-        return bind_arguments([_to_torch(a, self.device) for a in args] if self.host else list(args), kernel, TorchTools)
+        on_device = [_to_torch(a, self.device) for a in args] if self.host else list(args)
+        return bind_arguments(on_device, kernel, TorchTools)
 
     def use_ranges(self, ranges):
         """The block-sparse plan is made on the host: pointers to int64 host copies (kept until the launch)."""
