@@ -12,6 +12,28 @@
 
 namespace py = pybind11;
 
+namespace {
+
+const keops::ReductionInfo& reduction_of(const std::string& reduction_op) {
+  const keops::ReductionOp* op = keops::find_reduction_op(reduction_op);
+  if (!op) throw keops::UserError("unknown reduction_op '" + reduction_op + "'");
+  return *keops::find_reduction(op->engine);
+}
+
+// An accuracy option given to a reduction that does not sum; the message lists the reduction_ops that do.
+keops::UserError not_sum_type(const std::string& option, const std::string& reduction_op) {
+  std::string sums;
+  for (const keops::ReductionOp& op : keops::reduction_ops())
+    if (keops::find_reduction(op.engine)->accumulates) sums += (sums.empty() ? "" : ", ") + std::string(op.name);
+  return keops::UserError(option + " only applies to sum-type reductions (" + sums + "), not to " + reduction_op);
+}
+
+int precision(const std::string& dtype) {  // -1: not a floating dtype
+  return dtype == "float16" ? 0 : dtype == "float32" ? 1 : dtype == "float64" ? 2 : -1;
+}
+
+}  // namespace
+
 void define_formulas(py::module_& m) {
   m.def("parse", [](const std::string& formula, const std::vector<std::string>& aliases) {
         auto a = keops::parse_aliases(aliases);
@@ -83,13 +105,28 @@ void define_formulas(py::module_& m) {
     return out;
   }, "Genred's reduction_op names: engine reduction, formula2 (no/optional/required), post-processing, indexed twin.");
   m.def("check_sum_scheme", [](const std::string& reduction_op, const std::string& sum_scheme) {
-        const keops::ReductionOp* op = keops::find_reduction_op(reduction_op);
-        if (!op) throw keops::UserError("unknown reduction_op '" + reduction_op + "'");
-        return std::string(keops::sum_scheme_name(
-            keops::parse_sum_scheme(*keops::find_reduction(op->engine), sum_scheme, reduction_op)));
+        const keops::ReductionInfo& r = reduction_of(reduction_op);
+        for (keops::SumScheme s : {keops::SumScheme::Direct, keops::SumScheme::Block, keops::SumScheme::Kahan})
+          if (!r.accumulates && sum_scheme == keops::sum_scheme_name(s))
+            throw not_sum_type("sum_scheme='" + sum_scheme + "'", reduction_op);
+        return std::string(keops::sum_scheme_name(keops::parse_sum_scheme(r, sum_scheme, reduction_op)));
       },
       py::arg("reduction_op"), py::arg("sum_scheme"),
       "The scheme sum_scheme selects for a reduction_op (ValueError naming it when it does not implement it).");
+  m.def("check_dtype_acc", [](const std::string& reduction_op, const std::string& dtype_acc, const std::string& dtype,
+                              const std::string& option) {
+        const keops::ReductionInfo& r = reduction_of(reduction_op);
+        if (dtype_acc == "auto") return dtype_acc;
+        const int acc = precision(dtype_acc), data = dtype.empty() ? acc : precision(dtype);
+        if (acc < 0) throw keops::UserError("unknown dtype_acc '" + dtype_acc + "' (expected auto, float16, float32 or float64)");
+        if (!r.accumulates) throw not_sum_type(option, reduction_op);
+        if (acc < data) throw keops::UserError(option + " is less precise than the " + dtype + " data: use 'auto' or a wider dtype");
+        // The data's own dtype is what "auto" means, except for float16 data, which accumulate in float32 by default.
+        return acc == data && dtype != "float16" ? std::string("auto") : dtype_acc;
+      },
+      py::arg("reduction_op"), py::arg("dtype_acc"), py::arg("dtype") = "", py::arg("option") = "dtype_acc",
+      "The dtype_acc to request for data of this dtype ('' at construction: only the name and the reduction are "
+      "checked); ValueError naming the user's option when it does not apply or is less precise than the data.");
   m.def("operations", [] {
     py::list out;
     for (const keops::OpInfo& op : keops::all_ops()) {

@@ -1,4 +1,4 @@
-"""Genred option checks and argument validation, run against a stub kernel signature (no engine needed)."""
+"""Genred option checks (the engine's reduction table decides) and argument validation against a stub signature."""
 
 import pickle
 from types import SimpleNamespace
@@ -54,6 +54,12 @@ def test_reduction_string(fw):
 def test_option_errors(fw, kwargs, error, match):
     with pytest.raises(error, match=match):
         fw.module.Genred("x", ["x = Vi(3)"], **kwargs)
+
+
+def test_sum_scheme_is_checked_at_construction_naming_the_reduction_op(fw):
+    # (it used to construct, then fail at the call naming Max_SumShiftExpWeight_Reduction)
+    with pytest.raises(ValueError, match="sum_scheme='kahan_scheme' is not available for the LogSumExp reduction"):
+        fw.module.Genred("SqNorm2(x-y)", ["x=Vi(3)", "y=Vj(3)"], reduction_op="LogSumExp", sum_scheme="kahan_scheme")
 
 
 def test_formula_and_aliases_types(fw):

@@ -1,10 +1,13 @@
 """GenericGenred: checks options and arguments, builds the KeOps reduction string, runs the engine's kernel.
 
-One Genred call goes: check the options (constructor) -> check the arrays and their batch dimensions ->
-get the engine's kernel for the data dtype (cached on the object) -> allocate (or check) the outputs the
-kernel announces -> run -> post-process the raw outputs the way KeOps does (logsumexp, softmax, K-shapes).
+One Genred call goes: check the options (constructor, by the engine's reduction table) -> choose the backend
+(CpuBackend here, gpu.GpuBackend) -> check the arrays and their batch dimensions -> get the backend's kernel for
+the data dtype (cached on the object) -> allocate (or check) the outputs the kernel announces -> run -> post-process
+the raw outputs the way KeOps does (logsumexp, softmax, K-shapes). Only the backend object differs between the CPU
+and the GPU: what it computes in, where the arrays go and come back from, how it launches.
 """
 
+import functools
 import math
 import re
 import warnings
@@ -14,37 +17,45 @@ from . import gpu
 from .engine import load_engine
 from .tools import as_int, class_name, type_name
 
-GPU_BACKENDS = ("GPU", "GPU_1D", "GPU_2D", "GPU_1D_device", "GPU_1D_host", "GPU_2D_device", "GPU_2D_host")
-SUM_SCHEMES = ("auto", "direct_sum", "block_sum", "kahan_scheme")
-ACC_DTYPES = ("auto", "float16", "float32", "float64")
-PRECISION = {"float16": 0, "float32": 1, "float64": 2}
-
 CATEGORY_NAMES = ("Vi", "Vj", "Pm")
 
+# A Genred reduction_op as the engine's tables describe it (reduction_ops() joined with its engine reduction):
+#   engine: "<name>_Reduction" it runs;  formula2: "no" | "optional" | "required";  post: how the raw outputs become
+#   the result (a key of POST);  with_indices: the op also returning the selected indices (for gradients), or None;
+#   takes_k: opt_arg is K;  accumulates: a sum type (dtype_acc, sum_scheme apply);  grad: how it is differentiated.
+ReductionOp = namedtuple("ReductionOp", "name engine formula2 post with_indices takes_k accumulates grad")
 
-# How each KeOps reduction_op maps onto an engine reduction:
-#   engine: name of the engine's "<engine>_Reduction(...)";  k: opt_arg is the K of a K-reduction;
-#   formula2: "no" | "optional" | "required";  sum_type: accepts dtype_acc / sum_scheme;
-#   post: how the raw engine outputs become the result ("raw", "kshape", "logsumexp", "softmax").
-Reduction = namedtuple("Reduction", "engine k formula2 sum_type post")
-_LSE = "Max_SumShiftExpWeight"
-REDUCTIONS = {
-    "Sum": Reduction("Sum", False, "no", True, "raw"),
-    "Max_SumShiftExp": Reduction(_LSE, False, "optional", True, "raw"),
-    "Max_SumShiftExpWeight": Reduction(_LSE, False, "optional", True, "raw"),
-    "LogSumExp": Reduction(_LSE, False, "optional", True, "logsumexp"),
-    "LogSumExpWeight": Reduction(_LSE, False, "required", True, "logsumexp"),
-    "SumSoftMaxWeight": Reduction(_LSE, False, "required", True, "softmax"),
-    "SoftMax": Reduction(_LSE, False, "required", True, "softmax"),
-    "Min": Reduction("Min", False, "no", False, "raw"),
-    "Max": Reduction("Max", False, "no", False, "raw"),
-    "ArgMin": Reduction("ArgMin", False, "no", False, "raw"),
-    "ArgMax": Reduction("ArgMax", False, "no", False, "raw"),
-    "Min_ArgMin": Reduction("Min_ArgMin", False, "no", False, "raw"),
-    "Max_ArgMax": Reduction("Max_ArgMax", False, "no", False, "raw"),
-    "KMin": Reduction("KMin", True, "no", False, "kshape"),
-    "ArgKMin": Reduction("ArgKMin", True, "no", False, "kshape"),
-    "KMin_ArgKMin": Reduction("KMin_ArgKMin", True, "no", False, "kshape"),
+
+@functools.lru_cache(maxsize=None)
+def reduction_ops():
+    """{reduction_op name: ReductionOp}, read once per process from the engine."""
+    engine = load_engine()
+    reductions = {r["name"]: r for r in engine.reductions()}
+    return {
+        op["name"]: ReductionOp(**op, **{k: reductions[op["engine"]][k] for k in ("takes_k", "accumulates", "grad")})
+        for op in engine.reduction_ops()
+    }
+
+
+# Python's side of each `post` of the engine's table: whether the results are the raw buffers (reshaped); the
+# results' shapes from the raw column counts, the batch-and-row shape `lead` and K; the results from the raw buffers.
+Post = namedtuple("Post", "direct shapes finish")
+POST = {
+    "raw": Post(True, lambda cols, lead, K: [lead + (c,) for c in cols], lambda tools, raw, shapes: raw),
+    "kshape": Post(
+        True, lambda cols, lead, K: [lead + ((K,) if c == K else (K, c // K)) for c in cols],
+        lambda tools, raw, shapes: [b.reshape(s) for b, s in zip(raw, shapes)],
+    ),
+    # raw [m, s_1 .. s_DG]: m = max F, s = sum exp(F - m) * G
+    "logsumexp": Post(
+        False, lambda cols, lead, K: [lead + (cols[0] - 1,)],
+        lambda tools, raw, shapes: [raw[0][..., :1] + tools.log(raw[0][..., 1:])],
+    ),
+    # G ran as Concat(1, G), so s_1 = sum exp(F - m)
+    "softmax": Post(
+        False, lambda cols, lead, K: [lead + (cols[0] - 2,)],
+        lambda tools, raw, shapes: [raw[0][..., 2:] / raw[0][..., 1:2]],
+    ),
 }
 
 # The six arrays of a block-sparse `ranges=` argument and their number of axes.
@@ -53,32 +64,73 @@ RANGE_NDIMS = (2, 1, 2, 2, 1, 2)
 
 
 def check_backend(backend):
-    """Rejects unknown backend names (GPU ones were already routed to common/gpu.py, which checks the device)."""
-    if backend not in ("auto", "CPU") + GPU_BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: expected 'auto', 'CPU' or one of {', '.join(GPU_BACKENDS)}")
+    """Rejects unknown backend names (GPU ones are routed to gpu.GpuBackend, which checks the device)."""
+    if backend not in ("auto", "CPU") + gpu.GPU_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: expected 'auto', 'CPU' or one of {', '.join(gpu.GPU_BACKENDS)}")
 
 
-def check_arrays(args, tools):
-    """Return the common (dtype, device) of the arguments: arrays of one framework, dtype and device."""
+def check_arrays(args, tools, target=None):
+    """Return the common (dtype, device) of the arguments: arrays of one framework, dtype and device, the dtype one
+    that the target backend (default: the CPU) computes in (target.dtype_of) and the device one it runs on
+    (target.use_device)."""
+    target = target or CpuBackend("CPU", -1, tools)
     if not args:
-        return tools.default_dtype(), "cpu"
-    for k, a in enumerate(args):
-        if not tools.is_array(a):
-            raise TypeError(
-                f"argument {k} is a {type_name(a)}: pykeops.{tools.name} expects {class_name(tools.array_type)} "
-                "arguments"
-            )
-    dtype = tools.check_dtype(args[0], "argument 0")
-    device = tools.device(args[0])
-    for k, a in enumerate(args[1:], 1):
-        other = tools.check_dtype(a, f"argument {k}")
-        if other != dtype:
-            raise ValueError(f"argument {k} has dtype {other} but argument 0 has {dtype}: all arguments must share one dtype")
-        if tools.device(a) != device:
-            raise ValueError(f"argument {k} is on device {tools.device(a)} but argument 0 is on {device}")
-    if device != "cpu":
-        raise ValueError(f"the arguments are on device {device}: only CPU arrays are supported (no GPU backend is available)")
+        dtype, device = tools.default_dtype(), "cpu"
+    else:
+        for k, a in enumerate(args):
+            if not tools.is_array(a):
+                raise TypeError(
+                    f"argument {k} is a {type_name(a)}: pykeops.{tools.name} expects {class_name(tools.array_type)} "
+                    "arguments"
+                )
+        dtype = target.dtype_of(args[0], "argument 0")
+        device = tools.device(args[0])
+        for k, a in enumerate(args[1:], 1):
+            other = target.dtype_of(a, f"argument {k}")
+            if other != dtype:
+                raise ValueError(f"argument {k} has dtype {other} but argument 0 has {dtype}: all arguments must share "
+                                 "one dtype")
+            if tools.device(a) != device:
+                raise ValueError(f"argument {k} is on device {tools.device(a)} but argument 0 is on {device}: all "
+                                 "arguments must be on one device")
+    target.use_device(device)
     return dtype, device
+
+
+class CpuBackend:
+    """The LLVM CPU backend: host arrays are read and written in place, outputs allocated by the caller's framework."""
+
+    def __init__(self, backend, device_id, tools):
+        check_backend(backend)
+        self.tools, self.in_place = tools, True
+
+    def dtype_of(self, a, what):
+        return self.tools.check_dtype(a, what)
+
+    def use_device(self, device):
+        if device != "cpu":
+            raise ValueError(f"the arguments are on device {device}: only CPU arrays are supported (no GPU backend is "
+                             "available)")
+
+    def kernel(self, genred, dtype):
+        return genred._kernel(dtype)
+
+    def bind(self, args, kernel):
+        return bind_arguments(args, kernel, self.tools)
+
+    def use_ranges(self, ranges):
+        """Pointers to the checked ranges arrays, as the kernel reads them."""
+        return [self.tools.data_ptr(r) for r in ranges]
+
+    def empty(self, shape, kind):
+        return self.tools.empty(shape, kind, "cpu")
+
+    def launch(self, kernel, bound, buffers, extra):
+        data_ptr = self.tools.data_ptr
+        kernel.run([data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [data_ptr(b) for b in buffers], **extra)
+
+    def results(self, buffers):
+        return buffers
 
 
 def broadcast_batch(batches, what):
@@ -218,17 +270,6 @@ def copy_into(outs, buffers):
     return views
 
 
-def _final_shapes(reduction, outputs, lead, K):
-    """Shapes of the returned arrays (one per engine output except for logsumexp/softmax, which return one)."""
-    if reduction.post == "kshape":
-        return [lead + ((K,) if ncols == K else (K, ncols // K)) for _, ncols in outputs]
-    if reduction.post == "logsumexp":
-        return [lead + (outputs[0][1] - 1,)]
-    if reduction.post == "softmax":
-        return [lead + (outputs[0][1] - 2,)]
-    return [lead + (ncols,) for _, ncols in outputs]
-
-
 class GenericGenred:
     """Generic reduction over a KeOps formula; subclasses set `tools` (see pykeops.numpy.Genred)."""
 
@@ -250,17 +291,19 @@ class GenericGenred:
             raise TypeError(f"formula must be a string, got {type_name(formula)}")
         if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
             raise TypeError("aliases must be a list of strings such as 'x = Vi(3)'")
-        if reduction_op not in REDUCTIONS:
-            raise ValueError(f"unknown reduction_op {reduction_op!r}: expected one of {', '.join(REDUCTIONS)}")
-        red = REDUCTIONS[reduction_op]
-        if red.k:
+        ops = reduction_ops()
+        if reduction_op not in ops:
+            raise ValueError(f"unknown reduction_op {reduction_op!r}: expected one of {', '.join(ops)}")
+        red = ops[reduction_op]
+        if red.takes_k:
             K = as_int(opt_arg)
             if K is None or K < 1:
                 raise (TypeError if K is None and opt_arg is not None else ValueError)(
                     f"the {reduction_op} reduction needs opt_arg = K, an integer >= 1, got {opt_arg!r}")
             opt_arg = K
         elif opt_arg is not None:
-            raise ValueError(f"the {reduction_op} reduction takes no opt_arg (only KMin, ArgKMin and KMin_ArgKMin do)")
+            with_k = ", ".join(name for name, op in ops.items() if op.takes_k)
+            raise ValueError(f"the {reduction_op} reduction takes no opt_arg (only {with_k} do)")
         if formula2 is not None and red.formula2 == "no":
             raise ValueError(f"the {reduction_op} reduction takes no formula2")
         if formula2 is None and red.formula2 == "required":
@@ -272,20 +315,14 @@ class GenericGenred:
             raise (TypeError if axis_int is None else ValueError)(
                 f"axis must be 0 (reduce over i) or 1 (reduce over j), got {axis!r}")
         axis = axis_int
-        if dtype_acc not in ACC_DTYPES:
-            raise ValueError(f"dtype_acc must be one of {ACC_DTYPES}, got {dtype_acc!r}")
         if use_double_acc and dtype_acc != "auto":
             raise ValueError("use_double_acc=True and dtype_acc are mutually exclusive")
-        if sum_scheme not in SUM_SCHEMES:
-            raise ValueError(f"sum_scheme must be one of {SUM_SCHEMES}, got {sum_scheme!r}")
-        acc_option = "use_double_acc=True" if use_double_acc else f"dtype_acc={dtype_acc!r}"
-        if not red.sum_type:
-            for name, value in ((acc_option, use_double_acc or dtype_acc != "auto"), (f"sum_scheme={sum_scheme!r}", sum_scheme != "auto")):
-                if value:
-                    raise ValueError(
-                        f"{name} only applies to sum-type reductions (Sum, LogSumExp, SumSoftMaxWeight, "
-                        f"Max_SumShiftExp...), not to {reduction_op}"
-                    )
+        self.dtype_acc = "float64" if use_double_acc else str(dtype_acc)
+        self._acc_option = "use_double_acc=True" if use_double_acc else f"dtype_acc={dtype_acc!r}"
+        # The engine decides which accuracy options a reduction takes (ValueError naming reduction_op otherwise).
+        engine = load_engine()
+        engine.check_dtype_acc(reduction_op, self.dtype_acc, option=self._acc_option)
+        engine.check_sum_scheme(reduction_op, str(sum_scheme))
 
         self.reduction_op = reduction_op
         self.axis = int(axis)
@@ -294,23 +331,16 @@ class GenericGenred:
         self.formula2 = formula2
         # The category of the output: 0 = indexed by i (reduction over j), as in KeOps.
         tag = (self.axis + 1) % 2
-        self.inner_formula, self.weight_formula = formula, None  # F and G, for derived reductions (autograd)
-        if red.engine == _LSE:
-            weight = f"Concat(IntCst(1),{formula2})" if red.post == "softmax" else formula2
-            self.weight_formula = weight
-            self.formula = f"{_LSE}_Reduction({formula},{tag}{'' if weight is None else ',' + weight})"
-        elif red.k:
-            self.formula = f"{red.engine}_Reduction({formula},{opt_arg},{tag})"
-        else:
-            self.formula = f"{red.engine}_Reduction({formula},{tag})"
-        self.dtype_acc = "float64" if use_double_acc else dtype_acc
+        self.inner_formula = formula  # F, and G below: the parts that derived reductions (autograd) build on
+        self.weight_formula = formula2 if formula2 is None or red.post != "softmax" else f"Concat(IntCst(1),{formula2})"
+        parts = [formula] + ([str(opt_arg)] if red.takes_k else []) + [str(tag)]
+        self.formula = f"{red.engine}({','.join(parts + ([self.weight_formula] if formula2 is not None else []))})"
         self.sum_scheme = sum_scheme
-        self._acc_option = acc_option
-        self._kernels = {}  # dtype name -> engine kernel, filled on first call
-        self._construction = dict(formula=formula, aliases=self.aliases, axis=self.axis, opt_arg=opt_arg,
-                                  formula2=formula2, dtype_acc=self.dtype_acc, sum_scheme=sum_scheme)
+        self._kernels = {}  # dtype name (GPU: a tuple with the GPU options) -> engine kernel, filled on first call
         self.use_fast_math, self.enable_chunks = bool(use_fast_math), bool(enable_chunks)  # GPU backend (common/gpu.py)
-        self._construction.update(use_fast_math=self.use_fast_math, enable_chunks=self.enable_chunks)
+        self._construction = dict(formula=formula, aliases=self.aliases, axis=self.axis, opt_arg=opt_arg,
+                                  formula2=formula2, dtype_acc=self.dtype_acc, sum_scheme=sum_scheme,
+                                  use_fast_math=self.use_fast_math, enable_chunks=self.enable_chunks)
 
     def __getstate__(self):
         return {**self.__dict__, "_kernels": {}}  # native kernels do not pickle; they are rebuilt on call
@@ -322,15 +352,9 @@ class GenericGenred:
             twins[reduction_op] = type(self)(reduction_op=reduction_op, **self._construction)
         return twins[reduction_op]
 
-    def _engine_acc(self, dtype):
-        """The engine's dtype_acc for data of this dtype: 'auto' when it is the data's own dtype."""
-        if self.dtype_acc in ("auto", dtype):
-            return "auto"
-        if PRECISION[self.dtype_acc] < PRECISION[dtype]:
-            raise ValueError(f"{self._acc_option} is less precise than the {dtype} data: use 'auto' or a wider dtype")
-        if self.dtype_acc == "float16":
-            raise ValueError(f"{self._acc_option} needs float16 data and the GPU backend")
-        return self.dtype_acc
+    def engine_acc(self, dtype):
+        """The dtype_acc to request for data of this dtype (ValueError when less precise than the data)."""
+        return load_engine().check_dtype_acc(self.reduction_op, self.dtype_acc, dtype, self._acc_option)
 
     def signature(self):
         """The reduction's arguments and output (nargs, arg_dims, arg_cats, dim_out, tag), from the engine's parser:
@@ -341,9 +365,11 @@ class GenericGenred:
         return sig
 
     def _kernel(self, dtype):
+        """The CPU kernel for one dtype (the GPU ones: gpu.GpuBackend.kernel)."""
         kernel = self._kernels.get(dtype)
         if kernel is None:
-            kernel = load_engine().get_kernel(self.formula, self.aliases, dtype, self._engine_acc(dtype), self.sum_scheme)
+            acc = self.engine_acc(dtype)
+            kernel = load_engine().get_kernel(self.formula, self.aliases, dtype, acc, self.sum_scheme)
             self._kernels[dtype] = kernel
         return kernel
 
@@ -356,22 +382,20 @@ class GenericGenred:
         always the result of the call without out=. The two arrays of a pair must not overlap (ValueError).
         """
         tools = self.tools
-        red = REDUCTIONS[self.reduction_op]
+        post = POST[reduction_ops()[self.reduction_op].post]
         if out is None and tools.autograd is not None:
             # Differentiable (torch): the raw outputs come from an autograd Function, post-processing is torch's.
             buffers = tools.autograd.apply(self, args, backend, device_id, ranges)
-            lead = tuple(buffers[0].shape[:-1])
-            outputs = [(None, b.shape[-1]) for b in buffers]
-            results = self._postprocess(red, buffers, _final_shapes(red, outputs, lead, self.opt_arg))
+            shapes = post.shapes([b.shape[-1] for b in buffers], tuple(buffers[0].shape[:-1]), self.opt_arg)
+            results = post.finish(tools, buffers, shapes)
             return results[0] if len(results) == 1 else tuple(results)
         if tools.needs_grad(args):
             raise ValueError("out= cannot be used when an argument requires grad: results written in place are not "
                              "differentiable; drop out= or detach the arguments")
         buffers, shapes, outs = self._run(args, backend, device_id, ranges, out)
-        direct = red.post in ("raw", "kshape")
-        results = self._postprocess(red, buffers, shapes)
+        results = post.finish(tools, buffers, shapes)
         if outs is not None:
-            if not direct:
+            if not post.direct:
                 outs[0][...] = results[0]
             results = outs
         return results[0] if len(results) == 1 else tuple(results)
@@ -381,49 +405,47 @@ class GenericGenred:
         return self._run(args, backend, device_id, ranges, None)[0]
 
     def _run(self, args, backend, device_id, ranges, out):
-        """Checks, allocates (or adopts out=) and runs; returns (raw buffers, final shapes, out arrays or None)."""
+        """Checks, allocates (or adopts out=) and runs on the chosen backend (CpuBackend, gpu.GpuBackend); returns
+        (raw buffers, final shapes, out arrays or None), in the caller's framework."""
         tools = self.tools
         for k, a in enumerate(args):  # before the device is looked at: a meta tensor has no data on any device
             if tools.is_array(a):
                 tools.check_storage(a, f"argument {k}")
-        if gpu.selected(backend, args, tools):  # GPU backend asked for, or CUDA tensors: common/gpu.py
-            return gpu.run(self, args, backend, device_id, ranges, out)
-        check_backend(backend)
-        dtype, device = check_arrays(args, tools)
+        # A GPU backend asked for, or CUDA tensors: the GPU.
+        target = (gpu.GpuBackend if gpu.selected(backend, args, tools) else CpuBackend)(backend, device_id, tools)
+        dtype, device = check_arrays(args, tools, target)
         if ranges is not None:
             ranges, range_counts, range_batch = check_ranges(ranges, device, tools)
-        kernel = self._kernel(dtype)
-        bound = bind_arguments(args, kernel, tools)
+        kernel = target.kernel(self, dtype)
+        bound = target.bind(args, kernel)
         if ranges is not None and range_batch and tuple(range_batch) != tuple(bound.batch):
             raise ValueError(f"ranges: per-batch patterns have batch dimensions {tuple(range_batch)} but the "
                              f"arguments' batch dimensions are {tuple(bound.batch)}")
-        red = REDUCTIONS[self.reduction_op]
-        outputs = [tuple(o) for o in kernel.outputs]
+        post = POST[reduction_ops()[self.reduction_op].post]
+        cols = [ncols for _, ncols in kernel.outputs]
+        kinds = [dtype if kind == "values" else "int64" for kind, _ in kernel.outputs]
         lead = bound.batch + (bound.nx if kernel.tag == 0 else bound.ny,)
-        kinds = [dtype if kind == "values" else "int64" for kind, _ in outputs]
-        shapes = _final_shapes(red, outputs, lead, self.opt_arg)
+        shapes = post.shapes(cols, lead, self.opt_arg)
         outs = self._check_outs(out, shapes, kinds, device) if out is not None else None
 
-        # The engine's buffers: the user's out= arrays (reshaped views) when the result is a view of them and
-        # they overlap no input (see writes_in_place).
-        direct = red.post in ("raw", "kshape")
-        in_place = direct and outs is not None and writes_in_place(outs, bound.arrays + list(ranges or ()), tools)
+        # The engine's buffers: the user's out= arrays (reshaped views) when the result is a view of them, the
+        # backend writes where they are, and they overlap no input (see writes_in_place).
+        in_place = (post.direct and outs is not None and target.in_place
+                    and writes_in_place(outs, bound.arrays + list(ranges or ()), tools))
         buffers = [
-            outs[k].reshape(lead + (ncols,)) if in_place else tools.empty(lead + (ncols,), kind, device)
-            for k, ((_, ncols), kind) in enumerate(zip(outputs, kinds))
+            outs[k].reshape(lead + (c,)) if in_place else target.empty(lead + (c,), kind)
+            for k, (c, kind) in enumerate(zip(cols, kinds))
         ]
         if math.prod(lead) > 0:
             extra = {}
             if bound.batch:
                 extra.update(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch])
             if ranges is not None:
-                extra.update(ranges=[tools.data_ptr(r) for r in ranges], range_counts=range_counts,
+                extra.update(ranges=target.use_ranges(ranges), range_counts=list(range_counts),
                              range_sets=math.prod(range_batch) if range_batch else 1)
-            kernel.run(
-                [tools.data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [tools.data_ptr(b) for b in buffers],
-                **extra,
-            )
-        if direct and outs is not None and not in_place:
+            target.launch(kernel, bound, buffers, extra)
+        buffers = target.results(buffers)
+        if post.direct and outs is not None and not in_place:
             buffers = copy_into(outs, buffers)
         return buffers, shapes, outs
 
@@ -443,16 +465,6 @@ class GenericGenred:
         if len(outs) == 2 and self.tools.may_share_memory(outs[0], outs[1]):
             raise ValueError("the two out= arrays (values and indices) overlap in memory: give separate arrays")
         return outs
-
-    def _postprocess(self, red, buffers, shapes):
-        if red.post == "raw":
-            return buffers
-        if red.post == "kshape":
-            return [b.reshape(s) for b, s in zip(buffers, shapes)]
-        raw = buffers[0]  # [m, s_1 .. s_DG]: m = max F, s = sum exp(F - m) * G
-        if red.post == "logsumexp":
-            return [raw[..., :1] + self.tools.log(raw[..., 1:])]
-        return [raw[..., 2:] / raw[..., 1:2]]  # softmax: G was Concat(1, G), so s_1 = sum exp(F - m)
 
 
 # ---------------------------------------------------------------------------------------- generic_* helpers

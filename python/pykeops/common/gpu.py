@@ -1,4 +1,4 @@
-"""GPU backend glue: availability, backend choice, devices and streams of torch CUDA tensors, host-array transfers.
+"""GPU backend: availability, backend choice, devices, streams and host-array transfers (GpuBackend, for Genred).
 
 A Genred call runs on the GPU when a GPU backend is asked for ("GPU", "GPU_1D", "GPU_2D", ..._host/_device) or when
 backend="auto" and the arguments are torch CUDA tensors. CUDA tensors are used in place on their own device, on
@@ -10,7 +10,6 @@ when it is installed, else through the engine's driver-API helpers. backend="aut
 
 import functools
 import glob
-import math
 import os
 import sys
 
@@ -113,33 +112,6 @@ def scheme_of(backend):
     return "auto"
 
 
-def check_arrays(args, tools):
-    """(dtype, device) shared by the arguments: one framework, one of float16/32/64, one device."""
-    from .tools import class_name, type_name
-
-    if not args:
-        return tools.default_dtype(), "cpu"
-    dtype = device = None
-    for k, a in enumerate(args):
-        if not tools.is_array(a):
-            raise TypeError(
-                f"argument {k} is a {type_name(a)}: pykeops.{tools.name} expects {class_name(tools.array_type)} arguments"
-            )
-        dt = tools.dtype_name(a)
-        if dt not in ("float16", "float32", "float64"):
-            raise TypeError(f"argument {k} has dtype {dt}: the GPU backend computes on float16, float32 or float64 arrays")
-        if dtype is None:
-            dtype, device = dt, tools.device(a)
-        elif dt != dtype:
-            raise ValueError(f"argument {k} has dtype {dt} but argument 0 has {dtype}: all arguments must share one dtype")
-        elif tools.device(a) != device:
-            raise ValueError(
-                f"argument {k} is on device {tools.device(a)} but argument 0 is on {device}: all arguments must be on one "
-                "device"
-            )
-    return dtype, device
-
-
 def device_ordinal(device, device_id):
     """The CUDA device to run on: the arguments' own, or device_id (else pykeops.default_device_id) for host data."""
     import pykeops
@@ -174,26 +146,6 @@ def _torch_cuda():
         return False
 
 
-def engine_acc(genred, dtype):
-    """dtype_acc for the GPU engine: float16 accumulators only when asked for with float16 data."""
-    if dtype == "float16" and genred.dtype_acc == "float16":
-        return "float16"
-    return genred._engine_acc(dtype)
-
-
-def kernel(genred, dtype):
-    """The GpuKernel of a Genred for one dtype (cached on the Genred like its CPU kernels)."""
-    fast = getattr(genred, "use_fast_math", True)
-    chunks = getattr(genred, "enable_chunks", True)
-    key = ("gpu", dtype, fast, chunks)
-    k = genred._kernels.get(key)
-    if k is None:
-        k = engine().get_gpu_kernel(genred.formula, genred.aliases, dtype, engine_acc(genred, dtype), genred.sum_scheme,
-                                    use_fast_math=fast, enable_chunks=chunks)
-        genred._kernels[key] = k
-    return k
-
-
 class _DeviceArrays:
     """Device copies of host arrays when torch is absent: driver-API buffers, freed with this object."""
 
@@ -222,78 +174,82 @@ class _DeviceArrays:
                 pass
 
 
-def run(genred, args, backend, device_id, ranges, out):
-    """GenericGenred._run on the GPU: returns (raw buffers, final shapes, out arrays or None) in the caller's framework."""
-    from .genred import REDUCTIONS, _final_shapes, bind_arguments, check_ranges, copy_into, writes_in_place
+class GpuBackend:
+    """The CUDA backend for GenericGenred._run: CUDA tensors in place on their device and torch's current stream;
+    host arrays copied to device `device_id` and the results back, through torch when it has CUDA, else through the
+    engine's driver-API helpers (stream 0)."""
 
-    tools = genred.tools
-    dtype, device = check_arrays(args, tools)
-    ordinal = device_ordinal(device, device_id)
-    host = _is_host(device)
-    range_batch = ()
-    if ranges is not None:
-        ranges, range_counts, range_batch = check_ranges(ranges, device, tools)
-        ranges = [_host_int64(r) for r in ranges]  # the block-sparse plan is made on the host
-    k = kernel(genred, dtype)
-    red = REDUCTIONS[genred.reduction_op]
-    outputs = [tuple(o) for o in k.outputs]
-    kinds = [dtype if kind == "values" else "int64" for kind, _ in outputs]
+    in_place = False  # set by use_device: only results on the arguments' own device are written into out=
 
-    use_torch = not host or _torch_cuda()
-    if use_torch:
-        torch = _torch()
-        dev = torch.device("cuda", ordinal)
+    def __init__(self, backend, device_id, tools):
+        self.scheme, self.device_id, self.tools = scheme_of(backend), device_id, tools
+
+    def dtype_of(self, a, what):
+        dtype = self.tools.dtype_name(a)
+        if dtype not in ("float16", "float32", "float64"):
+            raise TypeError(f"{what} has dtype {dtype}: the GPU backend computes on float16, float32 or float64 arrays")
+        return dtype
+
+    def use_device(self, device):
+        self.ordinal = device_ordinal(device, self.device_id)
+        self.host = _is_host(device)
+        self.in_place = not self.host
+        self.torch = _torch() if not self.host or _torch_cuda() else None
+        if self.torch is not None:
+            self.device = self.torch.device("cuda", self.ordinal)
+
+    def kernel(self, genred, dtype):
+        """The GpuKernel of a Genred for one dtype (cached on the Genred like its CPU kernels)."""
+        key = ("gpu", dtype, genred.use_fast_math, genred.enable_chunks)
+        k = genred._kernels.get(key)
+        if k is None:
+            k = engine().get_gpu_kernel(genred.formula, genred.aliases, dtype, genred.engine_acc(dtype),
+                                        genred.sum_scheme, use_fast_math=genred.use_fast_math,
+                                        enable_chunks=genred.enable_chunks)
+            genred._kernels[key] = k
+        return k
+
+    def bind(self, args, kernel):
+        from .genred import bind_arguments
+
+        if self.torch is None:  # uploaded by launch
+            return bind_arguments(args, kernel, self.tools)
         from ..torch.tools import TorchTools
 
-        dargs = [_to_torch(a, dev) for a in args] if host else list(args)
-        bound = bind_arguments(dargs, k, TorchTools)
-    else:
-        bound = bind_arguments(args, k, tools)
-    if ranges is not None and range_batch and tuple(range_batch) != tuple(bound.batch):
-        raise ValueError(f"ranges: per-batch patterns have batch dimensions {tuple(range_batch)} but the "
-                         f"arguments' batch dimensions are {tuple(bound.batch)}")
-    lead = bound.batch + (bound.nx if k.tag == 0 else bound.ny,)
-    shapes = _final_shapes(red, outputs, lead, genred.opt_arg)
-    outs = genred._check_outs(out, shapes, kinds, device) if out is not None else None
-    direct = red.post in ("raw", "kshape")
+        on_device = [_to_torch(a, self.device) for a in args] if self.host else list(args)
+        return bind_arguments(on_device, kernel, TorchTools)
 
-    extra = {}
-    if bound.batch:
-        extra.update(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch])
-    if ranges is not None:
-        extra.update(ranges=[r.ctypes.data for r in ranges], range_counts=list(range_counts),
-                     range_sets=math.prod(range_batch) if range_batch else 1)
-    scheme = scheme_of(backend)
+    def use_ranges(self, ranges):
+        """The block-sparse plan is made on the host: pointers to int64 host copies (kept until the launch)."""
+        self.ranges = [_host_int64(r) for r in ranges]
+        return [r.ctypes.data for r in self.ranges]
 
-    if use_torch:
-        torch = _torch()
-        in_place = not host and outs is not None and direct and writes_in_place(outs, bound.arrays, TorchTools)
-        if in_place:
-            buffers = [o.reshape(lead + (ncols,)) for o, (_, ncols) in zip(outs, outputs)]
-        else:
-            buffers = [torch.empty(lead + (ncols,), dtype=getattr(torch, kind), device=dev) for (_, ncols), kind in zip(outputs, kinds)]
-        if math.prod(lead) > 0:
-            stream = torch.cuda.current_stream(dev).cuda_stream
-            _record(k.run([a.data_ptr() for a in bound.arrays], bound.nx, bound.ny, [b.data_ptr() for b in buffers],
-                          device=ordinal, stream=stream, scheme=scheme, **extra))
-        if host:
-            buffers = [_from_torch(b, tools) for b in buffers]
-    else:
-        import numpy as np
+    def empty(self, shape, kind):
+        if self.torch is None:
+            import numpy as np
 
-        mem = _DeviceArrays(ordinal)
+            return np.empty(shape, dtype=kind)  # host buffers, downloaded into by launch
+        return self.torch.empty(shape, dtype=getattr(self.torch, kind), device=self.device)
+
+    def launch(self, kernel, bound, buffers, extra):
+        run = functools.partial(kernel.run, device=self.ordinal, scheme=self.scheme, **extra)
+        if self.torch is not None:
+            stream = self.torch.cuda.current_stream(self.device).cuda_stream
+            _record(run([a.data_ptr() for a in bound.arrays], bound.nx, bound.ny, [b.data_ptr() for b in buffers],
+                        stream=stream))
+            return
+        mem = _DeviceArrays(self.ordinal)
         ptrs = [mem.upload(a) for a in bound.arrays]
-        host_bufs = [np.empty(lead + (ncols,), dtype=kind) for (_, ncols), kind in zip(outputs, kinds)]
-        dptrs = [mem.empty(b.nbytes) for b in host_bufs]
-        if math.prod(lead) > 0:
-            _record(k.run(ptrs, bound.nx, bound.ny, dptrs, device=ordinal, stream=0, scheme=scheme, **extra))
-            for b, p in zip(host_bufs, dptrs):
-                engine().gpu_download(ordinal, b.ctypes.data, p, b.nbytes)
-        buffers = [_from_numpy(b, tools) for b in host_bufs]
-        in_place = False
-    if outs is not None and direct and not in_place:
-        buffers = copy_into(outs, buffers)
-    return buffers, shapes, outs
+        dptrs = [mem.empty(b.nbytes) for b in buffers]
+        _record(run(ptrs, bound.nx, bound.ny, dptrs, stream=0))
+        for b, p in zip(buffers, dptrs):
+            engine().gpu_download(self.ordinal, b.ctypes.data, p, b.nbytes)
+
+    def results(self, buffers):
+        """The buffers as the caller's framework's arrays, on the host for host arguments."""
+        if self.torch is None:
+            return [_from_numpy(b, self.tools) for b in buffers]
+        return [_from_torch(b, self.tools) for b in buffers] if self.host else buffers
 
 
 def _record(report):

@@ -17,11 +17,7 @@ inputs, so they are recorded again when a graph is being built: derivatives of a
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from ..common.genred import REDUCTIONS
-
-# Value reductions that also compute their indices when differentiated, and the variant doing so.
-WITH_INDICES = {"Min": "Min_ArgMin", "Max": "Max_ArgMax", "KMin": "KMin_ArgKMin"}
-SELECTING = ("Min", "Max", "KMin", "Min_ArgMin", "Max_ArgMax", "KMin_ArgKMin")
+from ..common.genred import reduction_ops
 
 
 def var(pos, dim, cat):
@@ -39,7 +35,7 @@ class Call:
         g = self.genred
         return type(g)(formula, g.aliases + extra_aliases, reduction_op=reduction_op,
                        axis=g.axis if axis is None else axis, opt_arg=opt_arg, formula2=formula2,
-                       dtype_acc=g.dtype_acc if REDUCTIONS[reduction_op].sum_type else "auto",
+                       dtype_acc=g.dtype_acc if reduction_ops()[reduction_op].accumulates else "auto",
                        sum_scheme=g.sum_scheme if reduction_op == "Sum" else "auto")
 
     def run(self, genred, args, ranges="same"):
@@ -105,7 +101,8 @@ def may_differentiate(args):
 def apply(genred, args, backend, device_id, ranges):
     """The raw engine outputs of a Genred call, recorded for autograd (Min, Max, KMin also keep their indices
     when a derivative may be asked for)."""
-    variant = WITH_INDICES.get(genred.reduction_op)
+    # (the engine's table names, for Min, Max, KMin, the variant that also returns the selected indices)
+    variant = reduction_ops()[genred.reduction_op].with_indices
     sig = genred.signature()
     if variant is None or not may_differentiate(args) or reduced_rows(args, sig.arg_cats, sig.tag) == 0:
         # (over an empty set nothing is selected: the values are +-inf and their derivatives zero)
@@ -120,14 +117,13 @@ def gradient(call, args, outs, grads, k):
     g = call.genred
     sig = g.signature()
     dims, cats, n = sig.arg_dims, sig.arg_cats, sig.nargs
-    red, tag = REDUCTIONS[g.reduction_op], sig.tag
+    kind, tag = reduction_ops()[g.reduction_op].grad, sig.tag
     v = var(k, dims[k], cats[k])
-    engine = red.engine
-    if engine in SELECTING:
+    if kind == "select":
         return selected_gradient(call, args, outs, grads, k)
-    if grads[0] is None:
+    if grads[0] is None:  # always so for the "index" kind: integer outputs
         return None
-    if engine == "Sum":
+    if kind == "sum":
         e = var(n, sig.dim_out, tag)
         formula, extra, extra_args = f"Grad({g.inner_formula},{v},{e})", [e], [grads[0]]
     else:  # Max_SumShiftExpWeight: d/dv of s = sum exp(F - m) G, m held constant (see the module docstring)
@@ -183,8 +179,7 @@ def reduced_rows(args, cats, tag):
 
 def selected_pairs(call, args, outs):
     """Values and int64 indices of a selecting reduction's forward, with K."""
-    red = REDUCTIONS[call.genred.reduction_op]
-    K = call.genred.opt_arg if red.k else 1
+    K = call.genred.opt_arg if reduction_ops()[call.genred.reduction_op].takes_k else 1
     return outs[0], outs[-1], K
 
 
@@ -224,16 +219,16 @@ def tangent_of_outputs(call, args, outs, tangents):
     g = call.genred
     sig = g.signature()
     dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
-    engine = REDUCTIONS[g.reduction_op].engine
+    kind = reduction_ops()[g.reduction_op].grad
     active = [k for k, t in enumerate(tangents) if t is not None]
     zero = [torch.zeros_like(o) if o.is_floating_point() else None for o in outs]
-    if not active:
+    if not active or kind == "index":
         return zero
     tvars = [var(n + q, dims[k], cats[k]) for q, k in enumerate(active)]
     targs = [tangents[k] for k in active]
-    if engine in SELECTING:
+    if kind == "select":
         return selected_tangent(call, args, outs, active, tvars, targs)
-    if engine == "Sum":
+    if kind == "sum":
         diff = "+".join(f"Diff({g.inner_formula},{var(k, dims[k], cats[k])},{t})" for k, t in zip(active, tvars))
         return [call.run(call.derived(diff, tvars), list(args) + targs)]
     m = var(n + len(active), 1, tag)
