@@ -9,8 +9,11 @@
 #include "jit/kernel_cache.h"
 #include "jit/thread_pool.h"
 #include "program_eval.h"
+#include "reference_reduction.h"
 
 using namespace keops;
+using keops::test::RefOut;
+using keops::test::reference;
 
 namespace {
 
@@ -165,70 +168,6 @@ TEST_CASE("bad options and dtypes are named") {
 }
 
 namespace {
-
-// Reference of every reduction in double, from eval_pair, KeOps semantics (NaN skipped, ties to the smallest index)
-// and indices ranking NaN after every number (a slot that no number fills reads +-inf at the first unlisted NaN).
-struct RefOut {
-  std::vector<double> values;
-  std::vector<int64_t> indices;
-};
-
-RefOut reference(const Program& p, const std::vector<std::vector<double>>& args, int64_t nx, int64_t ny,
-                 const std::vector<std::pair<int64_t, int64_t>>* rows_intervals = nullptr) {
-  const int64_t n_out = p.tag == 0 ? nx : ny, n_red = p.tag == 0 ? ny : nx;
-  const int d = p.dim_formula, K = p.opt;
-  const bool is_max = p.reduction == ReductionKind::Max || p.reduction == ReductionKind::ArgMax || p.reduction == ReductionKind::MaxArgMax;
-  RefOut r;
-  for (int64_t o = 0; o < n_out; ++o) {
-    std::vector<std::vector<std::pair<double, int64_t>>> cand(d), nans(d);
-    std::vector<double> m_s;
-    double m = -INFINITY;
-    std::vector<std::pair<double, std::vector<double>>> terms;
-    for (int64_t s = 0; s < n_red; ++s) {
-      if (rows_intervals && !(s >= (*rows_intervals)[o].first && s < (*rows_intervals)[o].second)) continue;
-      auto v = p.tag == 0 ? test::eval_pair(p, args, o, s) : test::eval_pair(p, args, s, o);
-      for (int c = 0; c < d; ++c)
-        if (std::isnan(v[c])) nans[c].push_back({is_max ? -INFINITY : INFINITY, s});
-        else cand[c].push_back({v[c], s});
-      if (p.reduction == ReductionKind::MaxSumShiftExpWeight) {
-        std::vector<double> g(v.begin() + p.out.size(), v.end());
-        terms.push_back({v[0], g});
-        m = std::max(m, v[0]);
-      }
-    }
-    for (int c = 0; c < d; ++c) {
-      std::stable_sort(cand[c].begin(), cand[c].end(),
-                       [&](auto& a, auto& b) { return is_max ? a.first > b.first : a.first < b.first; });
-      cand[c].insert(cand[c].end(), nans[c].begin(), nans[c].end());  // in index order, after every number
-    }
-    switch (p.reduction) {
-      case ReductionKind::MaxSumShiftExpWeight: {
-        size_t dg = p.dim_out - 1;
-        std::vector<double> s(dg, 0.0);
-        for (auto& [f, g] : terms)
-          for (size_t c = 0; c < dg; ++c) s[c] += std::exp(f - m) * (g.empty() ? 1.0 : g[c]);
-        r.values.push_back(m);
-        r.values.insert(r.values.end(), s.begin(), s.end());
-        break;
-      }
-      case ReductionKind::Min: case ReductionKind::Max: case ReductionKind::ArgMin: case ReductionKind::ArgMax:
-      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-        for (int c = 0; c < d; ++c) {
-          r.values.push_back(cand[c].empty() ? (is_max ? -INFINITY : INFINITY) : cand[c][0].first);
-          r.indices.push_back(cand[c].empty() ? -1 : cand[c][0].second);
-        }
-        break;
-      default:  // K-reductions: (K, d) layout
-        for (int k = 0; k < K; ++k)
-          for (int c = 0; c < d; ++c) {
-            bool has = k < (int)cand[c].size();
-            r.values.push_back(has ? cand[c][k].first : INFINITY);
-            r.indices.push_back(has ? cand[c][k].second : -1);
-          }
-    }
-  }
-  return r;
-}
 
 // Data on a coarse grid so that ties happen; one NaN among the j-variable values.
 std::vector<double> grid_data(int64_t n, std::mt19937& gen) {
