@@ -108,9 +108,9 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
                 "or .angle() first"
             )
 
-    def _to_real(self, op, ndim=None):
-        """op(self) as a real LazyTensor, of dim D (half the real dim) unless ndim says otherwise."""
-        res = self._unary(op, ndim=self.ndim // 2 if ndim is None else ndim)
+    def _to_real(self, op):
+        """op(self) as a real LazyTensor (of dim D, half the real dim, for the parts, moduli and arguments)."""
+        res = self._unary(op)
         real = object.__new__(self._real_class)
         real.__dict__.update(res.__dict__)
         return real
@@ -240,7 +240,7 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
         """Sum of the complex components (axis -1, the default) or Sum reduction (axis 0 or 1), complex output."""
         axis = axis if dim is None else dim
         if as_int(axis) in (-1, len(self._shape) - 1):
-            return self._unary("ComplexSum", ndim=2)
+            return self._unary("ComplexSum")
         return self._complex_result(GenericLazyTensor.sum(self, axis, **kwargs))
 
     def _reduce(self, op, *args, **kwargs):

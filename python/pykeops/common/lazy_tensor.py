@@ -1,12 +1,14 @@
 """GenericLazyTensor: builds KeOps formula strings from array operations; reductions run them through Genred."""
 
 import copy
+import functools
 import math
 import numbers
 import re
 from collections import namedtuple
 
 from .cluster import swap_axes
+from .engine import load_engine
 from .genred import CATEGORY_NAMES
 from .tools import as_int, int_argument, type_name
 
@@ -78,6 +80,28 @@ def _int_list(value, op, name):
         raise TypeError(f"operation {op}: {name} must be an int or a list of ints, got {value!r}")
     return items
 
+
+
+_ENGINE_COLUMN = re.compile(r"^formula: column \d+: ")
+# Operations resolved at construction by symbolic differentiation: their dim depends on the formula, not only on
+# the operands' dims, so their builders state it (as the table's out_dim does).
+_RESOLVED = {"Grad", "Diff", "Divergence", "Laplacian", "GradMatrix", "TraceOperator"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _engine_dim(op, dims, params, infix):
+    """Output dim of op applied to operands of dims `dims` (and integer parameters), by the engine's rule: the
+    operation table's dimension function; ValueError naming the operation when the dims do not fit it."""
+    operands = [f"Var({k},{d},0)" for k, d in enumerate(dims)]
+    text = f"({operands[0]} {op} {operands[1]})" if infix else f"{op}({','.join(operands + list(params))})"
+    try:
+        return load_engine().formula_dim(text, [])
+    except ValueError as e:
+        reason = _ENGINE_COLUMN.sub("", str(e))
+        if len(dims) == 1:
+            raise ValueError(f"operation {op}: {reason.removeprefix(op + ': ')}") from None
+        listed = " and ".join(map(str, dims)) if len(dims) == 2 else ", ".join(map(str, dims))
+        raise ValueError(f"operation {op}: incompatible inner dimensions {listed} ({reason})") from None
 
 class GenericLazyTensor:
     """Symbolic (M, N, D) array: a KeOps formula plus the arrays it reads, reduced to a real array on demand.
@@ -331,30 +355,26 @@ class GenericLazyTensor:
         res.axis = None
         return res
 
-    def _unary(self, op, ndim=None, params=()):
-        """op(self[, params...]): output dim is self's unless ndim says otherwise."""
+    def _unary(self, op, params=()):
+        """op(self[, params...]), of the dim the engine's operation table gives."""
         self._check_op(op)
         res = copy.copy(self._operand())
+        ndim = _engine_dim(op, (self.ndim,), tuple(map(str, params)), False)
         res._template = f"{op}({self._template}{''.join(f',{p}' for p in params)})"
-        res.ndim, res.axis = self.ndim if ndim is None else ndim, None
+        res.ndim, res.axis = ndim, None
         return res
 
-    def _binary(self, other, op, infix=False, dims="sameor1", ndim=None, reflected=False):
-        """`(a op b)` if infix else `op(a,b)`, with a = self (or other when reflected).
-
-        dims: "sameor1" = element-wise broadcasting (output dim max), "same" = dims must be equal.
-        ndim: output dim when it does not follow from the inputs' dims.
-        """
+    def _binary(self, other, op, infix=False, reflected=False):
+        """`(a op b)` if infix else `op(a,b)`, with a = self (or other when reflected); the engine's operation table
+        checks the dims and gives the result's."""
         self._check_op(op)
         a, b = self._operand(), self._lift(other)
         if reflected:
             a, b = b, a
-        if a.ndim != b.ndim and (dims == "same" or 1 not in (a.ndim, b.ndim)):
-            rule = "equal" if dims == "same" else "equal, or one of them 1"
-            raise ValueError(f"operation {op}: incompatible inner dimensions {a.ndim} and {b.ndim} (they must be {rule})")
+        ndim = _engine_dim(op, (a.ndim, b.ndim), (), infix)
         res = a._merged(b)
         res._template = f"({a._template} {op} {b._template})" if infix else f"{op}({a._template},{b._template})"
-        res.ndim = max(a.ndim, b.ndim) if ndim is None else ndim
+        res.ndim = ndim
         return res
 
     def _zero(self):
@@ -434,10 +454,10 @@ class GenericLazyTensor:
 
     def __or__(self, other):
         """Scalar product (x | y) of vectors of equal dims."""
-        return self._binary(other, "|", infix=True, dims="same", ndim=1)
+        return self._binary(other, "|", infix=True)
 
     def __ror__(self, other):
-        return self._binary(other, "|", infix=True, dims="same", ndim=1, reflected=True)
+        return self._binary(other, "|", infix=True, reflected=True)
 
     def __pow__(self, other):
         """x ** 2 is Square, x ** int Pow, x ** 0.5 Sqrt, x ** -0.5 Rsqrt; other floats (as parameters) and
@@ -500,32 +520,29 @@ class GenericLazyTensor:
 
     def sqnorm2(self):
         """Squared Euclidean norm over the inner dimension."""
-        return self._unary("SqNorm2", ndim=1)
+        return self._unary("SqNorm2")
 
     def sqdist(self, other):
         """Squared Euclidean distance |x - y|^2 over the inner dimension."""
-        return self._binary(other, "SqDist", ndim=1)
+        return self._binary(other, "SqDist")
 
-    def _nary(self, others, op, dims="sameor1", ndim=None, params=()):
-        """op(self, *others[, params...]), merging the variables of all operands.
-
-        dims: "sameor1" = element-wise broadcasting (dims equal or 1, output dim max), None = no check.
-        ndim: output dim, an int or a function of the operands' dims (default: the max of them).
-        """
+    def _nary(self, others, op, ndim=None, params=()):
+        """op(self, *others[, params...]), merging the variables of all operands; the engine's operation table checks
+        the dims and gives the result's, except for the operations resolved by symbolic differentiation, whose
+        builders give `ndim` (a function of the operands' dims)."""
         self._check_op(op)
         operands = [self._operand()] + [self._lift(o) for o in others]
         in_dims = [o.ndim for o in operands]
-        if dims == "sameor1" and len(set(in_dims) - {1}) > 1:
-            raise ValueError(
-                f"operation {op}: incompatible inner dimensions {', '.join(map(str, in_dims))} (they must be equal, "
-                "or 1)"
-            )
+        if op in _RESOLVED:
+            ndim = ndim(*in_dims) if callable(ndim) else ndim
+        else:
+            ndim = _engine_dim(op, tuple(in_dims), tuple(map(str, params)), False)
         res = operands[0]
         for o in operands[1:]:
             res = res._merged(o)
         args = [o._template for o in operands] + [str(p) for p in params]
         res._template = f"{op}({','.join(args)})"
-        res.ndim = max(in_dims) if ndim is None else ndim(*in_dims) if callable(ndim) else ndim
+        res.ndim = ndim
         return res
 
     # Symbolic differentiation (resolved by the engine into ordinary formulas).
@@ -535,34 +552,34 @@ class GenericLazyTensor:
         e = self._lift(e)
         if e.ndim != self.ndim:
             raise ValueError(f"grad: the gradient input has dim {e.ndim}, expected the formula's dim {self.ndim}")
-        return self._nary([v, e], "Grad", dims=None, ndim=lambda f, vd, ed: vd)
+        return self._nary([v, e], "Grad", ndim=lambda f, vd, ed: vd)
 
     def diff(self, v, u):
         """Differential of self with respect to the variable v in the direction u (u.ndim == v.ndim)."""
         u = self._lift(u)
         if u.ndim != self._lift(v).ndim:
             raise ValueError(f"diff: the direction has dim {u.ndim}, expected the variable's dim {self._lift(v).ndim}")
-        return self._nary([v, u], "Diff", dims=None, ndim=lambda f, vd, ud: f)
+        return self._nary([v, u], "Diff", ndim=lambda f, vd, ud: f)
 
     def divergence(self, v):
         """Trace of the Jacobian of self with respect to v (self.ndim == v.ndim)."""
         if self._lift(v).ndim != self.ndim:
             raise ValueError(f"divergence: the variable has dim {self._lift(v).ndim}, the formula {self.ndim}")
-        return self._nary([v], "Divergence", dims=None, ndim=1)
+        return self._nary([v], "Divergence", ndim=1)
 
     def laplacian(self, v):
         """Laplacian of a scalar formula with respect to v."""
         if self.ndim != 1:
             raise ValueError(f"laplacian: the formula must be scalar, got dim {self.ndim}")
-        return self._nary([v], "Laplacian", dims=None, ndim=1)
+        return self._nary([v], "Laplacian", ndim=1)
 
     def grad_matrix(self, v):
         """Transposed Jacobian of self with respect to v, flattened: element k * v.ndim + l is d self_k / d v_l."""
-        return self._nary([v], "GradMatrix", dims=None, ndim=lambda f, vd: f * vd)
+        return self._nary([v], "GradMatrix", ndim=lambda f, vd: f * vd)
 
     def trace_operator(self, v):
         """Trace of the linear map v -> self (self must be linear in v)."""
-        return self._nary([v], "TraceOperator", dims=None, ndim=1)
+        return self._nary([v], "TraceOperator", ndim=1)
 
     # Element-wise math (output dim: that of the input).
 
@@ -647,7 +664,7 @@ class GenericLazyTensor:
 
     def norm2(self):
         """Euclidean norm over the inner dimension."""
-        return self._unary("Norm2", ndim=1)
+        return self._unary("Norm2")
 
     def norm(self, dim):
         """Euclidean norm over dim, which must be the last (inner) axis."""
@@ -670,7 +687,7 @@ class GenericLazyTensor:
                 f"operation WeightedSqNorm: the weights must have dim 1, D = {D} or D^2 = {D * D} for a vector of "
                 f"dim D = {D}, got {s.ndim}"
             )
-        return s._nary((self,), "WeightedSqNorm", dims=None, ndim=1)
+        return s._nary((self,), "WeightedSqNorm")
 
     def weightedsqdist(self, other1, other2):
         """(self - other1).weightedsqnorm(other2)."""
@@ -683,7 +700,7 @@ class GenericLazyTensor:
             raise ValueError(
                 f"operation Elem: index {i} is out of range for dimension {self.ndim} (0 <= i < {self.ndim})"
             )
-        return self._unary("Elem", ndim=1, params=(i,))
+        return self._unary("Elem", params=(i,))
 
     def extract(self, i, d):
         """Components i, ..., i + d - 1 of the vector: Extract(x, i, d), of dim d."""
@@ -695,7 +712,7 @@ class GenericLazyTensor:
             raise ValueError(
                 f"operation Extract: the range [{i}, {i + d}) is empty or out of bounds for dimension {D}"
             )
-        return self._unary("Extract", ndim=d, params=(i, d))
+        return self._unary("Extract", params=(i, d))
 
     def __getitem__(self, key):
         """x[k] = x.elem(k), x[k:l] = x.extract(k, l - k); only the last axis, e.g. x[:, :, k:l], step 1."""
@@ -726,7 +743,7 @@ class GenericLazyTensor:
         D = as_int(D)
         if self._operand().ndim != 1:
             raise ValueError(f"operation OneHot: the argument must have dimension 1, got {self.ndim}")
-        return self._unary("OneHot", ndim=D, params=(D,))
+        return self._unary("OneHot", params=(D,))
 
     def bspline(self, x, k=0):
         """B-spline basis functions of order k, on the knots self (dim n), at the scalar x: dim n - k - 1."""
@@ -739,11 +756,11 @@ class GenericLazyTensor:
             raise ValueError(f"operation BSpline: the point x must have dimension 1, got {x.ndim}")
         if n - k - 1 < 1:
             raise ValueError(f"operation BSpline: order {k} needs at least {k + 2} knots, got {n}")
-        return self._nary((x,), "BSpline", dims=None, ndim=n - k - 1, params=(k,))
+        return self._nary((x,), "BSpline", params=(k,))
 
     def concat(self, other):
         """Concatenation of the inner vectors: dim x.ndim + other.ndim."""
-        return self._nary((other,), "Concat", dims=None, ndim=lambda a, b: a + b)
+        return self._nary((other,), "Concat")
 
     @staticmethod
     def concatenate(tuple_of_lt, axis=-1):
@@ -775,7 +792,7 @@ class GenericLazyTensor:
         """
         axis = as_int(axis if dim is None else dim)
         if axis in (-1, len(self._shape) - 1):
-            return self._unary(op, ndim=1)
+            return self._unary(op)
         return None
 
     def min(self, axis=-1, dim=None, **kwargs):
@@ -806,7 +823,7 @@ class GenericLazyTensor:
             raise ValueError(
                 f"operation MatVecMult: matrix dimension {A} is not a multiple of vector dimension {b.ndim}"
             )
-        return self._nary((b,), "MatVecMult", dims=None, ndim=A // b.ndim)
+        return self._nary((b,), "MatVecMult")
 
     def vecmatmult(self, other):
         """Vector self (dim n) times row-major matrix other (dim n*m): dim m."""
@@ -816,11 +833,11 @@ class GenericLazyTensor:
             raise ValueError(
                 f"operation VecMatMult: matrix dimension {A.ndim} is not a multiple of vector dimension {b}"
             )
-        return self._nary((A,), "VecMatMult", dims=None, ndim=A.ndim // b)
+        return self._nary((A,), "VecMatMult")
 
     def tensorprod(self, other):
         """Row-major outer product: out[k * n_other + l] = self[k] * other[l], of dim n_self * n_other."""
-        return self._nary((other,), "TensorProd", dims=None, ndim=lambda a, b: a * b)
+        return self._nary((other,), "TensorProd")
 
     def keops_tensordot(self, other, dimfa, dimfb, contfa, contfb, *args):
         """numpy.tensordot of self (row-major shape dimfa) and other (shape dimfb), contracting the axes contfa of
@@ -861,7 +878,7 @@ class GenericLazyTensor:
                 )
             params.append(perm)
         text = ["[" + ",".join(map(str, p)) + "]" for p in params]
-        return self._nary((b,), "TensorDot", dims=None, ndim=math.prod(kept), params=text)
+        return self._nary((b,), "TensorDot", params=text)
 
     def keops_kron(self, other, dimfself, dimfother):
         """Kronecker product, as numpy.kron, of self (row-major shape dimfself) and other (shape dimfother)."""
@@ -874,7 +891,7 @@ class GenericLazyTensor:
             if not dims or any(d < 1 for d in dims) or math.prod(dims) != lt.ndim:
                 raise ValueError(f"operation Kron: the shape {dims} does not match the operand's dim {lt.ndim}")
         text = ["[" + ",".join(map(str, p)) + "]" for p in (dimfself, dimfother)]
-        return self._nary((b,), "Kron", dims=None, ndim=lambda a, c: a * c, params=text)
+        return self._nary((b,), "Kron", params=text)
 
     def softdtw_sqdist(self, other, gamma):
         """Soft-DTW discrepancy between the series self and other, with squared differences as costs and the
@@ -882,7 +899,7 @@ class GenericLazyTensor:
         g = self._lift(gamma)
         if g.ndim != 1:
             raise ValueError(f"operation SoftDTW_SqDist: gamma must have dimension 1, got {g.ndim}")
-        return self._nary((other, g), "SoftDTW_SqDist", dims=None, ndim=1)
+        return self._nary((other, g), "SoftDTW_SqDist")
 
     # Real to complex: the results are ComplexLazyTensors, of complex dim D (real dim 2D).
 
@@ -901,7 +918,7 @@ class GenericLazyTensor:
     def _to_complex(self, op):
         from .complex_lazy_tensor import complex_lazy_tensor_class
 
-        res = self._unary(op, ndim=2 * self._operand().ndim)
+        res = self._unary(op)
         return complex_lazy_tensor_class(type(self))._from_lazy_tensor(res)
 
     # ----------------------------------------------------------------------------------------- reductions
