@@ -79,8 +79,8 @@ std::string request_key(const KernelRequest& r) {
   return key;
 }
 
-std::string program_key(const std::string& prefix, const Program& p) {
-  std::string key = prefix + "\n" + p.canonical;
+std::string program_key(std::string_view tag, const std::string& options, const Program& p) {
+  std::string key = std::string(tag) + " " + kSourceHash + "\n" + options + "\n" + p.canonical;
   for (const ArgInfo& a : p.args) key += "\n" + std::to_string(a.dim) + "," + std::to_string(a.cat);
   return key;
 }

@@ -39,8 +39,9 @@ std::pair<Program, RequestOptions> prepare_request(const KernelRequest& r, std::
 // The exact-request part of a memory-cache key (backends append their own options).
 std::string request_key(const KernelRequest& r);
 
-// A canonical program key: `prefix` (backend, kSourceHash, options), the canonical formula, argument dims and cats.
-std::string program_key(const std::string& prefix, const Program& p);
+// A canonical program key (also the disk cache's): the backend's tag, kSourceHash (code from other code generators
+// is never loaded), the backend's options, the canonical formula, the arguments' dims and categories.
+std::string program_key(std::string_view tag, const std::string& options, const Program& p);
 
 struct CacheStats {
   int64_t requests = 0, memory_hits = 0, disk_hits = 0, compiled = 0;

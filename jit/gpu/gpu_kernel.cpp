@@ -19,7 +19,7 @@ namespace {
 GpuDtype gpu_dtype(const std::string& s) { return s == "float16" ? GpuDtype::F16 : s == "float64" ? GpuDtype::F64 : GpuDtype::F32; }
 
 std::string program_key(const Program& p, const GpuOptions& o) {
-  return keops::program_key("keops-gpu " + std::string(kSourceHash) + "\n" + o.text(), p);
+  return keops::program_key("keops-gpu", o.text(), p);
 }
 
 // The GPU side of the request layer (see KernelCache): compilation happens later, per architecture (binary()).
