@@ -110,7 +110,17 @@ void define_gpu(py::module_& m) {
   def_kernel_properties<GpuKernel>(gpu_kernel);
   gpu_kernel
       .def_property_readonly("source", [](const GpuKernel& k) { return k.source().full(); })
-      .def_property_readonly("layout", [](const GpuKernel& k) { return layout_dict(k.layout()); });
+      .def_property_readonly("layout", [](const GpuKernel& k) { return layout_dict(k.layout()); })
+      .def("compile", [](const GpuKernel& k, const py::object& arch) {
+        int sm = parse_arch(arch);
+        size_t size;
+        {
+          py::gil_scoped_release release;
+          size = k.binary(sm).binary.size();
+        }
+        emit_engine_warnings();
+        return size;
+      }, py::arg("arch"), "Compiles (or loads from the cache) for an architecture; returns the binary's size.");
   // Device addresses of C-contiguous arrays on `device`; ranges are host int64 arrays.
   def_run<GpuKernel, int, uintptr_t, std::string>(gpu_kernel, [](const GpuKernel& k, const keops::Launch& launch, int device,
                                                               uintptr_t stream, const std::string& scheme) {
@@ -129,17 +139,6 @@ void define_gpu(py::module_& m) {
     return d;
   }, py::arg("device") = 0, py::arg("stream") = 0, py::arg("scheme") = "auto",
      "Runs the kernels on device addresses, on `stream` of `device`; returns the scheme used.");
-  gpu_kernel
-      .def("compile", [](const GpuKernel& k, const py::object& arch) {
-        int sm = parse_arch(arch);
-        size_t size;
-        {
-          py::gil_scoped_release release;
-          size = k.binary(sm).binary.size();
-        }
-        emit_engine_warnings();
-        return size;
-      }, py::arg("arch"), "Compiles (or loads from the cache) for an architecture; returns the binary's size.");
 
   m.def("get_gpu_kernel", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
                              const std::string& dtype_acc, const std::string& sum_scheme, bool use_fast_math,
