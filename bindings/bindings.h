@@ -15,6 +15,8 @@ void define_gpu(pybind11::module_& m);
 #include <vector>
 
 #include "../jit/disk_cache.h"
+#include "../jit/kernel_cache.h"
+#include "../jit/launch.h"
 #include "../jit/thread_pool.h"
 
 // Turns the engine's warnings raised on this thread (damaged disk-cache entries) into Python RuntimeWarnings.
@@ -43,7 +45,7 @@ auto run_interruptible(F&& f) {
   }
 }
 
-// The read-only description of a compiled kernel (CPU Kernel or GpuKernel): its arguments and outputs.
+// The read-only description of a compiled kernel (CpuKernel or GpuKernel): its arguments and outputs.
 template <class K, class Cls>
 void def_kernel_properties(Cls& cls) {
   cls.def_property_readonly("nargs", [](const K& k) { return k.program().args.size(); })
@@ -67,4 +69,40 @@ void def_kernel_properties(Cls& cls) {
         for (auto& o : k.outputs()) v.emplace_back(o.indices ? "indices" : "values", o.cols);
         return v;
       }, "Output arrays as (kind, columns): kind 'values' (the data type) or 'indices' (int64).");
+}
+
+// The Launch of a run() call: data addresses as Python passes them (one output: an int or a list).
+inline keops::Launch make_launch(std::vector<uintptr_t> ptrs, int64_t nx, int64_t ny, const pybind11::object& outs,
+                                 std::vector<int64_t> batch, std::vector<std::vector<int64_t>> arg_batch,
+                                 std::vector<uintptr_t> ranges, std::vector<int64_t> range_counts, int64_t range_sets) {
+  keops::Launch L{std::move(ptrs), nx, ny, {}, std::move(batch), std::move(arg_batch), std::move(ranges),
+                  std::move(range_counts), range_sets};
+  if (pybind11::isinstance<pybind11::int_>(outs)) L.outs = {outs.cast<uintptr_t>()};
+  else L.outs = outs.cast<std::vector<uintptr_t>>();
+  return L;
+}
+
+// Defines `run` on a kernel class K: f(kernel, Launch, rest...) takes the launch arguments of make_launch, then
+// the backend's own arguments of types Rest (named in `extra` by py::arg, then the docstring).
+template <class K, class... Rest, class Cls, class F, class... Extra>
+void def_run(Cls& cls, F f, Extra&&... extra) {
+  namespace py = pybind11;
+  cls.def("run", [f](const K& k, std::vector<uintptr_t> ptrs, int64_t nx, int64_t ny, py::object outs,
+                                          std::vector<int64_t> batch, std::vector<std::vector<int64_t>> arg_batch,
+                                          std::vector<uintptr_t> ranges, std::vector<int64_t> range_counts,
+                                          int64_t range_sets, Rest... rest) {
+        return f(k, make_launch(std::move(ptrs), nx, ny, outs, std::move(batch), std::move(arg_batch), std::move(ranges),
+                                std::move(range_counts), range_sets), rest...);
+      }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("outs"), py::arg("batch") = std::vector<int64_t>{},
+      py::arg("arg_batch") = std::vector<std::vector<int64_t>>{}, py::arg("ranges") = std::vector<uintptr_t>{},
+      py::arg("range_counts") = std::vector<int64_t>{}, py::arg("range_sets") = 1, std::forward<Extra>(extra)...);
+}
+
+inline pybind11::dict stats_dict(const keops::CacheStats& s) {
+  pybind11::dict d;
+  d["requests"] = s.requests;
+  d["memory_hits"] = s.memory_hits;
+  d["disk_hits"] = s.disk_hits;
+  d["compiled"] = s.compiled;
+  return d;
 }

@@ -69,7 +69,7 @@ py::dict compile_dict(const keops::gpu::CompileResult& r) {
 keops::gpu::GpuRequest request(const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
                                const std::string& dtype_acc, const std::string& sum_scheme, bool fast_math, bool chunks,
                                int block) {
-  return {formula, aliases, dtype, dtype_acc, sum_scheme, fast_math, chunks, block};
+  return {{formula, aliases, dtype, dtype_acc, sum_scheme}, fast_math, chunks, block};
 }
 
 }  // namespace
@@ -111,33 +111,6 @@ void define_gpu(py::module_& m) {
   gpu_kernel
       .def_property_readonly("source", [](const GpuKernel& k) { return k.source().full(); })
       .def_property_readonly("layout", [](const GpuKernel& k) { return layout_dict(k.layout()); })
-      // Device addresses of C-contiguous arrays on `device`; ranges are host int64 arrays.
-      .def("run", [](const GpuKernel& k, std::vector<uintptr_t> ptrs, int64_t nx, int64_t ny, std::vector<uintptr_t> outs,
-                     std::vector<int64_t> batch, std::vector<std::vector<int64_t>> arg_batch, std::vector<uintptr_t> ranges,
-                     std::vector<int64_t> range_counts, int64_t range_sets, int device, uintptr_t stream,
-                     const std::string& scheme) {
-        keops::Launch launch{std::move(ptrs), nx, ny, std::move(outs), std::move(batch), std::move(arg_batch), std::move(ranges),
-                             std::move(range_counts)};
-        launch.range_sets = range_sets;
-        auto s = parse_scheme(scheme);
-        keops::gpu::LaunchReport r;
-        {
-          py::gil_scoped_release release;
-          r = k.run(launch, device, stream, s);
-        }
-        emit_engine_warnings();
-        py::dict d;
-        d["scheme"] = r.scheme;
-        d["blocks"] = r.blocks;
-        d["splits"] = r.splits;
-        d["scratch_bytes"] = r.scratch_bytes;
-        return d;
-      }, py::arg("ptrs"), py::arg("nx"), py::arg("ny"), py::arg("outs"), py::arg("batch") = std::vector<int64_t>{},
-         py::arg("arg_batch") = std::vector<std::vector<int64_t>>{}, py::arg("ranges") = std::vector<uintptr_t>{},
-         py::arg("range_counts") = std::vector<int64_t>{}, py::arg("range_sets") = 1, py::arg("device") = 0,
-         py::arg("stream") = 0,
-         py::arg("scheme") = "auto",
-         "Runs the kernels on device addresses, on `stream` of `device`; returns the scheme used.")
       .def("compile", [](const GpuKernel& k, const py::object& arch) {
         int sm = parse_arch(arch);
         size_t size;
@@ -148,6 +121,24 @@ void define_gpu(py::module_& m) {
         emit_engine_warnings();
         return size;
       }, py::arg("arch"), "Compiles (or loads from the cache) for an architecture; returns the binary's size.");
+  // Device addresses of C-contiguous arrays on `device`; ranges are host int64 arrays.
+  def_run<GpuKernel, int, uintptr_t, std::string>(gpu_kernel, [](const GpuKernel& k, const keops::Launch& launch, int device,
+                                                              uintptr_t stream, const std::string& scheme) {
+    const auto s = parse_scheme(scheme);
+    keops::gpu::LaunchReport r;
+    {
+      py::gil_scoped_release release;
+      r = k.run(launch, device, stream, s);
+    }
+    emit_engine_warnings();
+    py::dict d;
+    d["scheme"] = r.scheme;
+    d["blocks"] = r.blocks;
+    d["splits"] = r.splits;
+    d["scratch_bytes"] = r.scratch_bytes;
+    return d;
+  }, py::arg("device") = 0, py::arg("stream") = 0, py::arg("scheme") = "auto",
+     "Runs the kernels on device addresses, on `stream` of `device`; returns the scheme used.");
 
   m.def("get_gpu_kernel", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype,
                              const std::string& dtype_acc, const std::string& sum_scheme, bool use_fast_math,
@@ -199,15 +190,7 @@ void define_gpu(py::module_& m) {
       py::arg("formula"), py::arg("aliases"), py::arg("dtype") = "float32", py::arg("dtype_acc") = "auto",
       py::arg("sum_scheme") = "auto", py::arg("use_fast_math") = true, py::arg("enable_chunks") = true,
       "The generated CUDA source, for inspection.");
-  m.def("gpu_cache_stats", [] {
-    auto s = keops::gpu::gpu_cache_stats();
-    py::dict d;
-    d["requests"] = s.requests;
-    d["memory_hits"] = s.memory_hits;
-    d["disk_hits"] = s.disk_hits;
-    d["compiled"] = s.compiled;
-    return d;
-  });
+  m.def("gpu_cache_stats", [] { return stats_dict(keops::gpu::gpu_cache_stats()); });
   m.def("gpu_clear_memory_cache", &keops::gpu::clear_gpu_memory_cache);
   m.def("gpu_alloc", &keops::gpu::device_alloc, py::arg("device"), py::arg("nbytes"));
   m.def("gpu_free", &keops::gpu::device_free, py::arg("device"), py::arg("ptr"));

@@ -1,15 +1,19 @@
-// Kernel cache: request -> compiled Kernel, in memory (by exact request and by canonical program) and on disk.
+// The request layer of both backends: request -> (Program, options), memory cache by exact request and by canonical
+// program, disk cache of compiled binaries, stats. Backends supply only rendering, compilation and the launch.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "../core/program.h"
 #include "../core/reduction.h"
-#include "cpu/llvm_backend.h"
-#include "kernel_options.h"
 
 namespace keops {
 
@@ -21,59 +25,103 @@ struct KernelRequest {
   std::string sum_scheme = "auto";
 };
 
-// One call of a kernel on the caller's buffers (data addresses of C-contiguous arrays).
-struct Launch {
-  std::vector<uintptr_t> args;                // per argument position
-  int64_t nx = 0, ny = 0;
-  std::vector<uintptr_t> outs;                // per output_specs() entry: batch + (n_out, cols)
-  std::vector<int64_t> batch;                 // broadcast batch shape B (may be empty)
-  std::vector<std::vector<int64_t>> arg_batch;  // per argument: its batch shape, len(B) entries of 1 or B[k]
-  std::vector<uintptr_t> ranges;              // empty or the 6 KeOps block-sparse int64 arrays
-  std::vector<int64_t> range_counts;          // [n ranges_i, n redranges_j, n ranges_j, n redranges_i]
-  int64_t range_sets = 1;                     // 1: one pattern for every batch; else one per batch, stacked
-  // CPU: polled on the calling thread about every 50 ms while the workers run (see parallel_for); true stops the
-  // launch (the outputs are then undefined) with Interrupted. The bindings check Python's signals (Ctrl-C) here.
-  // Not used by the GPU: its launch is queued asynchronously (one kernel, maybe a combine) and cannot be cut short.
-  std::function<bool()> interrupted;
+// The options every backend has, checked: data and accumulator types by name, and the summation scheme.
+struct RequestOptions {
+  std::string dtype, acc;
+  SumScheme scheme = SumScheme::Block;
 };
 
-class Kernel {
- public:
-  Kernel(Program program, KernelOptions options, std::shared_ptr<const cpu::LinkedCode> code)
-      : program_(std::move(program)), options_(options), outputs_(output_specs(program_)), code_(std::move(code)) {}
-  const Program& program() const { return program_; }
-  const KernelOptions& options() const { return options_; }
-  const std::vector<OutputSpec>& outputs() const { return outputs_; }
+// Parses and lowers the request and checks its options: `dtypes` are the data types that the backend (`backend`
+// in messages, e.g. "CPU") supports; dtype_acc "auto" is the data type, but at least float32.
+std::pair<Program, RequestOptions> prepare_request(const KernelRequest& r, std::string_view backend,
+                                                   std::span<const std::string_view> dtypes);
 
-  // Validates counts, shapes and ranges (UserError), then runs on all threads (Interrupted: see Launch).
-  void run(const Launch& launch) const;
+// The exact-request part of a memory-cache key (backends append their own options).
+std::string request_key(const KernelRequest& r);
 
- private:
-  Program program_;
-  KernelOptions options_;
-  std::vector<OutputSpec> outputs_;
-  std::shared_ptr<const cpu::LinkedCode> code_;  // null for Zero_Reduction
-};
-
-std::shared_ptr<const Kernel> get_kernel(const KernelRequest& request);
-
-// The optimised LLVM IR of the request's CPU kernel (for inspection; not cached).
-std::string kernel_ir(const KernelRequest& request);
+// A canonical program key (also the disk cache's): the backend's tag, kSourceHash (code from other code generators
+// is never loaded), the backend's options, the canonical formula, the arguments' dims and categories.
+std::string program_key(std::string_view tag, const std::string& options, const Program& p);
 
 struct CacheStats {
   int64_t requests = 0, memory_hits = 0, disk_hits = 0, compiled = 0;
 };
-CacheStats cache_stats();
 
 // Disk cache folder: KEOPS_CACHE_FOLDER, else $XDG_CACHE_HOME/keops-jit or ~/.cache/keops-jit; "" disables it.
 std::string cache_folder();
 void set_cache_folder(const std::string& path);
-// Forgets the kernels in memory; the code of each is unlinked when its last user (e.g. a Genred) lets it go.
-void clear_memory_cache();
 
-// Bytes of inner-variable data that a task's rows share from cache before moving to the next chunk of j (see
-// Kernel::run); half of a core's L2 cache by default. n <= 0 restores the default. For tests and tuning.
-int64_t chunk_bytes();
-void set_chunk_bytes(int64_t n);
+// A compiled binary from the disk cache under `key` (files <digest><data_ext> and <digest><meta_ext>), else from
+// build() and stored; `info` is the entry's info line. An unwritable cache folder only costs recompilation later.
+struct CachedBinary {
+  std::string data, info;
+  bool from_disk = false;
+};
+CachedBinary cached_binary(const std::string& key, const char* data_ext, const char* meta_ext,
+                           const std::function<std::pair<std::string, std::string>()>& build);
+
+// The two-level memory cache of one backend. B supplies the types Request (a KernelRequest plus the backend's
+// options), Options and Kernel, kName and kDtypes (for prepare_request), and the functions request_suffix(Request)
+// (its own options in the exact-request key), options(Program, RequestOptions, Request) (checks them: UserError),
+// program_key(Program, Options) and make(Program, Options, key, cache) (renders, maybe compiles: count_build; not under the lock).
+template <class B>
+class KernelCache {
+ public:
+  using Kernel = typename B::Kernel;
+
+  std::shared_ptr<const Kernel> get(const typename B::Request& r) {
+    const std::string rkey = request_key(r) + "\n" + B::request_suffix(r);
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      ++stats_.requests;
+      if (auto it = by_request_.find(rkey); it != by_request_.end()) {
+        ++stats_.memory_hits;
+        return it->second;
+      }
+    }
+    auto [program, common] = prepare_request(r, B::kName, B::kDtypes);
+    const typename B::Options options = B::options(program, common, r);
+    const std::string pkey = B::program_key(program, options);
+    std::shared_ptr<const Kernel> kernel;
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      if (auto it = by_program_.find(pkey); it != by_program_.end()) {
+        ++stats_.memory_hits;
+        kernel = it->second;
+      }
+    }
+    if (!kernel) {
+      std::shared_ptr<const Kernel> made = B::make(std::move(program), options, pkey, *this);
+      std::lock_guard<std::mutex> g(mutex_);
+      kernel = by_program_.emplace(pkey, std::move(made)).first->second;
+    }
+    std::lock_guard<std::mutex> g(mutex_);
+    by_request_.emplace(rkey, kernel);
+    return kernel;
+  }
+
+  // Counts a binary read from disk or compiled.
+  void count_build(bool from_disk) {
+    std::lock_guard<std::mutex> g(mutex_);
+    ++(from_disk ? stats_.disk_hits : stats_.compiled);
+  }
+
+  CacheStats stats() {
+    std::lock_guard<std::mutex> g(mutex_);
+    return stats_;
+  }
+
+  // Forgets the kernels in memory; each is freed (its code unlinked or unloaded) when its last user lets it go.
+  void clear() {
+    std::lock_guard<std::mutex> g(mutex_);
+    by_request_.clear();
+    by_program_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const Kernel>> by_request_, by_program_;
+  CacheStats stats_;
+};
 
 }  // namespace keops

@@ -48,6 +48,14 @@ LaunchSizes check_launch(const Program& p, size_t n_outputs, const Launch& L) {
   return s;
 }
 
+int64_t range_sets(const Launch& L, int64_t n_batch) {
+  if (L.ranges.empty() || L.range_sets == 1) return 1;
+  if (L.range_sets != n_batch)
+    throw UserError("ranges: expected one block-sparse pattern, or one per batch (" + std::to_string(n_batch) + "), got " +
+                    std::to_string(L.range_sets));
+  return n_batch;
+}
+
 std::vector<RowBlock> plan_ranges(const Program& p, const Launch& L, int64_t set, int64_t n_outer, int64_t n_inner,
                                   std::vector<int64_t>& intervals) {
   if (L.ranges.size() != 6 || L.range_counts.size() != 4) throw UserError("ranges must be 6 arrays (KeOps block-sparse format)");

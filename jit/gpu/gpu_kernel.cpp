@@ -5,13 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <filesystem>
+#include <sstream>
 #include <set>
-#include <unordered_map>
 
 #include "../../core/errors.h"
-#include "../../core/lower.h"
-#include "../../core/parser.h"
 #include "../disk_cache.h"
 #include "../launch_plan.h"
 
@@ -19,51 +16,36 @@ namespace keops::gpu {
 
 namespace {
 
-
-struct Cache {
-  std::mutex mutex;
-  std::unordered_map<std::string, std::shared_ptr<const GpuKernel>> by_request, by_program;
-  GpuCacheStats stats;
-};
-
-Cache& cache() {
-  static Cache* c = new Cache();
-  return *c;
-}
-
-GpuDtype parse_dtype(const std::string& s, const char* what) {
-  if (s == "float16") return GpuDtype::F16;
-  if (s == "float32") return GpuDtype::F32;
-  if (s == "float64") return GpuDtype::F64;
-  throw UserError(std::string("unsupported ") + what + " '" + s + "' (expected float16, float32 or float64)");
-}
-
-GpuOptions parse_options(const Program& p, const GpuRequest& r) {
-  GpuOptions o;
-  o.dtype = parse_dtype(r.dtype, "dtype");
-  o.acc = o.dtype == GpuDtype::F16 ? GpuDtype::F32 : o.dtype;  // float16 data accumulate in float32 by default
-  if (r.dtype_acc != "auto") {
-    GpuDtype acc = parse_dtype(r.dtype_acc, "dtype_acc");
-    if (!find_reduction(p.reduction_name)->accumulates && acc != o.dtype)
-      throw UserError("dtype_acc applies to sum-type reductions (Sum, LogSumExp, SumSoftMaxWeight), not to " + p.reduction_name);
-    if (gpu_dtype_size(acc) < gpu_dtype_size(o.dtype))
-      throw UserError(std::string("dtype_acc=") + gpu_dtype_name(acc) + " with " + gpu_dtype_name(o.dtype) +
-                      " data would lose precision");
-    o.acc = acc;
-  }
-  o.scheme = parse_sum_scheme(*find_reduction(p.reduction_name), r.sum_scheme, p.reduction_name);
-  o.fast_math = r.fast_math;
-  o.chunks = r.chunks;
-  if (r.block < 0 || r.block > 1024 || (r.block % 32 != 0 && r.block > 32))
-    throw UserError("block must be 0 (automatic), at most 32, or a multiple of 32 up to 1024");
-  o.block = r.block;
-  return o;
-}
+GpuDtype gpu_dtype(const std::string& s) { return s == "float16" ? GpuDtype::F16 : s == "float64" ? GpuDtype::F64 : GpuDtype::F32; }
 
 std::string program_key(const Program& p, const GpuOptions& o) {
-  std::string key = "keops-gpu " + std::string(kSourceHash) + "\n" + o.text() + "\n" + p.canonical;
-  for (const ArgInfo& a : p.args) key += "\n" + std::to_string(a.dim) + "," + std::to_string(a.cat);
-  return key;
+  return keops::program_key("keops-gpu", o.text(), p);
+}
+
+// The GPU side of the request layer (see KernelCache): compilation happens later, per architecture (binary()).
+struct GpuBackend {
+  using Request = GpuRequest;
+  using Options = GpuOptions;
+  using Kernel = GpuKernel;
+  static constexpr std::string_view kName = "GPU";
+  static constexpr std::string_view kDtypes[] = {"float16", "float32", "float64"};
+  static std::string request_suffix(const Request& r) {
+    return (r.fast_math ? "fast" : "precise") + std::string(r.chunks ? "/chunks" : "") + "/" + std::to_string(r.block);
+  }
+  static Options options(const Program&, const RequestOptions& c, const Request& r) {
+    if (r.block < 0 || r.block > 1024 || (r.block % 32 != 0 && r.block > 32))
+      throw UserError("block must be 0 (automatic), at most 32, or a multiple of 32 up to 1024");
+    return {gpu_dtype(c.dtype), gpu_dtype(c.acc), c.scheme, r.fast_math, r.chunks, r.block};
+  }
+  static std::string program_key(const Program& p, const Options& o) { return gpu::program_key(p, o); }
+  static std::shared_ptr<const Kernel> make(Program p, const Options& o, const std::string& key, KernelCache<GpuBackend>&) {
+    return std::make_shared<const GpuKernel>(std::move(p), o, "keops_" + key_digest(key));
+  }
+};
+
+KernelCache<GpuBackend>& cache() {
+  static auto* c = new KernelCache<GpuBackend>();
+  return *c;
 }
 
 // ---- launch planning -----------------------------------------------------------------------------------------
@@ -166,38 +148,18 @@ const CompileResult& GpuKernel::binary(int sm) const {
   if (!n) throw NotSupported("no GPU backend: " + why);
   const std::string file_key = key_ + "\nsm_" + std::to_string(sm) + "\nnvrtc " + std::to_string(n->major) + "." +
                                std::to_string(n->minor);
-  const std::string name = key_digest(file_key);
-  const std::string folder = cache_folder();
-  std::filesystem::path bin, meta;
+  // The entry's info line: "cubin" or "ptx" and the architecture compiled for.
+  CachedBinary b = cached_binary(file_key, ".cubin", ".gpukey", [&] {
+    CompileResult r = compile(source_.full(), sm, options_.fast_math, false);
+    return std::pair{std::move(r.binary), (r.cubin ? "cubin " : "ptx ") + r.arch};
+  });
+  cache().count_build(b.from_disk);
   auto result = std::make_unique<CompileResult>();
-  bool from_disk = false;
-  if (!folder.empty()) {
-    bin = std::filesystem::path(folder) / (name + ".cubin");
-    meta = std::filesystem::path(folder) / (name + ".gpukey");
-    // The entry's info line: "cubin" or "ptx" and the architecture compiled for.
-    std::string info, data = read_entry(bin, meta, file_key, &info);
-    if (!data.empty()) {
-      std::istringstream rest(info);
-      std::string kind;
-      rest >> kind >> result->arch;
-      result->binary = std::move(data);
-      result->cubin = kind == "cubin";
-      from_disk = true;
-    }
-  }
-  if (!from_disk) {
-    *result = compile(source_.full(), sm, options_.fast_math, false);
-    if (!folder.empty()) {
-      std::error_code ec;
-      std::filesystem::create_directories(folder, ec);
-      if (!ec) write_entry(bin, meta, file_key, result->binary, (result->cubin ? "cubin " : "ptx ") + result->arch);
-    }
-  }
-  {
-    Cache& c = cache();
-    std::lock_guard<std::mutex> cg(c.mutex);
-    ++(from_disk ? c.stats.disk_hits : c.stats.compiled);
-  }
+  std::istringstream info(b.info);
+  std::string kind;
+  info >> kind >> result->arch;
+  result->cubin = kind == "cubin";
+  result->binary = std::move(b.data);
   return *binaries_.emplace(sm, std::move(result)).first->second;
 }
 
@@ -268,10 +230,7 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
   const int64_t n_chunks = (n_outer + block - 1) / block;
   int64_t row_blocks = n_chunks * n_batch, total_len = row_blocks * n_inner;
   if (!L.ranges.empty()) {
-    const int64_t n_sets = L.range_sets;
-    if (n_sets != 1 && n_sets != n_batch)
-      throw UserError("ranges: expected one block-sparse pattern, or one per batch (" + std::to_string(n_batch) + "), got " +
-                      std::to_string(n_sets));
+    const int64_t n_sets = range_sets(L, n_batch);
     total_len = 0;
     for (int64_t set = 0; set < n_sets; ++set) {
       std::vector<int64_t> ivs;
@@ -352,38 +311,7 @@ LaunchReport GpuKernel::launch(const Launch& L, Runtime& rt, Scheme scheme) cons
   return report;
 }
 
-std::shared_ptr<const GpuKernel> get_gpu_kernel(const GpuRequest& r) {
-  Cache& c = cache();
-  std::string request_key = r.formula + "\n" + r.dtype + "\n" + r.dtype_acc + "\n" + r.sum_scheme + "\n" +
-                            (r.fast_math ? "fast" : "precise") + (r.chunks ? "/chunks" : "") + "/" + std::to_string(r.block);
-  for (const std::string& a : r.aliases) request_key += "\n" + a;
-  {
-    std::lock_guard<std::mutex> g(c.mutex);
-    ++c.stats.requests;
-    if (auto it = c.by_request.find(request_key); it != c.by_request.end()) {
-      ++c.stats.memory_hits;
-      return it->second;
-    }
-  }
-  std::vector<Alias> aliases = parse_aliases(r.aliases);
-  Reduction red = parse_reduction(r.formula, aliases);
-  Program program = lower(red, argument_table(red, aliases));
-  GpuOptions options = parse_options(program, r);
-  const std::string key = program_key(program, options);
-  std::shared_ptr<const GpuKernel> kernel;
-  {
-    std::lock_guard<std::mutex> g(c.mutex);
-    if (auto it = c.by_program.find(key); it != c.by_program.end()) kernel = it->second;
-  }
-  if (!kernel) {
-    kernel = std::make_shared<const GpuKernel>(std::move(program), options, "keops_" + key_digest(key));
-    std::lock_guard<std::mutex> g(c.mutex);
-    kernel = c.by_program.emplace(key, kernel).first->second;
-  }
-  std::lock_guard<std::mutex> g(c.mutex);
-  c.by_request.emplace(request_key, kernel);
-  return kernel;
-}
+std::shared_ptr<const GpuKernel> get_gpu_kernel(const GpuRequest& r) { return cache().get(r); }
 
 CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas, bool ptx_only) {
   CompileCheck check;
@@ -400,16 +328,7 @@ CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool
   return check;
 }
 
-GpuCacheStats gpu_cache_stats() {
-  std::lock_guard<std::mutex> g(cache().mutex);
-  return cache().stats;
-}
-
-void clear_gpu_memory_cache() {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> g(c.mutex);
-  c.by_request.clear();
-  c.by_program.clear();
-}
+CacheStats gpu_cache_stats() { return cache().stats(); }
+void clear_gpu_memory_cache() { cache().clear(); }
 
 }  // namespace keops::gpu

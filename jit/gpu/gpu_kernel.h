@@ -1,5 +1,5 @@
-// GPU backend: request -> GpuKernel (Program + CUDA source), cubins per architecture (memory and disk cache),
-// and the launch (scheme choice, block-sparse and batch tables, 1D or 2D kernels) on a CUDA stream.
+// GPU backend: request -> GpuKernel (Program + CUDA source, through the shared kernel cache), cubins per
+// architecture (memory and disk cache), and the launch (scheme choice, block-sparse and batch tables, 1D or 2D kernels) on a CUDA stream.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -10,17 +10,14 @@
 
 #include "../../core/program.h"
 #include "../kernel_cache.h"
+#include "../launch.h"
 #include "cuda_api.h"
 #include "cuda_codegen.h"
 
 namespace keops::gpu {
 
-struct GpuRequest {
-  std::string formula;
-  std::vector<std::string> aliases;
-  std::string dtype = "float32";     // float16, float32, float64
-  std::string dtype_acc = "auto";    // auto: float32 for float16 data, else the data type
-  std::string sum_scheme = "auto";
+// dtype: float16, float32 or float64; dtype_acc auto: float32 for float16 data, else the data type.
+struct GpuRequest : KernelRequest {
   bool fast_math = true;
   bool chunks = true;
   int block = 0;                     // threads per block (0: automatic); for tests
@@ -99,10 +96,7 @@ struct CompileCheck {
 };
 CompileCheck compile_check(const std::vector<GpuRequest>& requests, int sm, bool verbose_ptxas, bool ptx_only = false);
 
-struct GpuCacheStats {
-  int64_t requests = 0, memory_hits = 0, disk_hits = 0, compiled = 0;
-};
-GpuCacheStats gpu_cache_stats();
+CacheStats gpu_cache_stats();
 void clear_gpu_memory_cache();
 
 }  // namespace keops::gpu

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "jit/kernel_cache.h"
+#include "jit/cpu/cpu_kernel.h"
 #include "jit/thread_pool.h"
 
 using namespace keops;
@@ -37,8 +37,8 @@ TEST_CASE("parallel_for: interrupted stops the loop, on any number of threads") 
   set_num_threads(old);
 }
 
-TEST_CASE("Kernel::run: a long launch is interrupted between tasks and chunks of j") {
-  auto k = get_kernel({"Sum_Reduction(Exp(-SqDist(x,y))*b, 0)", {"x = Vi(3)", "y = Vj(3)", "b = Vj(1)"}, "float32"});
+TEST_CASE("CpuKernel::run: a long launch is interrupted between tasks and chunks of j") {
+  auto k = get_cpu_kernel({"Sum_Reduction(Exp(-SqDist(x,y))*b, 0)", {"x = Vi(3)", "y = Vj(3)", "b = Vj(1)"}, "float32"});
   const int64_t n = 50000;  // 2.5e9 pairs: seconds of work
   std::vector<float> x(3 * n, 0.5f), y(3 * n, 0.5f), b(n, 1.0f), out(n, 0.0f);
   Launch L{{reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data()), reinterpret_cast<uintptr_t>(b.data())},

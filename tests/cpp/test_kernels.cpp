@@ -6,7 +6,7 @@
 #include "catch.hpp"
 #include "core/errors.h"
 #include "jit/disk_cache.h"
-#include "jit/kernel_cache.h"
+#include "jit/cpu/cpu_kernel.h"
 #include "jit/thread_pool.h"
 #include "program_eval.h"
 #include "reference_reduction.h"
@@ -21,7 +21,7 @@ template <class T>
 void check_kernel(const std::string& formula, const std::vector<std::string>& aliases, int64_t nx, int64_t ny,
                   double rtol) {
   KernelRequest req{formula, aliases, sizeof(T) == 4 ? "float32" : "float64"};
-  auto k = get_kernel(req);
+  auto k = get_cpu_kernel(req);
   const Program& p = k->program();
   std::mt19937 gen(42);
   std::uniform_real_distribution<double> u(0.1, 1.5);
@@ -85,7 +85,7 @@ TEST_CASE("parameters and i-only formulas") {
 }
 
 TEST_CASE("empty reduced set gives zeros; empty output is a no-op") {
-  auto k = get_kernel({"Sum_Reduction(Exp(x-y), 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  auto k = get_cpu_kernel({"Sum_Reduction(Exp(x-y), 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
   std::vector<double> x = {1, 2, 3}, out(3, 7.0);
   uintptr_t xp = reinterpret_cast<uintptr_t>(x.data()), op = reinterpret_cast<uintptr_t>(out.data());
   k->run({{xp, 0}, 3, 0, {op}});
@@ -96,7 +96,7 @@ TEST_CASE("empty reduced set gives zeros; empty output is a no-op") {
 }
 
 TEST_CASE("NaN and inf propagate like the reference") {
-  auto k = get_kernel({"Sum_Reduction(Exp(x)*y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float32"});
+  auto k = get_cpu_kernel({"Sum_Reduction(Exp(x)*y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float32"});
   std::vector<float> x = {NAN, 1000.f, -1000.f, 0.f}, y(19, 1.f), out(4);
   y[5] = INFINITY;
   k->run({{reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data())}, 4, 19,
@@ -108,7 +108,7 @@ TEST_CASE("NaN and inf propagate like the reference") {
 }
 
 TEST_CASE("threads give the same result as one thread") {
-  auto k = get_kernel({"Sum_Reduction(Exp(-SqDist(x,y)), 0)", {"x = Vi(2)", "y = Vj(2)"}, "float64"});
+  auto k = get_cpu_kernel({"Sum_Reduction(Exp(-SqDist(x,y)), 0)", {"x = Vi(2)", "y = Vj(2)"}, "float64"});
   std::mt19937 gen(1);
   std::normal_distribution<double> n;
   std::vector<double> x(2 * 5000), y(2 * 300), a(5000), b(5000);
@@ -130,15 +130,15 @@ TEST_CASE("cache: same request, same program in another spelling, and the disk")
   KernelRequest a{"Sum_Reduction(Exp(-SqDist(x,y))*b*Cos(x), 0)", kAliases, "float32"};
   KernelRequest b{"Sum_Reduction(Exp(-SqDist(Var(0,3,0),Var(1,3,1)))*Var(2,1,1)*Cos(Var(0,3,0)),0)", {}, "float32"};
   auto before = cache_stats();
-  auto k1 = get_kernel(a);
-  auto k2 = get_kernel(a);
-  auto k3 = get_kernel(b);
+  auto k1 = get_cpu_kernel(a);
+  auto k2 = get_cpu_kernel(a);
+  auto k3 = get_cpu_kernel(b);
   CHECK(k1 == k2);
   CHECK(k1 == k3);
   auto mid = cache_stats();
   CHECK(mid.compiled == before.compiled + 1);
   clear_memory_cache();
-  auto k4 = get_kernel(a);
+  auto k4 = get_cpu_kernel(a);
   CHECK(cache_stats().disk_hits == mid.disk_hits + 1);
   CHECK(k4->program().canonical == k1->program().canonical);
   // The stored key (after the entry's size-and-checksum and info lines) starts with the hash of the engine's
@@ -160,11 +160,11 @@ TEST_CASE("cache: same request, same program in another spelling, and the disk")
 }
 
 TEST_CASE("bad options and dtypes are named") {
-  CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float16"}), NotSupported);
-  CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "int32"}), UserError);
-  CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float64", "float32"}), UserError);
-  CHECK_THROWS_AS(get_kernel({"Min_Reduction(x, 0)", {"x = Vi(1)"}, "float32", "float64"}), UserError);
-  CHECK_THROWS_AS(get_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float32", "auto", "pairwise"}), UserError);
+  CHECK_THROWS_AS(get_cpu_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float16"}), NotSupported);
+  CHECK_THROWS_AS(get_cpu_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "int32"}), UserError);
+  CHECK_THROWS_AS(get_cpu_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float64", "float32"}), UserError);
+  CHECK_THROWS_AS(get_cpu_kernel({"Min_Reduction(x, 0)", {"x = Vi(1)"}, "float32", "float64"}), UserError);
+  CHECK_THROWS_AS(get_cpu_kernel({"Sum_Reduction(x, 0)", {"x = Vi(1)"}, "float32", "auto", "pairwise"}), UserError);
 }
 
 namespace {
@@ -181,7 +181,7 @@ template <class T>
 // nan_rows: component 0 of every j-variable is NaN (all-NaN rows), component 1 on even rows (mixed rows).
 void check_reduction(const std::string& red, const std::vector<std::string>& aliases, int64_t nx, int64_t ny,
                      bool nan_rows = false) {
-  auto k = get_kernel({red, aliases, sizeof(T) == 4 ? "float32" : "float64"});
+  auto k = get_cpu_kernel({red, aliases, sizeof(T) == 4 ? "float32" : "float64"});
   const Program& p = k->program();
   std::mt19937 gen(7);
   std::vector<std::vector<double>> ref_args;
@@ -277,7 +277,7 @@ TEST_CASE("sum schemes and float64 accumulation agree with the reference") {
   for (std::string scheme : {"direct_sum", "block_sum", "kahan_scheme"})
     for (std::string acc : {"auto", "float64"}) {
       KernelRequest r{"Sum_Reduction(Exp(-SqDist(x,y))*b, 0)", kAliases, "float32", acc, scheme};
-      auto k = get_kernel(r);
+      auto k = get_cpu_kernel(r);
       std::mt19937 gen(3);
       std::uniform_real_distribution<float> u(0, 1);
       const int64_t nx = 9, ny = 5003;
@@ -300,19 +300,19 @@ TEST_CASE("sum schemes and float64 accumulation agree with the reference") {
 }
 
 TEST_CASE("K larger than the reduced size, arg-reductions over nothing") {
-  auto k = get_kernel({"ArgKMin_Reduction(x - y, 5, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  auto k = get_cpu_kernel({"ArgKMin_Reduction(x - y, 5, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
   std::vector<double> x(3), y(4);
   std::vector<int64_t> out(15);
   CHECK_THROWS_WITH(k->run({{reinterpret_cast<uintptr_t>(x.data()), reinterpret_cast<uintptr_t>(y.data())}, 3, 4,
                             {reinterpret_cast<uintptr_t>(out.data())}}),
                     "ArgKMin_Reduction: K = 5 is larger than the number of reduced elements (4)");
-  auto a = get_kernel({"ArgMin_Reduction(x - y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  auto a = get_cpu_kernel({"ArgMin_Reduction(x - y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
   CHECK_THROWS_AS(a->run({{reinterpret_cast<uintptr_t>(x.data()), 0}, 3, 0, {reinterpret_cast<uintptr_t>(out.data())}}), UserError);
 }
 
 TEST_CASE("block-sparse ranges and batch dimensions") {
   // Output rows i in [0,3) reduce over j in [2,5) and [7,9); rows [5,8) over [0,1); rows 3, 4 and 8, 9 over nothing.
-  auto k = get_kernel({"Sum_Reduction(x*y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  auto k = get_cpu_kernel({"Sum_Reduction(x*y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
   std::vector<double> x(10), y(10), out(10, -1);
   for (int q = 0; q < 10; ++q) x[q] = q + 1, y[q] = 1 << q;
   std::vector<int64_t> ranges_i = {0, 3, 5, 8}, slices_i = {2, 3}, red_j = {2, 5, 7, 9, 0, 1};
@@ -332,7 +332,7 @@ TEST_CASE("block-sparse ranges and batch dimensions") {
   CHECK_THROWS_WITH(k->run(L), Catch::Contains("slices_i must be non-decreasing"));
 
   // Batch (2, 3): x has batch shape (2, 1), y (1, 3); a loop over batches is the reference.
-  auto kb = get_kernel({"Sum_Reduction(x*y + p, 1)", {"x = Vi(1)", "y = Vj(1)", "p = Pm(1)"}, "float64"});
+  auto kb = get_cpu_kernel({"Sum_Reduction(x*y + p, 1)", {"x = Vi(1)", "y = Vj(1)", "p = Pm(1)"}, "float64"});
   std::vector<double> xb(2 * 4), yb(3 * 5), pb = {0.5}, ob(2 * 3 * 5);
   for (size_t q = 0; q < xb.size(); ++q) xb[q] = q + 1;
   for (size_t q = 0; q < yb.size(); ++q) yb[q] = 0.1 * q;
@@ -349,7 +349,7 @@ TEST_CASE("block-sparse ranges and batch dimensions") {
 
 TEST_CASE("one block-sparse pattern per batch") {
   // Batch of 2: in batch 0 rows [0, 2) reduce over j in [0, 1); in batch 1 over j in [1, 3). Other rows: 0.
-  auto k = get_kernel({"Sum_Reduction(y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
+  auto k = get_cpu_kernel({"Sum_Reduction(y, 0)", {"x = Vi(1)", "y = Vj(1)"}, "float64"});
   std::vector<double> x(2 * 3, 0.0), y = {1, 2, 4, 8, 16, 32}, out(2 * 3, -1);
   std::vector<int64_t> ranges_i = {0, 2, 0, 2}, slices_i = {1, 1}, red_j = {0, 1, 1, 3};
   std::vector<int64_t> ranges_j = {0, 3, 0, 3}, slices_j = {1, 1}, red_i = {0, 3, 0, 3};

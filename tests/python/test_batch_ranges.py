@@ -382,7 +382,7 @@ def test_one_block_sparse_pattern_per_batch(fw):
 
 @pytest.fixture
 def tiny_cache_chunks():
-    """The CPU engine cuts every row's reduction into chunks of one vector of j (see Kernel::run), resuming the
+    """The CPU engine cuts every row's reduction into chunks of one vector of j (see CpuKernel::run), resuming the
     rows' states between chunks: results must not change."""
     from pykeops.common.engine import load_engine
 
