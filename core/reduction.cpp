@@ -16,7 +16,7 @@ constexpr unsigned kAllSchemes = scheme_bit(SumScheme::Direct) | scheme_bit(SumS
 ReductionInfo shift_exp(std::string_view name, std::string_view doc) {
   return {.name = name, .signature = "FI?F", .kind = ReductionKind::MaxSumShiftExpWeight, .doc = doc,
           .outputs = {{.indices = false, .cols = Cols::OnePlusG}}, .accumulates = true,
-          .schemes = scheme_bit(SumScheme::Direct), .default_scheme = SumScheme::Direct, .grad = GradKind::ShiftExp};
+          .schemes = scheme_bit(SumScheme::Direct) | scheme_bit(SumScheme::Block), .default_scheme = SumScheme::Direct, .grad = GradKind::ShiftExp};
 }
 
 }  // namespace

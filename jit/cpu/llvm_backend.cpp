@@ -28,6 +28,7 @@
 #include <unordered_map>
 
 #include "../../core/errors.h"
+#include "../../core/reduction_rules.h"
 #include "vec_math.h"
 
 namespace keops::cpu {
@@ -171,306 +172,214 @@ class Emitter {
   llvm::Type* t_;
 };
 
-// The state of one reduction for one output row, at a width of W lanes (vector loop) or 1 (tails, merged result).
-// Every reduction is written as init / update(value, index) / merge / store, so that the loop structure is shared.
-using State = std::vector<Value*>;
+// ---- Reductions: the rules of core/reduction_rules.h rendered on IRBuilder, and the CPU's strategy around them ----
 
-// The slots of one row's reduction state: accumulators, values (data type) and int64 indices.
-enum class Slot { Acc, Value, Index };
-std::vector<Slot> state_layout(const Program& p, const KernelOptions& o) {
-  const int d = p.dim_formula;
-  std::vector<Slot> s;
-  switch (p.reduction) {
-    case ReductionKind::Sum: s.assign(d * (o.scheme == SumScheme::Direct ? 1 : 2), Slot::Acc); break;
-    case ReductionKind::MaxSumShiftExpWeight: s.assign(p.dim_out, Slot::Acc); break;
-    case ReductionKind::Min: case ReductionKind::Max: s.assign(d, Slot::Value); break;
-    case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-      s.assign(d, Slot::Value);
-      s.insert(s.end(), d, Slot::Index);
-      break;
-    case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
-      for (int c = 0; c < d * p.opt; ++c) s.push_back(Slot::Value), s.push_back(Slot::Index);
-      break;
-    case ReductionKind::Zero: break;
-  }
-  return s;
+// The state of one reduction for one output row, at a width of W lanes (vector loop) or 1 (tails, merged result),
+// in the slot order of the rules.
+using Regs = std::vector<Value*>;
+
+Value* ir(Val v) { return static_cast<Value*>(v.p); }
+Val val(Value* v) { return Val{v}; }
+llvm::Type* vec(llvm::Type* t, int w) { return w == 1 ? t : llvm::FixedVectorType::get(t, w); }
+int width_of(Value* v) {
+  auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(v->getType());
+  return vt ? (int)vt->getNumElements() : 1;
 }
 
-class ReductionCodegen {
+// Components of a row's state: the formula's, or the weights' for Max_SumShiftExpWeight (one without weights).
+int components(const Program& p) {
+  return p.reduction == ReductionKind::MaxSumShiftExpWeight ? std::max<int>(1, (int)p.out2.size()) : p.dim_formula;
+}
+
+// The rule builder on IRBuilder: values are scalars or <W x T> vectors; constants take the width `width`.
+class IrRuleBuilder final : public RuleBuilder {
  public:
-  ReductionCodegen(IRBuilder<>& b, const Program& p, const KernelOptions& o, llvm::Type* t, llvm::Type* acc)
-      : b_(b), p_(p), o_(o), t_(t), acc_(acc), i64_(llvm::Type::getInt64Ty(b.getContext())) {}
-
-  // Types of the state slots at a width.
-  std::vector<llvm::Type*> types(int w) const {
-    std::vector<llvm::Type*> ts;
-    for (Slot s : slots()) ts.push_back(vec(s == Slot::Index ? i64_ : s == Slot::Value ? t_ : acc_, width(w)));
-    return ts;
+  IrRuleBuilder(IRBuilder<>& b, const Program& p, llvm::Type* t, llvm::Type* acc) : b_(b), t_(t), acc_(acc) {
+    for (const OutputSpec& s : output_specs(p)) cols_.push_back(s.cols);
   }
+  int width = 1;
+  std::vector<Value*> outs;  // for put: the output arrays and the row
+  Value* row = nullptr;
 
-  State init(int w) const {
-    State st;
-    for (Slot s : slots()) st.push_back(initial(s, width(w)));
-    if (p_.reduction == ReductionKind::MaxSumShiftExpWeight)  // [m, s...] starts at m = -inf, s = 0
-      st[0] = llvm::ConstantFP::getInfinity(vec(acc_, w), true);
-    return st;
+  llvm::Type* type(SlotKind k) const { return k == SlotKind::Index ? b_.getInt64Ty() : k == SlotKind::Value ? t_ : acc_; }
+
+  Val constant(SlotKind kind, double x) override {
+    llvm::Type* ty = vec(type(kind), width);
+    return val(kind == SlotKind::Index ? llvm::ConstantInt::get(ty, kNoIndex) : llvm::ConstantFP::get(ty, x));
   }
+  Val add(Val a, Val b) override { return val(b_.CreateFAdd(ir(a), ir(b))); }
+  Val sub(Val a, Val b) override { return val(b_.CreateFSub(ir(a), ir(b))); }
+  Val mul(Val a, Val b) override { return val(b_.CreateFMul(ir(a), ir(b))); }
+  Val neg(Val a) override { return val(b_.CreateFNeg(ir(a))); }
+  Val abs(Val a) override {
+    llvm::Module* m = b_.GetInsertBlock()->getModule();
+    return val(b_.CreateCall(llvm::Intrinsic::getDeclaration(m, llvm::Intrinsic::fabs, {ir(a)->getType()}), {ir(a)}));
+  }
+  Val exp(Val a) override { return val(emit_exp(b_, ir(a))); }
+  Val lt(Val a, Val b) override { return val(b_.CreateFCmpOLT(ir(a), ir(b))); }
+  Val gt(Val a, Val b) override { return val(b_.CreateFCmpOGT(ir(a), ir(b))); }
+  Val eq(Val a, Val b) override { return val(b_.CreateFCmpOEQ(ir(a), ir(b))); }
+  Val uno(Val a, Val b) override { return val(b_.CreateFCmpUNO(ir(a), ir(b))); }
+  Val both(Val m, Val n) override { return val(b_.CreateAnd(ir(m), ir(n))); }
+  Val either(Val m, Val n) override { return val(b_.CreateOr(ir(m), ir(n))); }
+  Val negate(Val m) override { return val(b_.CreateNot(ir(m))); }
+  Val select(Val m, Val a, Val b) override { return val(b_.CreateSelect(ir(m), ir(a), ir(b))); }
+  Val index_lt(Val i, Val j) override { return val(b_.CreateICmpSLT(ir(i), ir(j))); }
+  Val to_acc(Val a) override {
+    Value* v = ir(a);
+    return v->getType()->getScalarType() == acc_ ? a : val(b_.CreateFPExt(v, vec(acc_, width_of(v))));
+  }
+  Val round_acc(Val a) override { return a; }
 
-  // Folds the formula's values `f` (and weights `g`) at reduced indices `j` into the state.
-  State update(State st, const std::vector<Value*>& f, const std::vector<Value*>& g, Value* j) {
-    const int d = p_.dim_formula;
-    switch (p_.reduction) {
-      case ReductionKind::Sum:
-        for (int c = 0; c < d; ++c) add_sum(st, c, to_acc(f[c]));
-        return st;
-      case ReductionKind::MaxSumShiftExpWeight: {
-        std::vector<Value*> weights;
-        for (Value* x : g) weights.push_back(to_acc(x));
-        return combine_shift_exp(st, to_acc(f[0]), weights);
-      }
-      case ReductionKind::Min: case ReductionKind::Max:
-        for (int c = 0; c < d; ++c) st[c] = b_.CreateSelect(better_value(f[c], st[c]), f[c], st[c]);
-        return st;
-      case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-        for (int c = 0; c < d; ++c) {
-          auto put = [&, c](State& s, Value* v, Value* jj) {
-            Value* take = better_pair(v, jj, s[c], s[d + c]);
-            s[c] = b_.CreateSelect(take, v, s[c]);
-            s[d + c] = b_.CreateSelect(take, jj, s[d + c]);
-          };
-          if (f[c]->getType()->isVectorTy()) filter_lanes(st, {c, d + c}, c, d + c, f[c], j, put);
-          else put(st, f[c], j);
-        }
-        return st;
-      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
-        for (int c = 0; c < d; ++c) {
-          const int last = (c * p_.opt + p_.opt - 1) * 2;  // the list's last (worst) entry
-          auto put = [&, c](State& s, Value* v, Value* jj) { insert_k(s, c, v, jj); };
-          if (f[c]->getType()->isVectorTy()) filter_lanes(st, list_slots(c), last, last + 1, f[c], j, put);
-          else put(st, f[c], j);
-        }
-        return st;
-      case ReductionKind::Zero: return st;
+  // A conditional branch around `body`, the changed slots joined by PHIs.
+  void when(Val m, State& st, const std::vector<int>& slots, const std::function<void()>& body) override {
+    llvm::Function* fn = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    auto* then = llvm::BasicBlock::Create(b_.getContext(), "insert", fn);
+    auto* after = llvm::BasicBlock::Create(b_.getContext(), "inserted", fn);
+    b_.CreateCondBr(ir(m), then, after);
+    b_.SetInsertPoint(then);
+    const std::vector<Val> kept = st.v;
+    body();
+    llvm::BasicBlock* then_end = b_.GetInsertBlock();
+    b_.CreateBr(after);
+    b_.SetInsertPoint(after);
+    join(st, kept, slots, before, then_end);
+  }
+  // Where two paths meet: each st.v[k], k in slots, becomes the PHI of kept[k] (coming from a) and st.v[k] (from b).
+  void join(State& st, const std::vector<Val>& kept, const std::vector<int>& slots, llvm::BasicBlock* a, llvm::BasicBlock* b) {
+    for (int k : slots) {
+      llvm::PHINode* phi = b_.CreatePHI(ir(kept[k])->getType(), 2);
+      phi->addIncoming(ir(kept[k]), a);
+      phi->addIncoming(ir(st.v[k]), b);
+      st.v[k] = val(phi);
     }
-    KEOPS_ASSERT(false, "unknown reduction");
   }
 
-  // Moves a block-sum's block into its total (called at the end of every interval of j).
-  State flush(State st) {
-    if (p_.reduction != ReductionKind::Sum || o_.scheme != SumScheme::Block) return st;
-    for (int c = 0; c < p_.dim_formula; ++c) {
-      st[2 * c] = b_.CreateFAdd(st[2 * c], st[2 * c + 1]);
-      st[2 * c + 1] = llvm::Constant::getNullValue(st[2 * c + 1]->getType());
-    }
-    return st;
+  void put(int out, int col, int comp, Val v) override {
+    Value* x = ir(v);
+    if (x->getType() != t_) x = b_.CreateFPTrunc(x, t_);
+    write(out, col + comp, x);
   }
-
-  // Folds every lane of a W-wide state into a scalar state (selections keep one scalar state: merged as one lane).
-  State merge(State scalar, const State& lanes, int w) {
-    if (width(w) == 1) return combine(scalar, lanes);
-    for (int l = 0; l < w; ++l) {
-      State lane;
-      for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
-      scalar = combine(scalar, lane);
-    }
-    return scalar;
-  }
-
-  // Writes the finished scalar state of row `i` into the output arrays.
-  void store(const State& st, const std::vector<Value*>& outs, Value* i) {
-    const int d = p_.dim_formula, k = p_.opt;
-    auto put = [&](size_t out, int cols, int col, Value* v) {
-      llvm::Type* et = v->getType();
-      Value* idx = b_.CreateAdd(b_.CreateMul(i, b_.getInt64(cols)), b_.getInt64(col));
-      b_.CreateStore(v, b_.CreateInBoundsGEP(et, b_.CreatePointerCast(outs[out], llvm::PointerType::getUnqual(et)), idx));
-    };
-    auto index_out = [&](Value* j) {  // "no candidate" (empty set, fewer than K) reads -1
-      return b_.CreateSelect(b_.CreateICmpEQ(j, b_.getInt64(kNone)), b_.getInt64(-1), j);
-    };
-    auto value_out = [&](Value* v) {  // a slot that no number filled (NaN only, or no candidate) reads +-inf
-      return b_.CreateSelect(b_.CreateFCmpUNO(v, v), llvm::ConstantFP::getInfinity(v->getType(), is_max()), v);
-    };
-    switch (p_.reduction) {
-      case ReductionKind::Sum:
-        for (int c = 0; c < d; ++c) put(0, d, c, to_data(sum_value(st, c)));
-        return;
-      case ReductionKind::MaxSumShiftExpWeight:
-        for (size_t c = 0; c < st.size(); ++c) put(0, (int)st.size(), (int)c, to_data(st[c]));
-        return;
-      case ReductionKind::Min: case ReductionKind::Max:
-        for (int c = 0; c < d; ++c) put(0, d, c, st[c]);
-        return;
-      case ReductionKind::ArgMin: case ReductionKind::ArgMax:
-        for (int c = 0; c < d; ++c) put(0, d, c, index_out(st[d + c]));
-        return;
-      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-        for (int c = 0; c < d; ++c) put(0, d, c, value_out(st[c])), put(1, d, c, index_out(st[d + c]));
-        return;
-      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin: {
-        bool values = p_.reduction != ReductionKind::ArgKMin, indices = p_.reduction != ReductionKind::KMin;
-        for (int c = 0; c < d; ++c)
-          for (int r = 0; r < k; ++r) {
-            if (values) put(0, k * d, r * d + c, value_out(st[(c * k + r) * 2]));
-            if (indices) put(values ? 1 : 0, k * d, r * d + c, index_out(st[(c * k + r) * 2 + 1]));
-          }
-        return;
-      }
-      case ReductionKind::Zero: return;
-    }
+  void put_once(int out, int col, Val v) override { put(out, col, 0, v); }
+  void put_index(int out, int col, int comp, Val j) override {
+    write(out, col + comp, b_.CreateSelect(b_.CreateICmpEQ(ir(j), b_.getInt64(kNoIndex)), b_.getInt64(-1), ir(j)));
   }
 
  private:
-  static constexpr int64_t kNone = INT64_MAX;  // index of "no candidate yet": loses every tie
+  void write(int out, int col, Value* v) {
+    llvm::Type* et = v->getType();
+    Value* idx = b_.CreateAdd(b_.CreateMul(row, b_.getInt64(cols_[out])), b_.getInt64(col));
+    b_.CreateStore(v, b_.CreateInBoundsGEP(et, b_.CreatePointerCast(outs[out], llvm::PointerType::getUnqual(et)), idx));
+  }
+  IRBuilder<>& b_;
+  llvm::Type *t_, *acc_;
+  std::vector<int> cols_;
+};
 
-  std::vector<Slot> slots() const { return state_layout(p_, o_); }
+// A row's reduction on the CPU: the rules, at the width of the loop that runs them. Reductions of (value, index)
+// pairs keep one scalar state per row, also in the vector loop: W candidates are filtered by one vector compare
+// (see filter_lanes). The others keep one state per lane, merged at the end of the row.
+class CpuReduction {
+ public:
+  CpuReduction(IRBuilder<>& b, const Program& p, const KernelOptions& o, llvm::Type* t, llvm::Type* acc)
+      : b_(b), rules_(reduction_rules(p.reduction, o.scheme)), ir_(b, p, t, acc) {
+    shape_ = empty_state(rules_, components(p), p.opt, p.dim_formula, !p.out2.empty());
+    pairs_ = shape_.n > 0 && rules_.to_beat(shape_, 0).first >= 0;
+  }
 
-  static llvm::Type* vec(llvm::Type* t, int w) { return w == 1 ? t : llvm::FixedVectorType::get(t, w); }
+  std::vector<llvm::Type*> types(int w) const {
+    std::vector<llvm::Type*> ts;
+    for (const Slot& s : state_slots(rules_, shape_.k, shape_.n)) ts.push_back(vec(ir_.type(s.kind), width(w)));
+    return ts;
+  }
 
-  // Reductions that select (value, index) pairs keep one scalar state per row, also in the vector loop: W candidates
-  // are filtered by one vector compare (see filter_lanes). Sums and plain Min/Max keep one state per lane.
-  int width(int w) const {
-    switch (p_.reduction) {
-      case ReductionKind::ArgMin: case ReductionKind::ArgMax: case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin: return 1;
-      default: return w;
+  Regs init(int w) {
+    State st = shape_;
+    ir_.width = width(w);
+    init_state(ir_, rules_, st);
+    return regs(st);
+  }
+
+  // Folds the formula's values `f` (and weights `g`) at reduced indices `j` into the state.
+  Regs update(const Regs& r, const std::vector<Value*>& f, const std::vector<Value*>& g, Value* j) {
+    State st = state(r);
+    if (f.empty()) return r;
+    ir_.width = width_of(f[0]);
+    if (pairs_ && ir_.width > 1) {
+      for (int c = 0; c < st.n; ++c) filter_lanes(st, c, f[c], j);
+    } else {
+      std::vector<Val> fv, gv;
+      for (Value* x : f) fv.push_back(val(x));
+      for (Value* x : g) gv.push_back(val(x));
+      rules_.update(ir_, st, fv, gv, val(j));
     }
+    return regs(st);
   }
 
-  bool is_max() const {
-    return p_.reduction == ReductionKind::Max || p_.reduction == ReductionKind::ArgMax || p_.reduction == ReductionKind::MaxArgMax;
+  // The end of an interval of j (block sums fold their block into the total).
+  Regs flush(const Regs& r) {
+    if (r.empty()) return r;
+    State st = state(r);
+    ir_.width = width_of(r[0]);
+    rules_.flush(ir_, st);
+    return regs(st);
   }
 
-  Value* initial(Slot s, int w) const {
-    llvm::Type* t = vec(s == Slot::Index ? i64_ : s == Slot::Value ? t_ : acc_, w);
-    if (s == Slot::Index) return llvm::ConstantInt::get(t, kNone);
-    // Plain Min/Max start at -+inf; (value, index) pairs start at (NaN, kNone), which every candidate beats.
-    if (s == Slot::Value && (p_.reduction == ReductionKind::Min || p_.reduction == ReductionKind::Max))
-      return llvm::ConstantFP::getInfinity(t, is_max());
-    if (s == Slot::Value) return llvm::ConstantFP::getNaN(t);
-    return llvm::Constant::getNullValue(t);
-  }
-
-  Value* to_acc(Value* v) { return v->getType()->getScalarType() == acc_ ? v : b_.CreateFPExt(v, vec(acc_, width_of(v))); }
-  Value* to_data(Value* v) { return v->getType()->getScalarType() == t_ ? v : b_.CreateFPTrunc(v, vec(t_, width_of(v))); }
-  static int width_of(Value* v) {
-    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(v->getType());
-    return vt ? (int)vt->getNumElements() : 1;
-  }
-
-  // Sum slots: direct [acc], block [total, block], kahan [sum, compensation].
-  void add_sum(State& st, int c, Value* x) {
-    switch (o_.scheme) {
-      case SumScheme::Direct: st[c] = b_.CreateFAdd(st[c], x); return;
-      case SumScheme::Block: st[2 * c + 1] = b_.CreateFAdd(st[2 * c + 1], x); return;
-      case SumScheme::Kahan: {
-        Value *sum = st[2 * c], *comp = st[2 * c + 1];
-        Value* y = b_.CreateFSub(x, comp);
-        Value* t = b_.CreateFAdd(sum, y);
-        st[2 * c + 1] = b_.CreateFSub(b_.CreateFSub(t, sum), y);
-        st[2 * c] = t;
-        return;
-      }
+  // Folds every lane of a W-wide state into a scalar state (pairs keep one scalar state: merged as one lane).
+  Regs merge(const Regs& scalar, const Regs& lanes, int w) {
+    State st = state(scalar);
+    ir_.width = 1;
+    if (width(w) == 1) {
+      rules_.combine(ir_, st, state(lanes));
+      return regs(st);
     }
-  }
-  Value* sum_value(const State& st, int c) {
-    switch (o_.scheme) {
-      case SumScheme::Direct: return st[c];
-      case SumScheme::Block: return b_.CreateFAdd(st[2 * c], st[2 * c + 1]);
-      case SumScheme::Kahan: return b_.CreateFSub(st[2 * c], st[2 * c + 1]);
+    for (int l = 0; l < w; ++l) {
+      Regs lane;
+      for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
+      rules_.combine(ir_, st, state(lane));
     }
-    return nullptr;
+    return regs(st);
   }
 
-  // Online log-sum-exp: state [m, s...] absorbs (f, g...) with a single exp: the larger maximum wins and the
-  // other side is scaled by exp(-|m - f|). -inf terms add nothing; NaN propagates.
-  State combine_shift_exp(State st, Value* f, const std::vector<Value*>& g) {
-    Value* m = st[0];
-    llvm::Type* ty = m->getType();
-    Value* e = emit_exp(b_, b_.CreateFNeg(intrinsic_fabs(b_.CreateFSub(m, f))));
-    e = b_.CreateSelect(b_.CreateFCmpOEQ(f, m), llvm::ConstantFP::get(ty, 1.0), e);
-    e = b_.CreateSelect(b_.CreateFCmpOEQ(f, llvm::ConstantFP::getInfinity(ty, true)), llvm::ConstantFP::get(ty, 0.0), e);
-    Value* bigger = b_.CreateFCmpOGT(f, m);
-    for (size_t c = 1; c < st.size(); ++c) {
-      Value* gc = g.empty() ? llvm::ConstantFP::get(ty, 1.0) : g[c - 1];
-      Value* rescaled = b_.CreateFAdd(b_.CreateFMul(st[c], e), gc);
-      Value* added = b_.CreateFAdd(st[c], b_.CreateFMul(gc, e));
-      st[c] = b_.CreateSelect(bigger, rescaled, added);
-    }
-    st[0] = b_.CreateSelect(bigger, f, m);
+  // Writes the finished scalar state of row `i` into the output arrays.
+  void store(const Regs& r, const std::vector<Value*>& outs, Value* i) {
+    State st = state(r);
+    ir_.width = 1;
+    ir_.outs = outs;
+    ir_.row = i;
+    rules_.store(ir_, st);
+  }
+
+ private:
+  int width(int w) const { return pairs_ ? 1 : w; }
+  State state(const Regs& r) const {
+    State st = shape_;
+    for (size_t k = 0; k < r.size(); ++k) st.v[k] = val(r[k]);
     return st;
   }
-  Value* intrinsic_fabs(Value* x) {
-    llvm::Module* m = b_.GetInsertBlock()->getModule();
-    return b_.CreateCall(llvm::Intrinsic::getDeclaration(m, llvm::Intrinsic::fabs, {x->getType()}), {x});
+  static Regs regs(const State& st) {
+    Regs r;
+    for (Val v : st.v) r.push_back(ir(v));
+    return r;
   }
 
-  // v beats the current best (NaN never does).
-  Value* better_value(Value* v, Value* best) { return is_max() ? b_.CreateFCmpOGT(v, best) : b_.CreateFCmpOLT(v, best); }
-  // (v, j) beats (best, best_j): NaN ranks after every number (as in torch.sort), so a strictly better value, a
-  // number against NaN, or the same value (NaN against NaN included) at a smaller index. A row of NaN thus reports
-  // its first index (torch.argmin's answer) and the values of its pairs read +-inf (see store), as pykeops.
-  Value* better_pair(Value* v, Value* j, Value* best, Value* best_j) {
-    Value *v_nan = b_.CreateFCmpUNO(v, v), *best_nan = b_.CreateFCmpUNO(best, best);
-    Value* same = b_.CreateOr(b_.CreateFCmpOEQ(v, best), b_.CreateAnd(v_nan, best_nan));
-    Value* tie = b_.CreateAnd(same, b_.CreateICmpSLT(j, best_j));
-    return b_.CreateOr(b_.CreateOr(better_value(v, best), b_.CreateAnd(b_.CreateNot(v_nan), best_nan)), tie);
-  }
-  // Inserts the scalar pair (v, j) into component c's sorted list of K (value, index) pairs by a compare-and-swap
-  // chain, which runs only when the pair beats the last entry (the list is sorted: otherwise it beats none).
-  void insert_k(State& st, int c, Value* v, Value* j) {
-    const int first = c * p_.opt * 2, last = first + (p_.opt - 1) * 2;
-    llvm::Function* fn = b_.GetInsertBlock()->getParent();
-    llvm::BasicBlock* before = b_.GetInsertBlock();
-    auto* chain = llvm::BasicBlock::Create(b_.getContext(), "insert", fn);
-    auto* after = llvm::BasicBlock::Create(b_.getContext(), "inserted", fn);
-    b_.CreateCondBr(better_pair(v, j, st[last], st[last + 1]), chain, after);
-    b_.SetInsertPoint(chain);
-    const State kept = st;
-    for (int r = 0; r < p_.opt; ++r) {
-      Value *&lv = st[first + 2 * r], *&lj = st[first + 2 * r + 1];
-      Value* take = better_pair(v, j, lv, lj);
-      Value *nv = b_.CreateSelect(take, v, lv), *nj = b_.CreateSelect(take, j, lj);
-      v = b_.CreateSelect(take, lv, v);
-      j = b_.CreateSelect(take, lj, j);
-      lv = nv;
-      lj = nj;
-    }
-    llvm::BasicBlock* chain_end = b_.GetInsertBlock();
-    b_.CreateBr(after);
-    b_.SetInsertPoint(after);
-    join(st, kept, list_slots(c), before, chain_end);
-  }
-
-  // The state slots of component c's K-list.
-  std::vector<int> list_slots(int c) const {
+  // W candidates (vv, vj) of component c against a scalar state: one vector compare with the pair to beat (the
+  // best pair, or a K-list's last entry) filters them, and the lanes that pass go to the rules' update_one, in lane
+  // order. After the first tiles almost none pass (a row of N values changes its best about log N times, its K best
+  // about K log(N/K) times), so a tile costs the formula and one compare.
+  void filter_lanes(State& st, int c, Value* vv, Value* vj) {
+    const auto [key, key_j] = rules_.to_beat(st, c);
     std::vector<int> slots;
-    for (int k = c * p_.opt * 2; k < (c + 1) * p_.opt * 2; ++k) slots.push_back(k);
-    return slots;
-  }
-
-  // Where two paths meet: each st[k], k in slots, becomes the PHI of kept[k] (coming from a) and st[k] (from b).
-  void join(State& st, const State& kept, const std::vector<int>& slots, llvm::BasicBlock* a, llvm::BasicBlock* b) {
-    for (int k : slots) {
-      llvm::PHINode* phi = b_.CreatePHI(kept[k]->getType(), 2);
-      phi->addIncoming(kept[k], a);
-      phi->addIncoming(st[k], b);
-      st[k] = phi;
-    }
-  }
-
-  // W candidates (vv, vj) against a scalar state: one vector compare with the pair to beat (slots key, key_j: the
-  // best pair, or a K-list's last entry) filters them, and the lanes that pass are put in one by one by `put`, in
-  // lane order. After the first tiles almost none pass (a row of N values changes its best about log N times, its
-  // K best about K log(N/K) times), so a tile costs the formula and one compare. `slots`: what `put` may change.
-  template <class Put>
-  void filter_lanes(State& st, const std::vector<int>& slots, int key, int key_j, Value* vv, Value* vj, Put put) {
-    const int w = static_cast<int>(llvm::cast<llvm::FixedVectorType>(vv->getType())->getNumElements());
+    for (int s = 0; s < st.per; ++s) slots.push_back(st.slot(c, s));
+    const int w = width_of(vv);
     llvm::Type* mask_t = b_.getIntNTy(w);
-    // A superset of better_pair, as cheap as the plain compare: lanes that beat the key or tie it (NaN included)
-    // at a smaller index; every lane while the key is NaN (no number yet). `put` decides exactly.
-    Value *key_v = b_.CreateVectorSplat(w, st[key]), *key_j_v = b_.CreateVectorSplat(w, st[key_j]);
-    Value* pass = b_.CreateOr(better_value(vv, key_v), b_.CreateAnd(b_.CreateFCmpUEQ(vv, key_v), b_.CreateICmpSLT(vj, key_j_v)));
-    pass = b_.CreateOr(pass, b_.CreateVectorSplat(w, b_.CreateFCmpUNO(st[key], st[key])));
+    // A superset of the rules' better pair, as cheap as the plain compare: lanes that beat the key or tie it (NaN
+    // included) at a smaller index; every lane while the key is NaN (no number yet). update_one decides exactly.
+    Value *key_v = b_.CreateVectorSplat(w, ir(st.v[key])), *key_j_v = b_.CreateVectorSplat(w, ir(st.v[key_j]));
+    Value* better = rules_.max ? b_.CreateFCmpOGT(vv, key_v) : b_.CreateFCmpOLT(vv, key_v);
+    Value* pass = b_.CreateOr(better, b_.CreateAnd(b_.CreateFCmpUEQ(vv, key_v), b_.CreateICmpSLT(vj, key_j_v)));
+    pass = b_.CreateOr(pass, b_.CreateVectorSplat(w, b_.CreateFCmpUNO(ir(st.v[key]), ir(st.v[key]))));
     Value* mask = b_.CreateBitCast(pass, mask_t);
     llvm::Function* fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* before = b_.GetInsertBlock();
@@ -480,69 +389,31 @@ class ReductionCodegen {
     b_.SetInsertPoint(loop);
     llvm::PHINode* m = b_.CreatePHI(mask_t, 2);
     m->addIncoming(mask, before);
-    const State kept = st;
+    const std::vector<Val> kept = st.v;
     std::vector<llvm::PHINode*> phis;
     for (int k : slots) {
-      phis.push_back(b_.CreatePHI(st[k]->getType(), 2));
-      phis.back()->addIncoming(st[k], before);
-      st[k] = phis.back();
+      phis.push_back(b_.CreatePHI(ir(st.v[k])->getType(), 2));
+      phis.back()->addIncoming(ir(st.v[k]), before);
+      st.v[k] = val(phis.back());
     }
     Value* lane = b_.CreateBinaryIntrinsic(llvm::Intrinsic::cttz, m, b_.getTrue());
-    put(st, b_.CreateExtractElement(vv, lane), b_.CreateExtractElement(vj, lane));
+    ir_.width = 1;
+    rules_.update_one(ir_, st, c, val(b_.CreateExtractElement(vv, lane)), val(b_.CreateExtractElement(vj, lane)));
     Value* m_next = b_.CreateAnd(m, b_.CreateSub(m, llvm::ConstantInt::get(mask_t, 1)));
     llvm::BasicBlock* latch = b_.GetInsertBlock();
     m->addIncoming(m_next, latch);
-    for (size_t k = 0; k < slots.size(); ++k) phis[k]->addIncoming(st[slots[k]], latch);
+    for (size_t k = 0; k < slots.size(); ++k) phis[k]->addIncoming(ir(st.v[slots[k]]), latch);
     b_.CreateCondBr(b_.CreateICmpNE(m_next, llvm::ConstantInt::get(mask_t, 0)), loop, after);
     b_.SetInsertPoint(after);
-    join(st, kept, slots, before, latch);
-  }
-
-  // Folds one lane's scalar state into a scalar state.
-  State combine(State st, const State& lane) {
-    const int d = p_.dim_formula;
-    switch (p_.reduction) {
-      case ReductionKind::Sum:
-        for (int c = 0; c < d; ++c) {
-          if (o_.scheme == SumScheme::Kahan) {
-            add_sum(st, c, lane[2 * c]);
-            add_sum(st, c, b_.CreateFNeg(lane[2 * c + 1]));
-          } else if (o_.scheme == SumScheme::Block) {
-            st[2 * c] = b_.CreateFAdd(st[2 * c], b_.CreateFAdd(lane[2 * c], lane[2 * c + 1]));
-          } else {
-            st[c] = b_.CreateFAdd(st[c], lane[c]);
-          }
-        }
-        return st;
-      case ReductionKind::MaxSumShiftExpWeight: {
-        std::vector<Value*> g(lane.begin() + 1, lane.end());
-        return combine_shift_exp(st, lane[0], g);
-      }
-      case ReductionKind::Min: case ReductionKind::Max: case ReductionKind::ArgMin: case ReductionKind::ArgMax:
-      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax:
-        if (p_.reduction == ReductionKind::Min || p_.reduction == ReductionKind::Max) {
-          for (int c = 0; c < d; ++c) st[c] = b_.CreateSelect(better_value(lane[c], st[c]), lane[c], st[c]);
-          return st;
-        }
-        for (int c = 0; c < d; ++c) {
-          Value* take = better_pair(lane[c], lane[d + c], st[c], st[d + c]);
-          st[c] = b_.CreateSelect(take, lane[c], st[c]);
-          st[d + c] = b_.CreateSelect(take, lane[d + c], st[d + c]);
-        }
-        return st;
-      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
-        for (int c = 0; c < d; ++c)
-          for (int r = 0; r < p_.opt; ++r) insert_k(st, c, lane[(c * p_.opt + r) * 2], lane[(c * p_.opt + r) * 2 + 1]);
-        return st;
-      case ReductionKind::Zero: return st;
-    }
-    return st;
+    ir_.join(st, kept, slots, before, latch);
+    ir_.width = w;
   }
 
   IRBuilder<>& b_;
-  const Program& p_;
-  const KernelOptions& o_;
-  llvm::Type *t_, *acc_, *i64_;
+  const ReductionRules& rules_;
+  IrRuleBuilder ir_;
+  State shape_;
+  bool pairs_ = false;
 };
 
 // PHI nodes for a state, created at the top of the current block.
@@ -551,8 +422,8 @@ std::vector<llvm::PHINode*> state_phis(IRBuilder<>& b, const std::vector<llvm::T
   for (llvm::Type* t : types) phis.push_back(b.CreatePHI(t, 2));
   return phis;
 }
-State as_state(const std::vector<llvm::PHINode*>& phis) { return State(phis.begin(), phis.end()); }
-void add_incoming(std::vector<llvm::PHINode*>& phis, const State& st, llvm::BasicBlock* from) {
+Regs as_state(const std::vector<llvm::PHINode*>& phis) { return Regs(phis.begin(), phis.end()); }
+void add_incoming(std::vector<llvm::PHINode*>& phis, const Regs& st, llvm::BasicBlock* from) {
   for (size_t k = 0; k < phis.size(); ++k) phis[k]->addIncoming(st[k], from);
 }
 
@@ -592,7 +463,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   fmf.setAllowContract(true);  // fused multiply-add where the target has it
   b.setFastMathFlags(fmf);
   Emitter em(b, m, p, t);
-  ReductionCodegen red(b, p, o, t, acc);
+  CpuReduction red(b, p, o, t, acc);
   const int64_t W = w;
 
   auto block = [&](const char* name) { return llvm::BasicBlock::Create(ctx, name, fn); };
@@ -640,12 +511,12 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   std::vector<Value*> vec(p.code.size(), nullptr);
   for (size_t id = 0; id < p.code.size(); ++id)
     if (p.level[id] != Level::Inner) vec[id] = b.CreateVectorSplat(w, scalar[id]);
-  State v_init = red.init(w), s_init = red.init(1);
+  Regs v_init = red.init(w), s_init = red.init(1);
   // Resumed rows (mode & kResume) start from the scalar state saved in scratch by the previous chunk of j. It goes
   // into the vector loop's state where that is a scalar state too (selections: their filter then starts from the
   // row's best so far), else into the tails' state.
   const std::vector<llvm::Type*> slot_types = red.types(1);
-  State& resumed = red.types(w) == slot_types ? v_init : s_init;
+  Regs& resumed = red.types(w) == slot_types ? v_init : s_init;
   auto slot_address = [&](Value* row, size_t k) {
     Value* at = b.CreateAdd(b.CreateMul(b.CreateSub(row, start), b.getInt64(int64_t(slot_types.size()))), b.getInt64(int64_t(k)));
     return b.CreatePointerCast(b.CreateInBoundsGEP(i64, scratch, at), llvm::PointerType::getUnqual(slot_types[k]));
@@ -656,7 +527,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
     auto* ready = block("row_ready");
     b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(mode, b.getInt64(kResume)), b.getInt64(0)), resume, ready);
     b.SetInsertPoint(resume);
-    State saved;
+    Regs saved;
     for (size_t k = 0; k < slot_types.size(); ++k) saved.push_back(b.CreateLoad(slot_types[k], slot_address(i, k)));
     b.CreateBr(ready);
     b.SetInsertPoint(ready);
@@ -720,7 +591,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in) -> Value* {
     return in.op == Prim::Index ? b.CreateSIToFP(jt, t) : b.CreateLoad(t, inner_address(in, jt));
   });
-  State s_next = red.update(as_state(sb_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
+  Regs s_next = red.update(as_state(sb_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
   Value* jt_next = b.CreateAdd(jt, b.getInt64(1));
   llvm::BasicBlock* scalar_latch = b.GetInsertBlock();
   jt->addIncoming(jt_next, scalar_latch);
@@ -750,7 +621,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
     Value* addr = b.CreatePointerCast(b.CreateInBoundsGEP(t, base[in.pos], idx), llvm::PointerType::getUnqual(vt));
     return b.CreateAlignedLoad(vt, addr, llvm::Align(dtype_size(o.dtype)));
   });
-  State v_next = red.update(as_state(lp_v), pick(vec, p.out), pick(vec, p.out2), j_lanes);
+  Regs v_next = red.update(as_state(lp_v), pick(vec, p.out), pick(vec, p.out2), j_lanes);
   Value* j_next = b.CreateAdd(j, b.getInt64(W));
   llvm::BasicBlock* vec_latch = b.GetInsertBlock();
   j->addIncoming(j_next, vec_latch);
@@ -770,7 +641,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
 
   // interval_end (reached from the tail's scalar_exit): flush block sums, next interval.
   b.SetInsertPoint(interval_end);
-  State v_flushed = red.flush(as_state(sc_v)), s_flushed = red.flush(as_state(se_s));
+  Regs v_flushed = red.flush(as_state(sc_v)), s_flushed = red.flush(as_state(se_s));
   Value* k_next = b.CreateAdd(k, b.getInt64(1));
   llvm::BasicBlock* interval_latch = b.GetInsertBlock();
   k->addIncoming(k_next, interval_latch);
@@ -785,7 +656,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   add_incoming(re_v, v_flushed, interval_latch);
   add_incoming(re_s, s_init, row_ready);
   add_incoming(re_s, s_flushed, interval_latch);
-  const State finished = red.merge(as_state(re_s), as_state(re_v), w);
+  const Regs finished = red.merge(as_state(re_s), as_state(re_v), w);
   // Partial rows (mode & kPartial) save their state for the next chunk of j instead of storing the result.
   auto* save = block("save");
   auto* store = block("store");
@@ -856,7 +727,9 @@ llvm::orc::LLJIT& jit() {
 
 }  // namespace
 
-int state_slots(const Program& p, const KernelOptions& options) { return static_cast<int>(state_layout(p, options).size()); }
+int state_slots(const Program& p, const KernelOptions& options) {
+  return (int)state_slots(reduction_rules(p.reduction, options.scheme), p.opt, components(p)).size();
+}
 
 const std::string& host_signature() { return host().signature; }
 

@@ -17,11 +17,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "../../core/errors.h"
+#include "../../core/reduction_rules.h"
 
 namespace keops::gpu {
 
@@ -37,7 +40,7 @@ std::string GpuOptions::text() const {
 }
 
 const std::string& cuda_prelude() {
-  static const std::string text = R"CUDA(// ---- KeOps GPU prelude: scalar types, conversions, primitives and the reductions' state code ----
+  static const std::string text = R"CUDA(// ---- KeOps GPU prelude: scalar types, conversions and primitives ----
 typedef long long kp_i64;
 typedef unsigned short kp_half;
 #define KP_NONE 9223372036854775807LL
@@ -92,222 +95,6 @@ template <class C> KP_DEV C kp_ne(C a, C b) { return a != b ? C(1) : C(0); }
 
 struct KpDims {
   kp_i64 n_outer, n_inner, n_batch, n_chunks, n_split, n_rows;  // n_rows = n_batch * n_outer
-};
-
-// ---- Reductions: the state of one output row (or of one group of its columns). Every reduction has
-//   init()                     the neutral state
-//   update(f, g, j)            folds the formula's values f (and weights g) at reduced index j
-//   tile_end()                 end of a tile of j (block sums flush their block into the total)
-//   combine(o)                 folds another state over later indices (2D scheme)
-//   store(o0, o1, row, dtot, col0)  writes the finished state; dtot = columns of the full formula (or of the
-//                              [m, s...] output), col0 = first column of this group
-// Semantics are those of the CPU backend (jit/cpu/llvm_backend.cpp): NaN values never win Min/Max; for the
-// (value, index) reductions NaN ranks after every number, ties go to the smallest index, a value that no number
-// filled reads +-inf, an index without a candidate (empty set, fewer than K) reads -1; log-sum-exp is [m, s...].
-
-// Sum. SCHEME 0 direct [s]; 1 block [total s, block c]; 2 Kahan [sum s, compensation c]. H: float16 accumulator.
-template <class T, class C, class A, int D, int SCHEME, bool H>
-struct KpSum {
-  static constexpr int E = SCHEME == 0 ? 1 : D;
-  A s[D], c[E];
-  KP_DEV void init() {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) s[k] = A(0);
-    #pragma unroll
-    for (int k = 0; k < E; ++k) c[k] = A(0);
-  }
-  KP_DEV void add(int k, A x) {
-    if constexpr (SCHEME == 0) {
-      s[k] = kp_acc<H>(s[k] + x);
-    } else if constexpr (SCHEME == 1) {
-      c[k] = kp_acc<H>(c[k] + x);
-    } else {
-      A y = x - c[k];
-      A t = kp_acc<H>(s[k] + y);
-      c[k] = kp_acc<H>((t - s[k]) - y);
-      s[k] = t;
-    }
-  }
-  KP_DEV void update(const C* f, const C*, kp_i64) {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) add(k, A(f[k]));
-  }
-  KP_DEV void tile_end() {
-    if constexpr (SCHEME == 1) {
-      #pragma unroll
-      for (int k = 0; k < D; ++k) s[k] = kp_acc<H>(s[k] + c[k]), c[k] = A(0);
-    }
-  }
-  KP_DEV void combine(const KpSum& o) {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) {
-      if constexpr (SCHEME == 2) {
-        add(k, o.s[k]);
-        add(k, -o.c[k]);
-      } else if constexpr (SCHEME == 1) {
-        s[k] = kp_acc<H>(s[k] + (o.s[k] + o.c[k]));
-      } else {
-        s[k] = kp_acc<H>(s[k] + o.s[k]);
-      }
-    }
-  }
-  KP_DEV A value(int k) const {
-    if constexpr (SCHEME == 0) return s[k];
-    else if constexpr (SCHEME == 1) return s[k] + c[k];
-    else return s[k] - c[k];
-  }
-  KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) kp_put((T*)o0, row * dtot + col0 + k, value(k));
-  }
-};
-
-// Max_SumShiftExpWeight: [m, s_1..s_DG], m = max f, s = sum exp(f - m) g (g = 1 without weights). Online: the
-// larger maximum wins and the other side is scaled by exp(-|m - f|); -inf terms add nothing; NaN propagates.
-template <class T, class C, class A, int DG, bool HASG, bool H>
-struct KpLse {
-  A m, s[DG];
-  KP_DEV void init() {
-    m = -kp_inf<A>();
-    #pragma unroll
-    for (int k = 0; k < DG; ++k) s[k] = A(0);
-  }
-  KP_DEV void absorb(A f, const A* g) {
-    A e = kp_exp(-kp_abs(m - f));
-    if (f == m) e = A(1);
-    if (f == -kp_inf<A>()) e = A(0);
-    const bool bigger = f > m;
-    #pragma unroll
-    for (int k = 0; k < DG; ++k) s[k] = kp_acc<H>(bigger ? s[k] * e + g[k] : s[k] + g[k] * e);
-    m = bigger ? f : m;
-  }
-  KP_DEV void update(const C* f, const C* g, kp_i64) {
-    A w[DG];
-    #pragma unroll
-    for (int k = 0; k < DG; ++k) {
-      if constexpr (HASG) w[k] = A(g[k]);
-      else w[k] = A(1);
-    }
-    absorb(A(f[0]), w);
-  }
-  KP_DEV void tile_end() {}
-  KP_DEV void combine(const KpLse& o) { absorb(o.m, o.s); }
-  KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
-    if (col0 == 0) kp_put((T*)o0, row * dtot, m);
-    #pragma unroll
-    for (int k = 0; k < DG; ++k) kp_put((T*)o0, row * dtot + 1 + col0 + k, s[k]);
-  }
-};
-
-template <bool MAX, class C> KP_DEV bool kp_better(C v, C best) { return MAX ? v > best : v < best; }
-// Pairs start at (NaN, KP_NONE): NaN ranks after every number, the same value (or NaN and NaN) at a smaller index wins.
-template <bool MAX, class C> KP_DEV bool kp_better_pair(C v, kp_i64 j, C best, kp_i64 best_j) {
-  const bool v_nan = v != v, best_nan = best != best;
-  return kp_better<MAX>(v, best) || (!v_nan && best_nan) || ((v == best || (v_nan && best_nan)) && j < best_j);
-}
-template <bool MAX, class C> KP_DEV C kp_value_out(C v) { return v != v ? (MAX ? -kp_inf<C>() : kp_inf<C>()) : v; }
-
-// Min / Max per component.
-template <class T, class C, int D, bool MAX>
-struct KpMinMax {
-  C v[D];
-  KP_DEV void init() {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) v[k] = MAX ? -kp_inf<C>() : kp_inf<C>();
-  }
-  KP_DEV void update(const C* f, const C*, kp_i64) {
-    #pragma unroll
-    for (int k = 0; k < D; ++k)
-      if (kp_better<MAX>(f[k], v[k])) v[k] = f[k];
-  }
-  KP_DEV void tile_end() {}
-  KP_DEV void combine(const KpMinMax& o) {
-    #pragma unroll
-    for (int k = 0; k < D; ++k)
-      if (kp_better<MAX>(o.v[k], v[k])) v[k] = o.v[k];
-  }
-  KP_DEV void store(void* o0, void*, kp_i64 row, int dtot, int col0) const {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) kp_put((T*)o0, row * dtot + col0 + k, v[k]);
-  }
-};
-
-// ArgMin / ArgMax (OUT 0: indices in o0) and Min_ArgMin / Max_ArgMax (OUT 1: values in o0, indices in o1).
-template <class T, class C, int D, bool MAX, int OUT>
-struct KpArg {
-  C v[D];
-  kp_i64 i[D];
-  KP_DEV void init() {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) v[k] = kp_nan<C>(), i[k] = KP_NONE;
-  }
-  KP_DEV void take(int k, C x, kp_i64 j) {
-    if (kp_better_pair<MAX>(x, j, v[k], i[k])) v[k] = x, i[k] = j;
-  }
-  KP_DEV void update(const C* f, const C*, kp_i64 j) {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) take(k, f[k], j);
-  }
-  KP_DEV void tile_end() {}
-  KP_DEV void combine(const KpArg& o) {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) take(k, o.v[k], o.i[k]);
-  }
-  KP_DEV void store(void* o0, void* o1, kp_i64 row, int dtot, int col0) const {
-    #pragma unroll
-    for (int k = 0; k < D; ++k) {
-      if constexpr (OUT == 1) kp_put((T*)o0, row * dtot + col0 + k, kp_value_out<MAX>(v[k]));
-      kp_put_index(OUT == 1 ? o1 : o0, row * dtot + col0 + k, i[k]);
-    }
-  }
-};
-
-// KMin / ArgKMin / KMin_ArgKMin (OUT 0 values in o0, 1 indices in o0, 2 values in o0 and indices in o1): per
-// component the K smallest (value, index) pairs, sorted, kept by a compare-and-swap insertion chain.
-template <class T, class C, int D, int K, int OUT>
-struct KpKMin {
-  C v[D * K];
-  kp_i64 i[D * K];
-  KP_DEV void init() {
-    #pragma unroll
-    for (int k = 0; k < D * K; ++k) v[k] = kp_nan<C>(), i[k] = KP_NONE;
-  }
-  KP_DEV void insert(int c, C x, kp_i64 j) {
-    if (!kp_better_pair<false>(x, j, v[c * K + K - 1], i[c * K + K - 1])) return;  // most: not among the K best
-    #pragma unroll
-    for (int r = 0; r < K; ++r) {
-      C& lv = v[c * K + r];
-      kp_i64& lj = i[c * K + r];
-      const bool t = kp_better_pair<false>(x, j, lv, lj);
-      const C nv = t ? x : lv;
-      const kp_i64 nj = t ? j : lj;
-      x = t ? lv : x;
-      j = t ? lj : j;
-      lv = nv;
-      lj = nj;
-    }
-  }
-  KP_DEV void update(const C* f, const C*, kp_i64 j) {
-    #pragma unroll
-    for (int c = 0; c < D; ++c) insert(c, f[c], j);
-  }
-  KP_DEV void tile_end() {}
-  KP_DEV void combine(const KpKMin& o) {
-    #pragma unroll
-    for (int c = 0; c < D; ++c)
-      #pragma unroll
-      for (int r = 0; r < K; ++r) insert(c, o.v[c * K + r], o.i[c * K + r]);
-  }
-  KP_DEV void store(void* o0, void* o1, kp_i64 row, int dtot, int col0) const {
-    #pragma unroll
-    for (int c = 0; c < D; ++c)
-      #pragma unroll
-      for (int r = 0; r < K; ++r) {
-        const kp_i64 at = row * (kp_i64)(K * dtot) + r * dtot + col0 + c;
-        if constexpr (OUT != 1) kp_put((T*)o0, at, kp_value_out<false>(v[c * K + r]));
-        if constexpr (OUT != 0) kp_put_index(OUT == 2 ? o1 : o0, at, i[c * K + r]);
-      }
-  }
 };
 // ---- end of prelude ----
 )CUDA";
@@ -365,14 +152,119 @@ namespace {
 
 std::string num(int64_t v) { return std::to_string(v); }
 
-// A double constant as an exact C++ expression of the compute type C.
-std::string literal(double v) {
-  if (std::isnan(v)) return "kp_nan<C>()";
-  if (std::isinf(v)) return v > 0 ? "kp_inf<C>()" : "(-kp_inf<C>())";
+// A double constant as an exact C++ expression of type t (C by default).
+std::string literal(double v, const std::string& t = "C") {
+  if (std::isnan(v)) return "kp_nan<" + t + ">()";
+  if (std::isinf(v)) return v > 0 ? "kp_inf<" + t + ">()" : "(-kp_inf<" + t + ">())";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "C(%a)", v);
-  return buf;
+  std::snprintf(buf, sizeof buf, "(%a)", v);
+  return t + buf;
 }
+
+// The rule builder on CUDA text: every computed value becomes a const local of the member function being rendered;
+// state members, arguments and the locals of a conditional region are names. Types: A accumulator, C compute,
+// I index (kp_i64), B bool.
+class CudaRuleBuilder final : public RuleBuilder {
+ public:
+  CudaRuleBuilder(std::ostringstream& s, bool half_acc, const std::vector<int>& cols) : s_(s), half_(half_acc), cols_(cols) {}
+  std::string ind = "    ";
+
+  static const char* type_name(char t) { return t == 'A' ? "A" : t == 'C' ? "C" : t == 'I' ? "kp_i64" : "bool"; }
+  static char slot_type(SlotKind k) { return k == SlotKind::Acc ? 'A' : k == SlotKind::Value ? 'C' : 'I'; }
+  // A name; `assignable`: a member or a region variable, which a later assignment may change.
+  Val name(const std::string& text, char type, bool assignable = false) {
+    vals_.push_back({text, type, assignable});
+    return Val{&vals_.back()};
+  }
+  const std::string& text(Val v) const { return at(v).text; }
+
+  Val constant(SlotKind kind, double x) override {
+    if (kind == SlotKind::Index) return name("KP_NONE", 'I');
+    const char* t = kind == SlotKind::Acc ? "A" : "C";
+    return name(literal(x, t), slot_type(kind));
+  }
+  Val add(Val a, Val b) override { return op("(" + text(a) + " + " + text(b) + ")", a); }
+  Val sub(Val a, Val b) override { return op("(" + text(a) + " - " + text(b) + ")", a); }
+  Val mul(Val a, Val b) override { return op("(" + text(a) + " * " + text(b) + ")", a); }
+  Val neg(Val a) override { return op("(-" + text(a) + ")", a); }
+  Val abs(Val a) override { return op("kp_abs(" + text(a) + ")", a); }
+  Val exp(Val a) override { return op("kp_exp(" + text(a) + ")", a); }
+  Val lt(Val a, Val b) override { return local("(" + text(a) + " < " + text(b) + ")", 'B'); }
+  Val gt(Val a, Val b) override { return local("(" + text(a) + " > " + text(b) + ")", 'B'); }
+  Val eq(Val a, Val b) override { return local("(" + text(a) + " == " + text(b) + ")", 'B'); }
+  Val uno(Val a, Val b) override {
+    return local(a == b ? "(" + text(a) + " != " + text(a) + ")"
+                        : "(" + text(a) + " != " + text(a) + " || " + text(b) + " != " + text(b) + ")", 'B');
+  }
+  Val both(Val m, Val n) override { return local("(" + text(m) + " && " + text(n) + ")", 'B'); }
+  Val either(Val m, Val n) override { return local("(" + text(m) + " || " + text(n) + ")", 'B'); }
+  Val negate(Val m) override { return local("(!" + text(m) + ")", 'B'); }
+  Val select(Val m, Val a, Val b) override { return op("(" + text(m) + " ? " + text(a) + " : " + text(b) + ")", a); }
+  Val index_lt(Val i, Val j) override { return local("(" + text(i) + " < " + text(j) + ")", 'B'); }
+  Val to_acc(Val a) override { return at(a).type == 'A' ? a : local("A(" + text(a) + ")", 'A'); }
+  Val round_acc(Val a) override { return half_ ? local("kp_acc<true>(" + text(a) + ")", 'A') : a; }
+
+  // `if (m) { body }`, the slots held in variables of the region.
+  void when(Val m, State& st, const std::vector<int>& slots, const std::function<void()>& body) override {
+    std::vector<Val> vars;
+    for (int k : slots) {
+      const std::string w = "w" + std::to_string(next_++);
+      s_ << ind << type_name(at(st.v[k]).type) << " " << w << " = " << text(st.v[k]) << ";\n";
+      vars.push_back(st.v[k] = name(w, at(st.v[k]).type, true));
+    }
+    s_ << ind << "if (" << text(m) << ") {\n";
+    ind += "  ";
+    body();
+    std::vector<Val> targets = vars;
+    assign(st, slots, targets);
+    ind.resize(ind.size() - 2);
+    s_ << ind << "}\n";
+    for (size_t q = 0; q < slots.size(); ++q) st.v[slots[q]] = vars[q];
+  }
+  // Writes st.v[slots[q]] into targets[q] where they differ (assignable sources are read before any write).
+  void assign(State& st, const std::vector<int>& slots, const std::vector<Val>& targets) {
+    for (size_t q = 0; q < slots.size(); ++q) {
+      Val& v = st.v[slots[q]];
+      if (v != targets[q] && at(v).assignable) v = local(text(v), at(v).type);
+    }
+    for (size_t q = 0; q < slots.size(); ++q)
+      if (st.v[slots[q]] != targets[q]) s_ << ind << text(targets[q]) << " = " << text(st.v[slots[q]]) << ";\n";
+  }
+
+  void put(int out, int col, int comp, Val v) override {
+    s_ << ind << "kp_put((T*)o" << out << ", " << address(out, col + comp) << " + col0, " << text(v) << ");\n";
+  }
+  void put_once(int out, int col, Val v) override {
+    s_ << ind << "if (col0 == 0) kp_put((T*)o" << out << ", " << address(out, col) << ", " << text(v) << ");\n";
+  }
+  void put_index(int out, int col, int comp, Val j) override {
+    s_ << ind << "kp_put_index(o" << out << ", " << address(out, col + comp) << " + col0, " << text(j) << ");\n";
+  }
+
+ private:
+  struct Expr {
+    std::string text;
+    char type;
+    bool assignable = false;
+  };
+  const Expr& at(Val v) const { return *static_cast<const Expr*>(v.p); }
+  Val local(const std::string& expr, char type) {
+    const std::string t = "t" + std::to_string(next_++);
+    s_ << ind << "const " << type_name(type) << " " << t << " = " << expr << ";\n";
+    return name(t, type);
+  }
+  Val op(const std::string& expr, Val like) { return local(expr, at(like).type); }
+  std::string address(int out, int col) const {
+    return "row * " + std::to_string(cols_[out]) + " + " + std::to_string(col);
+  }
+  std::ostringstream& s_;
+  bool half_;
+  const std::vector<int>& cols_;
+  std::deque<Expr> vals_;
+  int next_ = 0;
+};
+
+
 
 // One pass over j with its own state: formula components [c0, c0 + n) (for log-sum-exp: weight components).
 struct Group {
@@ -444,21 +336,14 @@ class Generator {
   int csize() const { return gpu_dtype_size(ctype()); }
   int cwords() const { return csize() / 4; }
   int awords() const { return o_.acc == GpuDtype::F64 ? 2 : 1; }
-  bool is_max() const {
-    return p_.reduction == ReductionKind::Max || p_.reduction == ReductionKind::ArgMax ||
-           p_.reduction == ReductionKind::MaxArgMax;
-  }
+  const ReductionRules& rules() const { return reduction_rules(p_.reduction, o_.scheme); }
 
   // 32-bit words of state per grouped component.
   int words_per_component() const {
-    switch (p_.reduction) {
-      case ReductionKind::Sum: return (o_.scheme == SumScheme::Direct ? 1 : 2) * awords();
-      case ReductionKind::MaxSumShiftExpWeight: return awords();
-      case ReductionKind::Min: case ReductionKind::Max: return cwords();
-      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin:
-        return p_.opt * (cwords() + 2);
-      default: return cwords() + 2;
-    }
+    int words = 0;
+    for (const Slot& s : rules().component_slots(p_.opt))
+      words += s.kind == SlotKind::Acc ? awords() : s.kind == SlotKind::Value ? cwords() : 2;
+    return words;
   }
 
   void make_groups() {
@@ -660,40 +545,52 @@ class Generator {
   }
 
   // Upper bound of sizeof(state) of a group: every slot padded to 8 bytes, plus 8.
-  int state_bound(const Group& g) const {
-    int slots = 0;
-    switch (p_.reduction) {
-      case ReductionKind::Sum: slots = 2 * g.n; break;
-      case ReductionKind::MaxSumShiftExpWeight: slots = 1 + g.n; break;
-      case ReductionKind::Min: case ReductionKind::Max: slots = g.n; break;
-      case ReductionKind::KMin: case ReductionKind::ArgKMin: case ReductionKind::KMinArgKMin: slots = 2 * g.n * p_.opt; break;
-      default: slots = 2 * g.n; break;
-    }
-    return 8 * slots + 8;
-  }
+  int state_bound(const Group& g) const { return 8 * (int)state_slots(rules(), p_.opt, g.n).size() + 8; }
 
-  std::string state_type(const Group& g) const {
-    const std::string n = num(g.n);
-    const char* mx = is_max() ? "true" : "false";
-    const std::string h = o_.acc == GpuDtype::F16 ? "true" : "false";
-    switch (p_.reduction) {
-      case ReductionKind::Sum:
-        return "KpSum<T, C, A, " + n + ", " + num(o_.scheme == SumScheme::Direct ? 0 : o_.scheme == SumScheme::Block ? 1 : 2) +
-               ", " + h + ">";
-      case ReductionKind::MaxSumShiftExpWeight:
-        return "KpLse<T, C, A, " + n + ", " + (p_.out2.empty() ? "false" : "true") + ", " + h + ">";
-      case ReductionKind::Min: case ReductionKind::Max: return "KpMinMax<T, C, " + n + ", " + mx + ">";
-      case ReductionKind::ArgMin: case ReductionKind::ArgMax: return "KpArg<T, C, " + n + ", " + mx + ", 0>";
-      case ReductionKind::MinArgMin: case ReductionKind::MaxArgMax: return "KpArg<T, C, " + n + ", " + mx + ", 1>";
-      case ReductionKind::KMin: return "KpKMin<T, C, " + n + ", " + num(p_.opt) + ", 0>";
-      case ReductionKind::ArgKMin: return "KpKMin<T, C, " + n + ", " + num(p_.opt) + ", 1>";
-      case ReductionKind::KMinArgKMin: return "KpKMin<T, C, " + n + ", " + num(p_.opt) + ", 2>";
-      case ReductionKind::Zero: break;
-    }
-    KEOPS_ASSERT(false, "no GPU state for this reduction");
+  // The state of a group of n components: the rules rendered as the members the kernels call (init, update,
+  // tile_end, combine, store); it depends on n only, so that groups of one size share it.
+  std::string state_type(const Group& g) const { return "St" + num(g.n); }
+  std::string render_state(const Group& g) const {
+    const ReductionRules& r = rules();
+    const State shape = empty_state(r, g.n, p_.opt, p_.dim_formula, !p_.out2.empty());
+    const std::vector<Slot> slots = state_slots(r, p_.opt, g.n);
+    std::vector<int> cols, all;
+    for (const OutputSpec& o : output_specs(p_)) cols.push_back(o.cols);
+    for (size_t k = 0; k < slots.size(); ++k) all.push_back((int)k);
+    const std::string name = state_type(g);
+    std::ostringstream s;
+    s << "struct " << name << " {\n";
+    for (size_t k = 0; k < slots.size(); ++k)
+      s << "  " << CudaRuleBuilder::type_name(CudaRuleBuilder::slot_type(slots[k].kind)) << " x" << k << ";\n";
+    auto member = [&](const std::string& signature, bool assigns, const std::function<void(CudaRuleBuilder&, State&)>& body) {
+      s << "  KP_DEV " << signature << " {\n";
+      CudaRuleBuilder cb(s, o_.acc == GpuDtype::F16, cols);
+      State st = shape;
+      std::vector<Val> members;
+      for (size_t k = 0; k < slots.size(); ++k)
+        members.push_back(st.v[k] = cb.name("x" + num(k), CudaRuleBuilder::slot_type(slots[k].kind), true));
+      body(cb, st);
+      if (assigns) cb.assign(st, all, members);
+      s << "  }\n";
+    };
+    member("void init()", true, [&](CudaRuleBuilder& cb, State& st) { init_state(cb, r, st); });
+    member("void update(const C* f, const C* g, kp_i64 j)", true, [&](CudaRuleBuilder& cb, State& st) {
+      std::vector<Val> f, w;
+      for (size_t k = 0; k < g.f.size(); ++k) f.push_back(cb.name("f[" + num(k) + "]", 'C'));
+      for (size_t k = 0; k < g.g.size(); ++k) w.push_back(cb.name("g[" + num(k) + "]", 'C'));
+      r.update(cb, st, f, w, cb.name("j", 'I'));
+    });
+    member("void tile_end()", true, [&](CudaRuleBuilder& cb, State& st) { r.flush(cb, st); });
+    member("void combine(const " + name + "& o)", true, [&](CudaRuleBuilder& cb, State& st) {
+      State o = shape;
+      for (size_t k = 0; k < slots.size(); ++k) o.v[k] = cb.name("o.x" + num(k), CudaRuleBuilder::slot_type(slots[k].kind));
+      r.combine(cb, st, o);
+    });
+    member("void store(void* o0, void* o1, kp_i64 row, int col0) const", false,
+           [&](CudaRuleBuilder& cb, State& st) { r.store(cb, st); });
+    s << "};\n";
+    return s.str();
   }
-
-  int dtot() const { return lse() ? p_.dim_out : p_.dim_formula; }
 
   std::string val(int v) const {
     const Instr& in = p_.code[v];
@@ -957,7 +854,7 @@ class Generator {
     s << in1 << "if (active) {\n";
     s << in2 << "if (split) *(State" << gi << "*)(partial + ((kp_i64)blockIdx.y * d.n_rows + orow) * STATE_STRIDE + " << offset
       << ") = st;\n";
-    s << in2 << "else st.store(o0, o1, orow, " << dtot() << ", " << col0 << ");\n";
+    s << in2 << "else st.store(o0, o1, orow, " << col0 << ");\n";
     s << in1 << "}\n" << ind << "}\n";
   }
 
@@ -989,7 +886,9 @@ class Generator {
     s << "constexpr int BLOCK = " << block_ << ";\n";
     s << "constexpr int NCARRY = " << std::max(1, L.carries) << ";\n";
     s << "constexpr kp_i64 STATE_STRIDE = " << L.state_stride << ";\n";
+    std::set<std::string> rendered;
     for (size_t gi = 0; gi < plans_.size(); ++gi) {
+      if (rendered.insert(state_type(plans_[gi].group)).second) s << render_state(plans_[gi].group);
       s << "typedef " << state_type(plans_[gi].group) << " State" << gi << ";\n";
       s << "static_assert(sizeof(State" << gi << ") <= " << state_bound(plans_[gi].group) << ", \"state bound\");\n";
     }
@@ -1066,7 +965,7 @@ class Generator {
       s << ind << "{ " << st << " st = *(const " << st << "*)(partial + orow * STATE_STRIDE + " << off << ");\n";
       s << ind << "  for (kp_i64 q = 1; q < d.n_split; ++q) st.combine(*(const " << st << "*)(partial + (q * d.n_rows + orow) * STATE_STRIDE + "
         << off << "));\n";
-      s << ind << "  st.store(o0, o1, orow, " << dtot() << ", " << col0 << "); }\n";
+      s << ind << "  st.store(o0, o1, orow, " << col0 << "); }\n";
     }
     s << "}\n";
     // Host emulation (tests): entry points taking the cuLaunchKernel parameter array.
