@@ -1,4 +1,4 @@
-// GPU backend, code generation: Program -> CUDA C++ (one rendering per Prim; reductions as CUDA state templates).
+// GPU backend, code generation: Program -> CUDA C++ (one rendering per Prim; reduction states from core/reduction_rules).
 //
 // Kernels (for output rows indexed by the program's tag, reduced index j):
 //   <name>_reduce   one thread per output row; a block owns up to BLOCK rows (a "chunk" of rows, from the

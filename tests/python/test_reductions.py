@@ -353,6 +353,19 @@ def test_kahan_beats_direct_sum_in_float32(fw):
     assert errors["kahan_scheme"] / exact < 1e-6
 
 
+@pytest.mark.parametrize("reduction_op", ["LogSumExpWeight", "SumSoftMaxWeight"])
+def test_shift_exp_block_sum_matches_direct_sum(fw, reduction_op):
+    # the block scheme of Max_SumShiftExpWeight: blocks folded into the total with the log-sum-exp combine rule
+    x, y = random_data(3, np.float64, M=7, N=3000)
+    b = np.random.default_rng(3).standard_normal((3000, 2))
+    out = {}
+    for scheme in ("direct_sum", "block_sum"):
+        g = fw.module.Genred("-SqDist(x, y)", ["x = Vi(3)", "y = Vj(3)", "b = Vj(2)"], reduction_op=reduction_op, axis=1,
+                             formula2="b" if reduction_op == "SumSoftMaxWeight" else "b*0+1", sum_scheme=scheme)
+        out[scheme] = fw.numpy(g(fw.array(x), fw.array(y), fw.array(b)))
+    np.testing.assert_allclose(out["block_sum"], out["direct_sum"], rtol=1e-12)
+
+
 # ------------------------------------------------------------------------------- LazyTensor reductions
 
 
