@@ -287,7 +287,7 @@ const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme) {
   KEOPS_ASSERT(false, "unknown reduction kind");
 }
 
-std::vector<Slot> state_slots(const ReductionRules& r, int k, int n) {
+std::vector<Slot> state_slots(const ReductionRules& r, int n, int k) {
   std::vector<Slot> s = r.head_slots();
   const std::vector<Slot> per = r.component_slots(k);
   for (int c = 0; c < n; ++c) s.insert(s.end(), per.begin(), per.end());
@@ -303,7 +303,7 @@ State empty_state(const ReductionRules& r, int n, int k, int d, bool weights) {
 }
 
 void init_state(RuleBuilder& b, const ReductionRules& r, State& st) {
-  const std::vector<Slot> slots = state_slots(r, st.k, st.n);
+  const std::vector<Slot> slots = state_slots(r, st.n, st.k);
   for (size_t s = 0; s < slots.size(); ++s)
     st.v[s] = b.constant(slots[s].kind, slots[s].kind == SlotKind::Index ? (double)kNoIndex : slots[s].init);
 }

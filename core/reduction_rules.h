@@ -95,7 +95,7 @@ const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme);
 
 // A state of `r` for n components, slots unset; its slots in order; its initial values.
 State empty_state(const ReductionRules& r, int n, int k, int d, bool weights);
-std::vector<Slot> state_slots(const ReductionRules& r, int k, int n);
+std::vector<Slot> state_slots(const ReductionRules& r, int n, int k);
 void init_state(RuleBuilder& b, const ReductionRules& r, State& st);
 
 }  // namespace keops

@@ -290,7 +290,7 @@ class CpuReduction {
 
   std::vector<llvm::Type*> types(int w) const {
     std::vector<llvm::Type*> ts;
-    for (const Slot& s : state_slots(rules_, shape_.k, shape_.n)) ts.push_back(vec(ir_.type(s.kind), width(w)));
+    for (const Slot& s : keops::state_slots(rules_, shape_.n, shape_.k)) ts.push_back(vec(ir_.type(s.kind), width(w)));
     return ts;
   }
 
@@ -728,7 +728,7 @@ llvm::orc::LLJIT& jit() {
 }  // namespace
 
 int state_slots(const Program& p, const KernelOptions& options) {
-  return (int)state_slots(reduction_rules(p.reduction, options.scheme), p.opt, components(p)).size();
+  return (int)keops::state_slots(reduction_rules(p.reduction, options.scheme), components(p), p.opt).size();
 }
 
 const std::string& host_signature() { return host().signature; }

@@ -545,7 +545,7 @@ class Generator {
   }
 
   // Upper bound of sizeof(state) of a group: every slot padded to 8 bytes, plus 8.
-  int state_bound(const Group& g) const { return 8 * (int)state_slots(rules(), p_.opt, g.n).size() + 8; }
+  int state_bound(const Group& g) const { return 8 * (int)state_slots(rules(), g.n, p_.opt).size() + 8; }
 
   // The state of a group of n components: the rules rendered as the members the kernels call (init, update,
   // tile_end, combine, store); it depends on n only, so that groups of one size share it.
@@ -553,7 +553,7 @@ class Generator {
   std::string render_state(const Group& g) const {
     const ReductionRules& r = rules();
     const State shape = empty_state(r, g.n, p_.opt, p_.dim_formula, !p_.out2.empty());
-    const std::vector<Slot> slots = state_slots(r, p_.opt, g.n);
+    const std::vector<Slot> slots = state_slots(r, g.n, p_.opt);
     std::vector<int> cols, all;
     for (const OutputSpec& o : output_specs(p_)) cols.push_back(o.cols);
     for (size_t k = 0; k < slots.size(); ++k) all.push_back((int)k);

@@ -38,7 +38,7 @@ struct KernelLayout {
 };
 
 struct CudaSource {
-  std::string prelude;  // types, conversions, reductions' state code; shared by all programs of a translation unit
+  std::string prelude;  // types, conversions, primitives; shared by all programs of a translation unit
   std::string body;     // this program's kernels (in namespace kp_<name>, kernels extern "C")
   KernelLayout layout;
   std::string full() const { return prelude + body; }

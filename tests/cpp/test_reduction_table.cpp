@@ -38,7 +38,7 @@ TEST_CASE("every reduction has rules that render on the CPU and the GPU builders
       KernelOptions ko;
       ko.scheme = s;
       CHECK(cpu::optimized_ir(p, ko).find("define") != std::string::npos);
-      CHECK(cpu::state_slots(p, ko) == (int)state_slots(rules, p.opt, p.reduction == ReductionKind::MaxSumShiftExpWeight ? 3 : p.dim_formula).size());
+      CHECK(cpu::state_slots(p, ko) == (int)state_slots(rules, p.reduction == ReductionKind::MaxSumShiftExpWeight ? 3 : p.dim_formula, p.opt).size());
       gpu::GpuOptions go;
       go.scheme = s;
       const gpu::CudaSource src = gpu::generate_cuda(p, go, "t");
