@@ -77,7 +77,7 @@ void require_scalar(const NodeKey& k, size_t a, const char* what) {
 void require_equal(const NodeKey& k) {
   if (dim_of(k, 0) != dim_of(k, 1))
     dim_error(k, "both arguments must have the same dimension, got " + std::to_string(dim_of(k, 0)) + " and " +
-                     std::to_string(dim_of(k, 1)));
+                     std::to_string(dim_of(k, 1)) + " (they must be equal)");
 }
 void require_positive(const NodeKey& k, int64_t v, const char* what) {
   if (v <= 0) dim_error(k, string(what) + " must be positive, got " + std::to_string(v));
