@@ -73,44 +73,34 @@ const PrimInfo& prim_info(Prim p) { return kPrims[static_cast<size_t>(p)]; }
 const char* prim_name(Prim p) { return prim_info(p).name; }
 int prim_arity(Prim p) { return prim_info(p).arity; }
 
+int Lowerer::intern(const Instr& in, Level level) {
+  std::vector<int>& same_hash = cse_[instr_hash(in)];
+  for (int id : same_hash) if (p_.code[id] == in) return id;
+  p_.code.push_back(in);
+  p_.level.push_back(level);
+  same_hash.push_back(static_cast<int>(p_.code.size()) - 1);
+  return same_hash.back();
+}
+
 int Lowerer::constant(double v) {
   Instr in{Prim::Const};
   in.imm = v;
-  size_t h = instr_hash(in);
-  for (int id : cse_[h]) if (p_.code[id] == in) return id;
-  p_.code.push_back(in);
-  p_.level.push_back(Level::Param);
-  int id = static_cast<int>(p_.code.size()) - 1;
-  cse_[h].push_back(id);
-  return id;
+  return intern(in, Level::Param);
 }
 
 int Lowerer::load(int pos, int comp) {
+  KEOPS_ASSERT(pos >= 0 && pos < (int)p_.args.size(), "load of an undeclared argument");
   Instr in{Prim::Load};
   in.pos = pos;
   in.comp = comp;
-  size_t h = instr_hash(in);
-  for (int id : cse_[h]) if (p_.code[id] == in) return id;
-  KEOPS_ASSERT(pos < (int)p_.args.size(), "load of an undeclared argument");
-  int cat = p_.args[pos].cat;
-  Level lv = cat == 2 ? Level::Param : cat == p_.tag ? Level::Outer : Level::Inner;
-  p_.code.push_back(in);
-  p_.level.push_back(lv);
-  int id = static_cast<int>(p_.code.size()) - 1;
-  cse_[h].push_back(id);
-  return id;
+  const int cat = p_.args[pos].cat;
+  return intern(in, cat == 2 ? Level::Param : cat == p_.tag ? Level::Outer : Level::Inner);
 }
 
 int Lowerer::index(int cat) {
   Instr in{Prim::Index};
   in.comp = cat;
-  size_t h = instr_hash(in);
-  for (int id : cse_[h]) if (p_.code[id] == in) return id;
-  p_.code.push_back(in);
-  p_.level.push_back(cat == p_.tag ? Level::Outer : Level::Inner);
-  int id = static_cast<int>(p_.code.size()) - 1;
-  cse_[h].push_back(id);
-  return id;
+  return intern(in, cat == p_.tag ? Level::Outer : Level::Inner);
 }
 
 int Lowerer::emit(Prim op, int a, int b, int c) {
@@ -123,16 +113,9 @@ int Lowerer::emit(Prim op, int a, int b, int c) {
   if (op == Prim::Mul && ka && va == 1.0) return b;
   if ((op == Prim::Add || op == Prim::Sub) && kb && vb == 0.0) return a;
   if (op == Prim::Add && ka && va == 0.0) return b;
-  Instr in{op, a, b, c};
-  size_t h = instr_hash(in);
-  for (int id : cse_[h]) if (p_.code[id] == in) return id;
   Level lv = Level::Param;
   for (int x : {a, b, c}) if (x >= 0 && p_.level[x] > lv) lv = p_.level[x];
-  p_.code.push_back(in);
-  p_.level.push_back(lv);
-  int id = static_cast<int>(p_.code.size()) - 1;
-  cse_[h].push_back(id);
-  return id;
+  return intern(Instr{op, a, b, c}, lv);
 }
 
 int Lowerer::sum(const Vals& v) {

@@ -27,6 +27,7 @@ class Lowerer {
   Vals lower(NodeRef f);                    // memoised on the node: shared subformulas are lowered once
 
  private:
+  int intern(const Instr& in, Level level);  // the value of `in` (value numbering: an equal instruction is reused)
   Program& p_;
   std::unordered_map<NodeRef, Vals> memo_;
   std::unordered_map<size_t, std::vector<int>> cse_;
