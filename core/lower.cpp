@@ -57,13 +57,14 @@ constexpr PrimInfo kPrims[] = {
     {.prim = Prim::Eq, .name = "Eq", .arity = 2},
     {.prim = Prim::Ne, .name = "Ne", .arity = 2},
     {.prim = Prim::Index, .name = "Index", .arity = 0},
+    {.prim = Prim::LoopSum, .name = "LoopSum", .arity = 1},
 };
 constexpr bool prims_in_order() {
   for (size_t k = 0; k < std::size(kPrims); ++k)
     if (static_cast<size_t>(kPrims[k].prim) != k) return false;
   return true;
 }
-static_assert(prims_in_order() && std::size(kPrims) == static_cast<size_t>(Prim::Index) + 1,
+static_assert(prims_in_order() && std::size(kPrims) == static_cast<size_t>(Prim::LoopSum) + 1,
               "kPrims has one row per Prim, in the enum's order");
 
 const PrimInfo& prim_info(Prim p) { return kPrims[static_cast<size_t>(p)]; }

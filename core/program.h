@@ -16,7 +16,8 @@ enum class Prim : uint8_t {
   IfPos,                                         // a >= 0 ? b : c (NaN a picks c)
   Select,                                        // a != 0 ? b : c (a is a 0/1 comparison result)
   Lt, Le, Eq, Ne,                                // 1.0 or 0.0
-  Index,                                         // the current i (comp 0) or j (comp 1), as a number; the last Prim
+  Index,                                         // the current i (comp 0) or j (comp 1), as a number
+  LoopSum,                                       // c + sum over k < imm of the body's value a (see Loops); the last Prim
 };
 const char* prim_name(Prim p);
 int prim_arity(Prim p);
@@ -26,8 +27,15 @@ struct Instr {
   int a = -1, b = -1, c = -1;   // operands: earlier values
   double imm = 0;               // Const
   int pos = -1, comp = -1;      // Load; Index: comp is the category (0 i, 1 j)
+  int step = 0;                 // Load in a loop body: component comp + k * step at iteration k
   bool operator==(const Instr&) const = default;
 };
+
+// Loops (made by core/reroll.h, for backends that render them): a LoopSum at `id` owns the body code[b .. id-1],
+// contiguous, evaluated once per iteration k = 0 .. imm-1 (Loads with a step read component comp + k * step), and is
+// c + sum_k a(k), added left to right (c < 0: from -0.0, the exact additive identity). The body sees values before
+// b (invariants) and its own; nothing outside the body uses a body value; bodies do not nest. Body instructions have
+// the LoopSum's level.
 
 // Where a value depends on: parameters only, the output-side index, or the reduced index.
 enum class Level : uint8_t { Param = 0, Outer = 1, Inner = 2 };

@@ -29,6 +29,7 @@
 
 #include "../../core/errors.h"
 #include "../../core/reduction_rules.h"
+#include "../../core/reroll.h"
 #include "vec_math.h"
 
 namespace keops::cpu {
@@ -141,35 +142,81 @@ class Emitter {
       case Prim::Le: return b_.CreateSelect(b_.CreateFCmpOLE(x, y), constant(1), constant(0));
       case Prim::Eq: return b_.CreateSelect(b_.CreateFCmpOEQ(x, y), constant(1), constant(0));
       case Prim::Ne: return b_.CreateSelect(b_.CreateFCmpUNE(x, y), constant(1), constant(0));
-      case Prim::Load: case Prim::Index: break;
+      case Prim::Load: case Prim::Index: case Prim::LoopSum: break;
     }
     KEOPS_ASSERT(false, std::string("no rendering of primitive ") + prim_name(in.op));
   }
 
-  // Emits every instruction of `level` at type `ty`; `load` renders Loads and Index, `operand` fetches lower levels.
+  // Emits every instruction of `level` at type `ty`. `load(in, k)` renders Loads and Index (k: the loop counter, an
+  // i64, inside a loop body; else null); lower levels are already in `vals`. Loop bodies are emitted by their LoopSum.
   template <class LoadFn>
   void emit_level(Level level, llvm::Type* ty, std::vector<Value*>& vals, LoadFn load) {
     for (size_t id = 0; id < p_.code.size(); ++id) {
       if (p_.level[id] != level) continue;
       const Instr& in = p_.code[id];
-      if (in.op == Prim::Load || in.op == Prim::Index) {
-        vals[id] = load(in);
+      if (in.op == Prim::LoopSum) {
+        emit_loop(static_cast<int>(id), ty, vals, load);
         continue;
       }
-      if (in.op == Prim::Const) {
-        vals[id] = llvm::ConstantFP::get(ty, in.imm);
-        continue;
-      }
+      if (in_body(id)) continue;
+      emit_one(in, ty, vals, load, nullptr, static_cast<int>(id));
+    }
+  }
+
+ private:
+  bool in_body(size_t id) {
+    if (body_.empty()) {
+      body_.assign(p_.code.size(), 0);
+      for (size_t x = 0; x < p_.code.size(); ++x)
+        if (p_.code[x].op == Prim::LoopSum) std::fill(body_.begin() + p_.code[x].b, body_.begin() + x, 1);
+    }
+    return body_[id];
+  }
+
+  template <class LoadFn>
+  void emit_one(const Instr& in, llvm::Type* ty, std::vector<Value*>& vals, LoadFn& load, Value* k, int id) {
+    if (in.op == Prim::Load || in.op == Prim::Index) {
+      vals[id] = load(in, k);
+    } else if (in.op == Prim::Const) {
+      vals[id] = llvm::ConstantFP::get(ty, in.imm);
+    } else {
       auto get = [&](int v) { return v < 0 ? nullptr : vals[v]; };
       vals[id] = prim(in, get(in.a), get(in.b), get(in.c), ty);
     }
   }
 
- private:
+  // A counted loop: k from 0 to imm - 1, the body at iteration k, its value added to the accumulator (which starts
+  // at c, or -0.0: the exact identity of +). LLVM unrolls it or not, by its size.
+  template <class LoadFn>
+  void emit_loop(int id, llvm::Type* ty, std::vector<Value*>& vals, LoadFn& load) {
+    const Instr& in = p_.code[id];
+    llvm::Function* fn = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* body = llvm::BasicBlock::Create(b_.getContext(), "loop", fn);
+    auto* exit = llvm::BasicBlock::Create(b_.getContext(), "loop_done", fn);
+    Value* init = in.c >= 0 ? vals[in.c] : llvm::ConstantFP::get(ty, -0.0);
+    b_.CreateBr(body);
+    b_.SetInsertPoint(body);
+    llvm::PHINode* k = b_.CreatePHI(b_.getInt64Ty(), 2, "k");
+    llvm::PHINode* acc = b_.CreatePHI(ty, 2, "acc");
+    for (int x = in.b; x < id; ++x) emit_one(p_.code[x], ty, vals, load, k, x);
+    Value* next = b_.CreateFAdd(acc, vals[in.a]);
+    Value* k_next = b_.CreateAdd(k, b_.getInt64(1));
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    k->addIncoming(b_.getInt64(0), pre);
+    k->addIncoming(k_next, latch);
+    acc->addIncoming(init, pre);
+    acc->addIncoming(next, latch);
+    b_.CreateCondBr(b_.CreateICmpSLT(k_next, b_.getInt64(static_cast<int64_t>(in.imm))), body, exit);
+    b_.SetInsertPoint(exit);
+    vals[id] = next;
+  }
+
   IRBuilder<>& b_;
   llvm::Module& m_;
   const Program& p_;
   llvm::Type* t_;
+  std::vector<char> body_;  // per value: inside a loop body
 };
 
 // ---- Reductions: the rules of core/reduction_rules.h rendered on IRBuilder, and the CPU's strategy around them ----
@@ -489,9 +536,19 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   for (size_t k = 0; k < output_specs(p).size(); ++k)
     outs.push_back(b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, outs_raw, k)));
   std::vector<Value*> scalar(p.code.size(), nullptr);
-  em.emit_level(Level::Param, t, scalar, [&](const Instr& in) {
-    return b.CreateLoad(t, b.CreateConstInBoundsGEP1_64(t, base[in.pos], in.comp));
-  });
+  // Component of a Load: comp, plus k * step in a loop body (k: the loop counter).
+  auto comp_of = [&](const Instr& in, Value* k) -> Value* {
+    Value* c = b.getInt64(in.comp);
+    return k && in.step ? b.CreateAdd(c, b.CreateMul(k, b.getInt64(in.step))) : c;
+  };
+  auto is_inner = [&](const Instr& in) { return p.args[in.pos].cat != 2 && p.args[in.pos].cat != p.tag; };
+  // A parameter, or an outer variable at row `row`: one scalar.
+  auto outer_load = [&](const Instr& in, Value* k, Value* row) -> Value* {
+    Value* idx = comp_of(in, k);
+    if (p.args[in.pos].cat != 2) idx = b.CreateAdd(b.CreateMul(row, b.getInt64(p.args[in.pos].dim)), idx);
+    return b.CreateLoad(t, b.CreateInBoundsGEP(t, base[in.pos], idx));
+  };
+  em.emit_level(Level::Param, t, scalar, [&](const Instr& in, Value* k) { return outer_load(in, k, nullptr); });
   Value* lane_ids = llvm::ConstantVector::get([&] {
     std::vector<llvm::Constant*> ids;
     for (int l = 0; l < w; ++l) ids.push_back(llvm::ConstantInt::get(i64, l));
@@ -503,10 +560,8 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   b.SetInsertPoint(row_head);
   llvm::PHINode* i = b.CreatePHI(i64, 2, "i");
   i->addIncoming(start, entry);
-  em.emit_level(Level::Outer, t, scalar, [&](const Instr& in) -> Value* {
-    if (in.op == Prim::Index) return b.CreateSIToFP(i, t);
-    Value* idx = b.CreateAdd(b.CreateMul(i, b.getInt64(p.args[in.pos].dim)), b.getInt64(in.comp));
-    return b.CreateLoad(t, b.CreateInBoundsGEP(t, base[in.pos], idx));
+  em.emit_level(Level::Outer, t, scalar, [&](const Instr& in, Value* k) -> Value* {
+    return in.op == Prim::Index ? b.CreateSIToFP(i, t) : outer_load(in, k, i);
   });
   std::vector<Value*> vec(p.code.size(), nullptr);
   for (size_t id = 0; id < p.code.size(); ++id)
@@ -568,12 +623,12 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   add_incoming(sc_s, as_state(iv_s), interval_head);
   b.CreateCondBr(b.CreateICmpSLT(js, je), scalar_body, scalar_exit);
 
-  auto inner_address = [&](const Instr& in, Value* jj) -> Value* {
+  auto inner_address = [&](const Instr& in, Value* k, Value* jj) -> Value* {
     const int dim = p.args[in.pos].dim;
     if (dim == 1) return b.CreateInBoundsGEP(t, base[in.pos], jj);
     // tile-major: ((j / W) * dim + comp) * W + j % W = (j - j % W) * dim + comp * W + j % W
     Value* lane = b.CreateAnd(jj, b.getInt64(W - 1));
-    Value* idx = b.CreateAdd(b.CreateMul(b.CreateSub(jj, lane), b.getInt64(dim)), b.getInt64(int64_t(in.comp) * W));
+    Value* idx = b.CreateAdd(b.CreateMul(b.CreateSub(jj, lane), b.getInt64(dim)), b.CreateMul(comp_of(in, k), b.getInt64(W)));
     return b.CreateInBoundsGEP(t, base[in.pos], b.CreateAdd(idx, lane));
   };
   auto pick = [&](const std::vector<Value*>& vals, const std::vector<int>& ids) {
@@ -588,8 +643,9 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   jt->addIncoming(js, scalar_check);
   add_incoming(sb_s, as_state(sc_s), scalar_check);
   std::vector<Value*> tail_vals = scalar;
-  em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in) -> Value* {
-    return in.op == Prim::Index ? b.CreateSIToFP(jt, t) : b.CreateLoad(t, inner_address(in, jt));
+  em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in, Value* k) -> Value* {
+    if (in.op == Prim::Index) return b.CreateSIToFP(jt, t);
+    return is_inner(in) ? b.CreateLoad(t, inner_address(in, k, jt)) : outer_load(in, k, i);
   });
   Regs s_next = red.update(as_state(sb_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
   Value* jt_next = b.CreateAdd(jt, b.getInt64(1));
@@ -614,10 +670,11 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   j->addIncoming(ja, vec_pre);
   add_incoming(lp_v, as_state(sc_v), vec_pre);
   Value* j_lanes = b.CreateAdd(b.CreateVectorSplat(w, j), lane_ids);
-  em.emit_level(Level::Inner, vt, vec, [&](const Instr& in) -> Value* {
+  em.emit_level(Level::Inner, vt, vec, [&](const Instr& in, Value* k) -> Value* {
     if (in.op == Prim::Index) return b.CreateSIToFP(j_lanes, vt);
+    if (!is_inner(in)) return b.CreateVectorSplat(w, outer_load(in, k, i));
     const int dim = p.args[in.pos].dim;
-    Value* idx = dim == 1 ? j : b.CreateAdd(b.CreateMul(j, b.getInt64(dim)), b.getInt64(int64_t(in.comp) * W));
+    Value* idx = dim == 1 ? j : b.CreateAdd(b.CreateMul(j, b.getInt64(dim)), b.CreateMul(comp_of(in, k), b.getInt64(W)));
     Value* addr = b.CreatePointerCast(b.CreateInBoundsGEP(t, base[in.pos], idx), llvm::PointerType::getUnqual(vt));
     return b.CreateAlignedLoad(vt, addr, llvm::Align(dtype_size(o.dtype)));
   });
@@ -703,7 +760,7 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const Program
   auto m = std::make_unique<llvm::Module>(symbol, ctx);
   m->setDataLayout(host().tm->createDataLayout());
   m->setTargetTriple(host().tm->getTargetTriple().str());
-  build_kernel(*m, p, o, symbol);
+  build_kernel(*m, reroll(p), o, symbol);
   optimize(*m);
   return m;
 }

@@ -103,7 +103,7 @@ struct KpDims {
 
 const char* cuda_prim_pattern(Prim p) {
   switch (p) {  // no default: a Prim without a rendering fails the build (-Werror=switch on this file)
-    case Prim::Const: case Prim::Load: case Prim::Index: return nullptr;
+    case Prim::Const: case Prim::Load: case Prim::Index: case Prim::LoopSum: return nullptr;
     case Prim::Add: return "($a + $b)";
     case Prim::Sub: return "($a - $b)";
     case Prim::Mul: return "($a * $b)";

@@ -48,6 +48,7 @@ inline std::vector<double> eval_pair(const Program& p, const std::vector<std::ve
       case Prim::Eq: v[id] = a == b; break;
       case Prim::Ne: v[id] = a != b; break;
       case Prim::Index: v[id] = static_cast<double>(in.comp == 0 ? i : j); break;
+      case Prim::LoopSum: KEOPS_ASSERT(false, "eval_pair takes programs without loops");
     }
   }
   std::vector<double> out;  // the formula's components, then those of formula2 (if any)
