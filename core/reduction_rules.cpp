@@ -192,7 +192,8 @@ class ArgRules : public ReductionRules {
       b.put_index(values_ ? 1 : 0, 0, c, st.at(c, 1));
     }
   }
-  std::pair<int, int> to_beat(const State& st, int c) const override { return {st.slot(c, 0), st.slot(c, 1)}; }
+  bool pairs() const override { return true; }
+  std::pair<Val, Val> to_beat(RuleBuilder&, const State& st, int c) const override { return {st.at(c, 0), st.at(c, 1)}; }
 
  private:
   bool values_;
@@ -236,11 +237,89 @@ class KMinRules : public ReductionRules {
         if (indices_) b.put_index(values_ ? 1 : 0, r * st.d, c, st.at(c, 2 * r + 1));
       }
   }
-  std::pair<int, int> to_beat(const State& st, int c) const override {
-    return {st.slot(c, 2 * (st.k - 1)), st.slot(c, 2 * (st.k - 1) + 1)};
+  bool pairs() const override { return true; }
+  std::pair<Val, Val> to_beat(RuleBuilder&, const State& st, int c) const override {
+    return {st.at(c, 2 * (st.k - 1)), st.at(c, 2 * (st.k - 1) + 1)};
   }
 
  private:
+  bool values_, indices_;
+};
+
+Val index(RuleBuilder& b, int64_t i) { return b.constant(SlotKind::Index, (double)i); }
+// for (r = 0; r < n; ++r) body(r), with K kept in the loop.
+void for_range(RuleBuilder& b, Val n, const std::function<void(Val)>& body) {
+  std::vector<Val> vars{index(b, 0)};
+  b.loop(vars, [&] { return b.index_lt(vars[0], n); }, [&] {
+    body(vars[0]);
+    vars[0] = b.index_add(vars[0], index(b, 1));
+  });
+}
+
+// The same reductions for large K: per component two lists [values, indices] holding the K best pairs as a heap
+// whose root (entry 0) is the worst of them, the pair a candidate must beat; a winner replaces the root and sinks
+// (O(log K) compares), and store() sorts the heap in place (heapsort) before writing it. The order of pairs is
+// better_pair's, a total order (indices differ), so the K best and their output order are those of KMinRules.
+class KHeapRules : public ReductionRules {
+ public:
+  KHeapRules(bool values, bool indices) : values_(values), indices_(indices) {}
+  std::vector<Slot> component_slots(int k) const override { return {{SlotKind::Value, NAN, k}, {SlotKind::Index, 0, k}}; }
+  void update_one(RuleBuilder& b, State& st, int c, Val v, Val j) const override {
+    Val vals = st.at(c, 0), idx = st.at(c, 1), root = index(b, 0);
+    b.when(better_pair(b, v, j, b.get(vals, SlotKind::Value, root), b.get(idx, SlotKind::Index, root), false), st, {}, [&] {
+      sink(b, vals, idx, index(b, st.k), v, j);
+    });
+  }
+  void combine(RuleBuilder& b, State& st, const State& o) const override {
+    for (int c = 0; c < st.n; ++c)
+      for_range(b, index(b, st.k), [&](Val r) { update_one(b, st, c, b.get(o.at(c, 0), SlotKind::Value, r), b.get(o.at(c, 1), SlotKind::Index, r)); });
+  }
+  void store(RuleBuilder& b, State& st) const override {
+    for (int c = 0; c < st.n; ++c) {
+      Val vals = st.at(c, 0), idx = st.at(c, 1), root = index(b, 0);
+      // Heapsort: the root (the worst of the first e + 1) goes to entry e, entry e sinks from the root.
+      std::vector<Val> vars{index(b, st.k - 1)};
+      b.loop(vars, [&] { return b.index_lt(root, vars[0]); }, [&] {
+        Val e = vars[0], v = b.get(vals, SlotKind::Value, e), j = b.get(idx, SlotKind::Index, e);
+        b.set(vals, e, b.get(vals, SlotKind::Value, root));
+        b.set(idx, e, b.get(idx, SlotKind::Index, root));
+        sink(b, vals, idx, e, v, j);
+        vars[0] = b.index_add(e, index(b, -1));
+      });
+      for_range(b, index(b, st.k), [&](Val r) {
+        if (values_) b.put_at(0, r, st.d, c, value_out(b, b.get(vals, SlotKind::Value, r), false), false);
+        if (indices_) b.put_at(values_ ? 1 : 0, r, st.d, c, b.get(idx, SlotKind::Index, r), true);
+      });
+    }
+  }
+  bool pairs() const override { return true; }
+  std::pair<Val, Val> to_beat(RuleBuilder& b, const State& st, int c) const override {
+    return {b.get(st.at(c, 0), SlotKind::Value, index(b, 0)), b.get(st.at(c, 1), SlotKind::Index, index(b, 0))};
+  }
+
+ private:
+  // Puts (v, j) in the hole at the root of the heap of the first n entries: while it beats the worse child, that
+  // child moves up into the hole.
+  static void sink(RuleBuilder& b, Val vals, Val idx, Val n, Val v, Val j) {
+    Val zero = index(b, 0), one = index(b, 1);
+    std::vector<Val> vars{zero};
+    Val wv, wj, w;
+    b.loop(vars, [&] {
+      Val c1 = b.index_add(b.index_add(vars[0], vars[0]), one), c2 = b.index_add(c1, one);
+      Val has1 = b.index_lt(c1, n), has2 = b.index_lt(c2, n);
+      Val i1 = b.select(has1, c1, zero), i2 = b.select(has2, c2, zero);  // in bounds: read, then ignored
+      Val v1 = b.get(vals, SlotKind::Value, i1), j1 = b.get(idx, SlotKind::Index, i1), v2 = b.get(vals, SlotKind::Value, i2), j2 = b.get(idx, SlotKind::Index, i2);
+      Val second = b.both(has2, better_pair(b, v1, j1, v2, j2, false));
+      w = b.select(second, c2, c1), wv = b.select(second, v2, v1), wj = b.select(second, j2, j1);
+      return b.both(has1, better_pair(b, v, j, wv, wj, false));
+    }, [&] {
+      b.set(vals, vars[0], wv);
+      b.set(idx, vars[0], wj);
+      vars[0] = w;
+    });
+    b.set(vals, vars[0], v);
+    b.set(idx, vars[0], j);
+  }
   bool values_, indices_;
 };
 
@@ -254,11 +333,20 @@ class ZeroRules : public ReductionRules {
 
 }  // namespace
 
+Val RuleBuilder::list(SlotKind, int) { KEOPS_ASSERT(false, "this builder has no lists"); }
+Val RuleBuilder::get(Val, SlotKind, Val) { KEOPS_ASSERT(false, "this builder has no lists"); }
+void RuleBuilder::set(Val, Val, Val) { KEOPS_ASSERT(false, "this builder has no lists"); }
+Val RuleBuilder::index_add(Val, Val) { KEOPS_ASSERT(false, "this builder has no lists"); }
+void RuleBuilder::loop(std::vector<Val>&, const std::function<Val()>&, const std::function<void()>&) {
+  KEOPS_ASSERT(false, "this builder has no loops");
+}
+void RuleBuilder::put_at(int, Val, int, int, Val, bool) { KEOPS_ASSERT(false, "this builder has no lists"); }
+
 void ReductionRules::update(RuleBuilder& b, State& st, const std::vector<Val>& f, const std::vector<Val>&, Val j) const {
   for (int c = 0; c < st.n; ++c) update_one(b, st, c, f[c], j);
 }
 
-const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme) {
+const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme, int k, bool lists) {
   static const SumRules sum;
   static const KahanRules kahan;
   static const BlockRules block_sum(sum);
@@ -267,8 +355,10 @@ const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme) {
   static const MinMaxRules min(false), max(true);
   static const ArgRules arg_min(false, false), arg_max(true, false), min_arg_min(false, true), max_arg_max(true, true);
   static const KMinRules kmin(true, false), arg_kmin(false, true), kmin_arg_kmin(true, true);
+  static const KHeapRules kmin_heap(true, false), arg_kmin_heap(false, true), kmin_arg_kmin_heap(true, true);
   static const ZeroRules zero;
   using K = ReductionKind;
+  const bool heap = lists && k > kMaxUnrolledK;
   switch (kind) {  // no default: a ReductionKind without rules fails the build (-Werror=switch)
     case K::Sum: return scheme == SumScheme::Kahan ? (const ReductionRules&)kahan : scheme == SumScheme::Block ? (const ReductionRules&)block_sum : sum;
     case K::MaxSumShiftExpWeight:  // Kahan is Sum-only: parse_sum_scheme refuses it, the rules run it as direct
@@ -279,9 +369,9 @@ const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme) {
     case K::ArgMax: return arg_max;
     case K::MinArgMin: return min_arg_min;
     case K::MaxArgMax: return max_arg_max;
-    case K::KMin: return kmin;
-    case K::ArgKMin: return arg_kmin;
-    case K::KMinArgKMin: return kmin_arg_kmin;
+    case K::KMin: return heap ? (const ReductionRules&)kmin_heap : kmin;
+    case K::ArgKMin: return heap ? (const ReductionRules&)arg_kmin_heap : arg_kmin;
+    case K::KMinArgKMin: return heap ? (const ReductionRules&)kmin_arg_kmin_heap : kmin_arg_kmin;
     case K::Zero: return zero;
   }
   KEOPS_ASSERT(false, "unknown reduction kind");
@@ -304,8 +394,15 @@ State empty_state(const ReductionRules& r, int n, int k, int d, bool weights) {
 
 void init_state(RuleBuilder& b, const ReductionRules& r, State& st) {
   const std::vector<Slot> slots = state_slots(r, st.n, st.k);
-  for (size_t s = 0; s < slots.size(); ++s)
-    st.v[s] = b.constant(slots[s].kind, slots[s].kind == SlotKind::Index ? (double)kNoIndex : slots[s].init);
+  for (size_t s = 0; s < slots.size(); ++s) {
+    const double init = slots[s].kind == SlotKind::Index ? (double)kNoIndex : slots[s].init;
+    if (slots[s].n == 0) {
+      st.v[s] = b.constant(slots[s].kind, init);
+      continue;
+    }
+    Val list = st.v[s] = b.list(slots[s].kind, slots[s].n);
+    for_range(b, index(b, slots[s].n), [&](Val r) { b.set(list, r, b.constant(slots[s].kind, init)); });
+  }
 }
 
 }  // namespace keops

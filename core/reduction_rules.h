@@ -12,12 +12,17 @@
 namespace keops {
 
 // A slot of a reduction state: an accumulator (dtype_acc), a value (the data type on the CPU, the compute type on
-// the GPU) or an int64 index; `init` is its initial value (Index slots start at kNoIndex).
+// the GPU) or an int64 index; `init` is its initial value (Index slots start at kNoIndex). A slot with n > 0 is a
+// list of n such elements held in the builder's memory (see RuleBuilder::list), indexed at run time.
 enum class SlotKind : uint8_t { Acc, Value, Index };
 struct Slot {
   SlotKind kind = SlotKind::Acc;
   double init = 0;
+  int n = 0;
 };
+// K above which the K-reductions may keep their K best in lists (a heap: O(log K) code and work per winner) rather
+// than in 2K scalar slots with an unrolled insertion chain (faster for small K: no memory traffic).
+constexpr int kMaxUnrolledK = 8;
 constexpr int64_t kNoIndex = INT64_MAX;  // "no candidate yet": loses every tie; an index output reads -1 for it
 
 // An opaque value of the builder (an llvm::Value*, a CUDA expression).
@@ -69,6 +74,17 @@ class RuleBuilder {
   virtual void put(int out, int col, int comp, Val v) = 0;
   virtual void put_once(int out, int col, Val v) = 0;
   virtual void put_index(int out, int col, int comp, Val j) = 0;
+
+  // Lists (only for rules built with lists; the defaults refuse). list(): a fresh local array of n elements of a
+  // slot kind, which get / set read and write at a run-time Index i; loop(): while head() (which may compute values
+  // that body uses) holds, body(); `vars` are the values carried around the loop (read and replaced by head and
+  // body; afterwards: their values on exit). put_at: as put / put_index at column rank * stride + comp.
+  virtual Val list(SlotKind kind, int n);  // get names the kind again: a list is an opaque address
+  virtual Val get(Val list, SlotKind kind, Val i);
+  virtual void set(Val list, Val i, Val v);
+  virtual Val index_add(Val i, Val j);
+  virtual void loop(std::vector<Val>& vars, const std::function<Val()>& head, const std::function<void()>& body);
+  virtual void put_at(int out, Val rank, int stride, int comp, Val v, bool index);
 };
 
 // One reduction's rules. update() folds the formula's values f (and weights g) at reduced index j; combine() folds
@@ -83,15 +99,17 @@ class ReductionRules {
   virtual void combine(RuleBuilder& b, State& st, const State& o) const = 0;
   virtual void flush(RuleBuilder&, State&) const {}
   virtual void store(RuleBuilder& b, State& st) const = 0;
-  // Reductions of (value, index) pairs: component c's pair (value slot, index slot) that a candidate must beat to
-  // change the state (the best pair, a K-list's last entry), so that a backend may filter candidates before
-  // update_one; {-1, -1} for the others. `max`: larger values win.
-  virtual std::pair<int, int> to_beat(const State&, int) const { return {-1, -1}; }
+  // Reductions of (value, index) pairs (pairs()): component c's pair (value, index) that a candidate must beat to
+  // change the state (the best pair, the K-th best of a K-list), so that a backend may filter candidates before
+  // update_one. `max`: larger values win.
+  virtual bool pairs() const { return false; }
+  virtual std::pair<Val, Val> to_beat(RuleBuilder&, const State&, int) const { return {}; }
   bool max = false;
 };
 
 // The rules of a reduction under a summation scheme (every ReductionKind has rules: the switch has no default).
-const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme);
+// lists: the K-reductions with K > kMaxUnrolledK keep their K best in lists (for builders that implement them).
+const ReductionRules& reduction_rules(ReductionKind kind, SumScheme scheme, int k = 0, bool lists = false);
 
 // A state of `r` for n components, slots unset; its slots in order; its initial values.
 State empty_state(const ReductionRules& r, int n, int k, int d, bool weights);

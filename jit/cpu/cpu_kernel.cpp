@@ -223,7 +223,7 @@ void CpuKernel::run(const Launch& L) const {
       hi = std::max(hi, iv[2 * k + 1]);
       len += iv[2 * k + 1] - iv[2 * k];
     }
-    if (task.r1 - task.r0 < 2 || len <= chunk) {
+    if (slots == 0 || task.r1 - task.r0 < 2 || len <= chunk) {
       fn(task.r0, task.r1, iv, n, args, outs, nullptr, 0);
       return;
     }

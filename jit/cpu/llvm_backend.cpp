@@ -238,6 +238,9 @@ int components(const Program& p) {
   return p.reduction == ReductionKind::MaxSumShiftExpWeight ? std::max<int>(1, (int)p.out2.size()) : p.dim_formula;
 }
 
+// The CPU's rules: with lists (the K-reductions' heap for large K).
+const ReductionRules& cpu_rules(const Program& p, const KernelOptions& o) { return reduction_rules(p.reduction, o.scheme, p.opt, true); }
+
 // The rule builder on IRBuilder: values are scalars or <W x T> vectors; constants take the width `width`.
 class IrRuleBuilder final : public RuleBuilder {
  public:
@@ -252,7 +255,8 @@ class IrRuleBuilder final : public RuleBuilder {
 
   Val constant(SlotKind kind, double x) override {
     llvm::Type* ty = vec(type(kind), width);
-    return val(kind == SlotKind::Index ? llvm::ConstantInt::get(ty, kNoIndex) : llvm::ConstantFP::get(ty, x));
+    if (kind != SlotKind::Index) return val(llvm::ConstantFP::get(ty, x));
+    return val(llvm::ConstantInt::get(ty, x >= (double)kNoIndex ? kNoIndex : (int64_t)x, true));
   }
   Val add(Val a, Val b) override { return val(b_.CreateFAdd(ir(a), ir(b))); }
   Val sub(Val a, Val b) override { return val(b_.CreateFSub(ir(a), ir(b))); }
@@ -303,20 +307,62 @@ class IrRuleBuilder final : public RuleBuilder {
     }
   }
 
-  void put(int out, int col, int comp, Val v) override {
-    Value* x = ir(v);
-    if (x->getType() != t_) x = b_.CreateFPTrunc(x, t_);
-    write(out, col + comp, x);
-  }
+  void put(int out, int col, int comp, Val v) override { put_value(out, b_.getInt64(col + comp), v); }
   void put_once(int out, int col, Val v) override { put(out, col, 0, v); }
-  void put_index(int out, int col, int comp, Val j) override {
-    write(out, col + comp, b_.CreateSelect(b_.CreateICmpEQ(ir(j), b_.getInt64(kNoIndex)), b_.getInt64(-1), ir(j)));
+  void put_index(int out, int col, int comp, Val j) override { put_idx(out, b_.getInt64(col + comp), j); }
+  void put_at(int out, Val rank, int stride, int comp, Val v, bool index) override {
+    Value* col = b_.CreateAdd(b_.CreateMul(ir(rank), b_.getInt64(stride)), b_.getInt64(comp));
+    index ? put_idx(out, col, v) : put_value(out, col, v);
+  }
+
+  // Lists: stack arrays, allocated once in the entry block (a row re-initialises its lists).
+  Val list(SlotKind kind, int n) override {
+    llvm::BasicBlock& entry = b_.GetInsertBlock()->getParent()->getEntryBlock();
+    IRBuilder<> at(&entry, entry.begin());
+    return val(at.CreatePointerCast(at.CreateAlloca(llvm::ArrayType::get(type(kind), n)), llvm::PointerType::getUnqual(type(kind))));
+  }
+  Val get(Val list, SlotKind kind, Val i) override {
+    llvm::Type* et = type(kind);
+    return val(b_.CreateLoad(et, b_.CreateInBoundsGEP(et, ir(list), ir(i))));
+  }
+  void set(Val list, Val i, Val v) override { b_.CreateStore(ir(v), b_.CreateInBoundsGEP(ir(v)->getType(), ir(list), ir(i))); }
+  Val index_add(Val i, Val j) override { return val(b_.CreateAdd(ir(i), ir(j))); }
+  // header: PHIs of vars, head(); body: body(), back to header; exit: vars hold the header's PHIs.
+  void loop(std::vector<Val>& vars, const std::function<Val()>& head, const std::function<void()>& body) override {
+    llvm::Function* fn = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* header = llvm::BasicBlock::Create(b_.getContext(), "list_loop", fn);
+    auto* inside = llvm::BasicBlock::Create(b_.getContext(), "list_body", fn);
+    auto* exit = llvm::BasicBlock::Create(b_.getContext(), "list_done", fn);
+    b_.CreateBr(header);
+    b_.SetInsertPoint(header);
+    std::vector<llvm::PHINode*> phis;
+    for (Val& v : vars) {
+      phis.push_back(b_.CreatePHI(ir(v)->getType(), 2));
+      phis.back()->addIncoming(ir(v), pre);
+      v = val(phis.back());
+    }
+    b_.CreateCondBr(ir(head()), inside, exit);
+    b_.SetInsertPoint(inside);
+    body();
+    for (size_t k = 0; k < vars.size(); ++k) phis[k]->addIncoming(ir(vars[k]), b_.GetInsertBlock());
+    b_.CreateBr(header);
+    b_.SetInsertPoint(exit);
+    for (size_t k = 0; k < vars.size(); ++k) vars[k] = val(phis[k]);
   }
 
  private:
-  void write(int out, int col, Value* v) {
+  void put_value(int out, Value* col, Val v) {
+    Value* x = ir(v);
+    if (x->getType() != t_) x = b_.CreateFPTrunc(x, t_);
+    write(out, col, x);
+  }
+  void put_idx(int out, Value* col, Val j) {
+    write(out, col, b_.CreateSelect(b_.CreateICmpEQ(ir(j), b_.getInt64(kNoIndex)), b_.getInt64(-1), ir(j)));
+  }
+  void write(int out, Value* col, Value* v) {
     llvm::Type* et = v->getType();
-    Value* idx = b_.CreateAdd(b_.CreateMul(row, b_.getInt64(cols_[out])), b_.getInt64(col));
+    Value* idx = b_.CreateAdd(b_.CreateMul(row, b_.getInt64(cols_[out])), col);
     b_.CreateStore(v, b_.CreateInBoundsGEP(et, b_.CreatePointerCast(outs[out], llvm::PointerType::getUnqual(et)), idx));
   }
   IRBuilder<>& b_;
@@ -330,14 +376,16 @@ class IrRuleBuilder final : public RuleBuilder {
 class CpuReduction {
  public:
   CpuReduction(IRBuilder<>& b, const Program& p, const KernelOptions& o, llvm::Type* t, llvm::Type* acc)
-      : b_(b), rules_(reduction_rules(p.reduction, o.scheme)), ir_(b, p, t, acc) {
+      : b_(b), rules_(cpu_rules(p, o)), ir_(b, p, t, acc) {
     shape_ = empty_state(rules_, components(p), p.opt, p.dim_formula, !p.out2.empty());
-    pairs_ = shape_.n > 0 && rules_.to_beat(shape_, 0).first >= 0;
+    pairs_ = shape_.n > 0 && rules_.pairs();
   }
 
+  // A list slot is the address of its array.
   std::vector<llvm::Type*> types(int w) const {
     std::vector<llvm::Type*> ts;
-    for (const Slot& s : keops::state_slots(rules_, shape_.n, shape_.k)) ts.push_back(vec(ir_.type(s.kind), width(w)));
+    for (const Slot& s : keops::state_slots(rules_, shape_.n, shape_.k))
+      ts.push_back(s.n ? llvm::PointerType::getUnqual(ir_.type(s.kind)) : vec(ir_.type(s.kind), width(w)));
     return ts;
   }
 
@@ -416,17 +464,18 @@ class CpuReduction {
   // order. After the first tiles almost none pass (a row of N values changes its best about log N times, its K best
   // about K log(N/K) times), so a tile costs the formula and one compare.
   void filter_lanes(State& st, int c, Value* vv, Value* vj) {
-    const auto [key, key_j] = rules_.to_beat(st, c);
+    ir_.width = 1;
+    const auto [key_s, key_j_s] = rules_.to_beat(ir_, st, c);
     std::vector<int> slots;
     for (int s = 0; s < st.per; ++s) slots.push_back(st.slot(c, s));
     const int w = width_of(vv);
     llvm::Type* mask_t = b_.getIntNTy(w);
     // A superset of the rules' better pair, as cheap as the plain compare: lanes that beat the key or tie it (NaN
     // included) at a smaller index; every lane while the key is NaN (no number yet). update_one decides exactly.
-    Value *key_v = b_.CreateVectorSplat(w, ir(st.v[key])), *key_j_v = b_.CreateVectorSplat(w, ir(st.v[key_j]));
+    Value *key = ir(key_s), *key_v = b_.CreateVectorSplat(w, key), *key_j_v = b_.CreateVectorSplat(w, ir(key_j_s));
     Value* better = rules_.max ? b_.CreateFCmpOGT(vv, key_v) : b_.CreateFCmpOLT(vv, key_v);
     Value* pass = b_.CreateOr(better, b_.CreateAnd(b_.CreateFCmpUEQ(vv, key_v), b_.CreateICmpSLT(vj, key_j_v)));
-    pass = b_.CreateOr(pass, b_.CreateVectorSplat(w, b_.CreateFCmpUNO(ir(st.v[key]), ir(st.v[key]))));
+    pass = b_.CreateOr(pass, b_.CreateVectorSplat(w, b_.CreateFCmpUNO(key, key)));
     Value* mask = b_.CreateBitCast(pass, mask_t);
     llvm::Function* fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* before = b_.GetInsertBlock();
@@ -444,7 +493,6 @@ class CpuReduction {
       st.v[k] = val(phis.back());
     }
     Value* lane = b_.CreateBinaryIntrinsic(llvm::Intrinsic::cttz, m, b_.getTrue());
-    ir_.width = 1;
     rules_.update_one(ir_, st, c, val(b_.CreateExtractElement(vv, lane)), val(b_.CreateExtractElement(vj, lane)));
     Value* m_next = b_.CreateAnd(m, b_.CreateSub(m, llvm::ConstantInt::get(mask_t, 1)));
     llvm::BasicBlock* latch = b_.GetInsertBlock();
@@ -785,7 +833,10 @@ llvm::orc::LLJIT& jit() {
 }  // namespace
 
 int state_slots(const Program& p, const KernelOptions& options) {
-  return (int)keops::state_slots(reduction_rules(p.reduction, options.scheme), components(p), p.opt).size();
+  const std::vector<Slot> slots = keops::state_slots(cpu_rules(p, options), components(p), p.opt);
+  for (const Slot& s : slots)
+    if (s.n) return 0;  // lists live on the kernel's stack: they cannot wait in scratch
+  return (int)slots.size();
 }
 
 const std::string& host_signature() { return host().signature; }

@@ -20,7 +20,8 @@ using KernelFn = void (*)(int64_t start, int64_t end, const int64_t* intervals, 
                           const void* const* args, void* const* outs, int64_t* scratch, int64_t mode);
 constexpr int64_t kResume = 1, kPartial = 2;
 
-// Number of 8-byte scratch slots that hold one row's reduction state.
+// Number of 8-byte scratch slots that hold one row's reduction state; 0 for a state that cannot wait in scratch
+// (lists on the kernel's stack): its rows run in one call.
 int state_slots(const Program& p, const KernelOptions& options);
 
 // Copies rows (n, dim) into the layout kernels read inner variables of dim > 1 from: tiles of W = vector_width()
