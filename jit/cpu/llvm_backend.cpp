@@ -392,14 +392,12 @@ class CpuReduction {
     return regs(st);
   }
 
-  // Folds every lane of a W-wide state into a scalar state (pairs keep one scalar state: merged as one lane).
+  // Folds every lane of a W-wide state into a scalar state. Pairs keep one scalar state, which holds the row's
+  // result already (a resumed row starts its vector loop from the saved state): `scalar` is then the initial state.
   Regs merge(const Regs& scalar, const Regs& lanes, int w) {
+    if (width(w) == 1) return lanes;
     State st = state(scalar);
     ir_.width = 1;
-    if (width(w) == 1) {
-      rules_.combine(ir_, st, state(lanes));
-      return regs(st);
-    }
     for (int l = 0; l < w; ++l) {
       Regs lane;
       for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
