@@ -101,6 +101,12 @@ class ArrayTools:
         raise NotImplementedError
 
     @staticmethod
+    def layout_key(x):
+        """A hashable summary of everything the argument checks read from x (its type, dtype, device, layout,
+        shape), so that arguments with equal keys pass or fail them alike; None when x is not such an array."""
+        return None
+
+    @staticmethod
     def contiguous(x):
         """x as a C-contiguous, aligned array detached from any autograd graph (x itself when it already is)."""
         raise NotImplementedError

@@ -22,6 +22,11 @@ class NumpyTools(ArrayTools):
         return "float64"
 
     @staticmethod
+    def layout_key(x):
+        # (the dtype object keeps the byte order; a MaskedArray differs by its type)
+        return (type(x), x.dtype, x.shape) if isinstance(x, np.ndarray) else None
+
+    @staticmethod
     def contiguous(x):
         return np.require(x, requirements=("C", "A"))
 

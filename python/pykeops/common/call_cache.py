@@ -1,0 +1,42 @@
+"""Caches that keep the Python work of a repeated small reduction constant: bounded LRU maps and their counters."""
+
+from collections import Counter, OrderedDict
+
+# Hits and builds of each cache, by name ("<cache>_hits" / "<cache>_builds"): what tests and benchmarks look at.
+STATS = Counter()
+
+
+class LruCache:
+    """A bounded map from structural keys to objects built once (Genreds, call layouts); the least recently used
+    entry goes first. `name` labels its counters in STATS."""
+
+    def __init__(self, name, size):
+        self.name, self.size, self.entries = name, size, OrderedDict()
+
+    def find(self, key):
+        """The entry of key (now the most recently used), or None."""
+        value = self.entries.get(key)
+        if value is not None:
+            self.entries.move_to_end(key)
+            STATS[self.name + "_hits"] += 1
+        return value
+
+    def add(self, key, value):
+        STATS[self.name + "_builds"] += 1
+        self.entries[key] = value
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return value
+
+    def get(self, key, build):
+        """The entry of key, made by build() on a miss (an exception from build caches nothing)."""
+        value = self.find(key)
+        return value if value is not None else self.add(key, build())
+
+    def clear(self):
+        self.entries.clear()
+
+
+def stats():
+    """A copy of the counters: {"<cache>_hits": n, "<cache>_builds": n}."""
+    return dict(STATS)
