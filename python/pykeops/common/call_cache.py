@@ -4,25 +4,29 @@ from collections import Counter, OrderedDict
 
 # Hits and builds of each cache, by name ("<cache>_hits" / "<cache>_builds"): what tests and benchmarks look at.
 STATS = Counter()
+_PROCESS_CACHES = []  # the module-level caches, emptied by clear()
 
 
 class LruCache:
     """A bounded map from structural keys to objects built once (Genreds, call layouts); the least recently used
-    entry goes first. `name` labels its counters in STATS."""
+    entry goes first. `name` labels its counters in STATS; a process-wide cache (process=True) is emptied by clear()."""
 
-    def __init__(self, name, size):
+    def __init__(self, name, size, process=False):
         self.name, self.size, self.entries = name, size, OrderedDict()
+        self._hits, self._builds = name + "_hits", name + "_builds"
+        if process:
+            _PROCESS_CACHES.append(self)
 
     def find(self, key):
         """The entry of key (now the most recently used), or None."""
         value = self.entries.get(key)
         if value is not None:
             self.entries.move_to_end(key)
-            STATS[self.name + "_hits"] += 1
+            STATS[self._hits] += 1
         return value
 
     def add(self, key, value):
-        STATS[self.name + "_builds"] += 1
+        STATS[self._builds] += 1
         self.entries[key] = value
         if len(self.entries) > self.size:
             self.entries.popitem(last=False)
@@ -35,6 +39,12 @@ class LruCache:
 
     def clear(self):
         self.entries.clear()
+
+
+def clear():
+    """Forget the process-wide caches (pykeops.clean_pykeops), so that their kernels can be released."""
+    for cache in _PROCESS_CACHES:
+        cache.clear()
 
 
 def stats():

@@ -146,6 +146,11 @@ class ArrayTools:
         """Address of x's first element."""
         raise NotImplementedError
 
+    @classmethod
+    def data_ptrs(cls, arrays):
+        """Addresses of the first elements of a list of C-contiguous arrays."""
+        return [cls.data_ptr(a) for a in arrays]
+
     @staticmethod
     def needs_grad(arrays):
         """Whether autograd would have to track a computation on these arrays."""

@@ -121,9 +121,21 @@ def may_differentiate(args):
     return any(a.requires_grad or wrapped(a) or fwAD.unpack_dual(a).tangent is not None for a in args)
 
 
+def untracked(args):
+    """Whether no autograd mode can see this call (no grad to record, no dual level, no torch.func transform, no
+    left-over functorch wrapper): then the autograd Function is skipped."""
+    if torch._C._are_functorch_transforms_active() or fwAD._current_level >= 0:
+        return False
+    grad = torch.is_grad_enabled()
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda a: False)
+    return not any(isinstance(a, torch.Tensor) and ((grad and a.requires_grad) or wrapped(a)) for a in args)
+
+
 def apply(genred, args, backend, device_id, ranges):
     """The raw engine outputs of a Genred call, recorded for autograd (Min, Max, KMin also keep their indices
     when a derivative may be asked for)."""
+    if untracked(args):
+        return genred._raw_outputs(args, backend, device_id, ranges)
     # (the engine's table names, for Min, Max, KMin, the variant that also returns the selected indices)
     variant = reduction_ops()[genred.reduction_op].with_indices
     sig = genred.signature()
