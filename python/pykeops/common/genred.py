@@ -411,7 +411,7 @@ class GenericGenred:
             shapes = post.shapes([b.shape[-1] for b in buffers], tuple(buffers[0].shape[:-1]), self.opt_arg)
             results = post.finish(tools, buffers, shapes)
             return results[0] if len(results) == 1 else tuple(results)
-        if tools.needs_grad(args):
+        if out is not None and tools.needs_grad(args):  # (else untracked: nothing requires grad)
             raise ValueError("out= cannot be used when an argument requires grad: results written in place are not "
                              "differentiable; drop out= or detach the arguments")
         buffers, shapes, outs = self._run(args, backend, device_id, ranges, out)

@@ -90,7 +90,7 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def needs_grad(arrays):
-        return torch.is_grad_enabled() and any(a.requires_grad for a in arrays)
+        return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in arrays)
 
     @staticmethod
     def is_integer(x):
