@@ -21,15 +21,21 @@ class LruCache:
         """The entry of key (now the most recently used), or None."""
         value = self.entries.get(key)
         if value is not None:
-            self.entries.move_to_end(key)
+            try:
+                self.entries.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile: still a valid entry
+                pass
             STATS[self._hits] += 1
         return value
 
     def add(self, key, value):
         STATS[self._builds] += 1
         self.entries[key] = value
-        if len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+        while len(self.entries) > self.size:
+            try:
+                self.entries.popitem(last=False)
+            except KeyError:  # emptied by another thread
+                break
         return value
 
     def get(self, key, build):

@@ -432,7 +432,8 @@ class GenericGenred:
         a repeated call only makes its arrays contiguous."""
         tools = self.tools
         keys = tuple(map(tools.layout_key, args))
-        cached = None not in keys and isinstance(backend, str) and type(device_id) is int
+        # (host arrays run on the CPU whenever the build has its backend: see gpu.selected)
+        cached = None not in keys and isinstance(backend, str) and type(device_id) is int and gpu.cpu_backend()
         if cached:
             key = (backend, device_id, keys)
             layout = self._layouts.find(key)
