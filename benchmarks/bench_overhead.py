@@ -86,7 +86,7 @@ def main():
     for title, fns in (("forward", forward), ("forward + backward (dx)", both)):
         times = interleaved_minima(fns, a.rounds)
         for name, t in times.items():
-            print(f"{title + ': ' + name:<40}{t:>10.1f}{t / times['dense torch']:>10.2f}")
+            print(f"{title + ': ' + name:<40}{t:>10.2f}{t / times['dense torch']:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -261,7 +261,11 @@ class GenericLazyTensor:
     @staticmethod
     def _printed(template, names):
         """A template with its data variables written as names gives them (None stays None)."""
-        return None if template is None else _PLACEHOLDER.sub(lambda m: names[m.group(1)], template)
+        if template is None:
+            return None
+        for key, name in names.items():  # ("@<id>_<cat>" is never a prefix of another key: str.replace is exact)
+            template = template.replace("@" + key, name)
+        return template
 
     @property
     def formula(self):
@@ -1046,7 +1050,7 @@ class GenericLazyTensor:
         """
         self._operand()
         axis = self._reduction_axis(axis, op)
-        unknown = sorted(set(kwargs) - set(COMPILE_OPTIONS) - set(CALL_OPTIONS))
+        unknown = sorted(set(kwargs) - set(COMPILE_OPTIONS) - set(CALL_OPTIONS)) if kwargs else None
         if unknown:
             raise TypeError(f"unexpected keyword argument(s) for a {op} reduction: {', '.join(unknown)}")
         lt = self
