@@ -15,13 +15,17 @@ namespace keops {
 
 namespace {
 
+// Read once: hardware_concurrency() reads /sys on every call (~10 us), which small launches would pay each time.
 int default_threads() {
-  for (const char* var : {"PYKEOPS_NUM_THREADS", "OMP_NUM_THREADS"})
-    if (const char* v = std::getenv(var)) {
-      int n = std::atoi(v);
-      if (n > 0) return n;
-    }
-  return std::max(1u, std::thread::hardware_concurrency());
+  static const int n = [] {
+    for (const char* var : {"PYKEOPS_NUM_THREADS", "OMP_NUM_THREADS"})
+      if (const char* v = std::getenv(var)) {
+        int n = std::atoi(v);
+        if (n > 0) return n;
+      }
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return n;
 }
 
 std::atomic<int> g_threads{0};

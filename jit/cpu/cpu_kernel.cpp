@@ -193,7 +193,8 @@ void CpuKernel::run(const Launch& L) const {
   for (int64_t bi = 0; bi < n_batch; ++bi) {
     const Plan& pl = plans[n_sets == 1 ? 0 : bi];
     for (const RowBlock& b : pl.blocks) {
-      const int64_t rows = std::max<int64_t>(1, target / std::max<int64_t>(length(pl, b), 1));
+      // A multiple of 8 rows where there are that many: the kernel evaluates tiles of up to 8 rows together.
+      const int64_t rows = (std::max<int64_t>(1, target / std::max<int64_t>(length(pl, b), 1)) + 7) / 8 * 8;
       for (int64_t r = b.r0; r < b.r1; r += rows)
         tasks.push_back({bi, r, std::min(b.r1, r + rows), &b, pl.intervals.data() + 2 * b.first});
     }

@@ -23,6 +23,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -102,7 +103,17 @@ Host& host() {
 
 class Emitter {
  public:
-  Emitter(IRBuilder<>& b, llvm::Module& m, const Program& p, llvm::Type* t) : b_(b), m_(m), p_(p), t_(t) {}
+  Emitter(IRBuilder<>& b, llvm::Module& m, const Program& p, llvm::Type* t)
+      : b_(b), m_(m), p_(p), t_(t), in_body_(p.code.size(), 0), row_dep_(p.code.size(), 0) {
+    for (size_t id = 0; id < p.code.size(); ++id) {
+      const Instr& in = p.code[id];
+      if (in.op == Prim::LoopSum) std::fill(in_body_.begin() + in.b, in_body_.begin() + id, 1);
+      bool dep = p.level[id] == Level::Outer || (in.op == Prim::Load && p.args[in.pos].cat == p.tag) ||
+                 (in.op == Prim::Index && in.comp == p.tag);
+      for (int x : {in.a, in.op == Prim::LoopSum ? -1 : in.b, in.c}) dep = dep || (x >= 0 && row_dep_[x]);
+      row_dep_[id] = dep;
+    }
+  }
 
   // Renders instruction `id` on operands of type `ty` (T or <W x T>).
   Value* prim(const Instr& in, Value* x, Value* y, Value* z, llvm::Type* ty) {
@@ -147,76 +158,76 @@ class Emitter {
     KEOPS_ASSERT(false, std::string("no rendering of primitive ") + prim_name(in.op));
   }
 
-  // Emits every instruction of `level` at type `ty`. `load(in, k)` renders Loads and Index (k: the loop counter, an
-  // i64, inside a loop body; else null); lower levels are already in `vals`. Loop bodies are emitted by their LoopSum.
+  // One value table per row of a tile of rows (a single table where there is one row).
+  using Tables = std::vector<std::vector<Value*>*>;
+
+  // Emits every instruction of `level` at type `ty` into the tables: once per row where the value depends on the
+  // row, else once, shared. `load(in, k, r)` renders Loads and Index for row r (k: the loop counter, an i64, inside a
+  // loop body; else null); lower levels are already in the tables. Loop bodies are emitted by their LoopSum.
   template <class LoadFn>
-  void emit_level(Level level, llvm::Type* ty, std::vector<Value*>& vals, LoadFn load) {
+  void emit_level(Level level, llvm::Type* ty, const Tables& rows, LoadFn load) {
     for (size_t id = 0; id < p_.code.size(); ++id) {
-      if (p_.level[id] != level) continue;
-      const Instr& in = p_.code[id];
-      if (in.op == Prim::LoopSum) {
-        emit_loop(static_cast<int>(id), ty, vals, load);
-        continue;
-      }
-      if (in_body(id)) continue;
-      emit_one(in, ty, vals, load, nullptr, static_cast<int>(id));
+      if (p_.level[id] != level || in_body_[id]) continue;
+      if (p_.code[id].op == Prim::LoopSum) emit_loop(static_cast<int>(id), ty, rows, load);
+      else emit_one(static_cast<int>(id), ty, rows, load, nullptr);
     }
   }
+
+  // Whether value `id` differs between rows (it depends on the outer index).
+  bool row_dependent(int id) const { return row_dep_[id]; }
 
  private:
-  bool in_body(size_t id) {
-    if (body_.empty()) {
-      body_.assign(p_.code.size(), 0);
-      for (size_t x = 0; x < p_.code.size(); ++x)
-        if (p_.code[x].op == Prim::LoopSum) std::fill(body_.begin() + p_.code[x].b, body_.begin() + x, 1);
-    }
-    return body_[id];
-  }
-
   template <class LoadFn>
-  void emit_one(const Instr& in, llvm::Type* ty, std::vector<Value*>& vals, LoadFn& load, Value* k, int id) {
-    if (in.op == Prim::Load || in.op == Prim::Index) {
-      vals[id] = load(in, k);
-    } else if (in.op == Prim::Const) {
-      vals[id] = llvm::ConstantFP::get(ty, in.imm);
-    } else {
-      auto get = [&](int v) { return v < 0 ? nullptr : vals[v]; };
-      vals[id] = prim(in, get(in.a), get(in.b), get(in.c), ty);
-    }
-  }
-
-  // A counted loop: k from 0 to imm - 1, the body at iteration k, its value added to the accumulator (which starts
-  // at c, or -0.0: the exact identity of +). LLVM unrolls it or not, by its size.
-  template <class LoadFn>
-  void emit_loop(int id, llvm::Type* ty, std::vector<Value*>& vals, LoadFn& load) {
+  void emit_one(int id, llvm::Type* ty, const Tables& rows, LoadFn& load, Value* k) {
     const Instr& in = p_.code[id];
+    const size_t n = row_dep_[id] ? rows.size() : 1;
+    for (size_t r = 0; r < n; ++r) {
+      std::vector<Value*>& vals = *rows[r];
+      auto get = [&](int v) { return v < 0 ? nullptr : vals[v]; };
+      if (in.op == Prim::Load || in.op == Prim::Index) vals[id] = load(in, k, static_cast<int>(r));
+      else if (in.op == Prim::Const) vals[id] = llvm::ConstantFP::get(ty, in.imm);
+      else vals[id] = prim(in, get(in.a), get(in.b), get(in.c), ty);
+    }
+    for (size_t r = n; r < rows.size(); ++r) (*rows[r])[id] = (*rows[0])[id];
+  }
+
+  // A counted loop: k from 0 to imm - 1, the body at iteration k, its value added to the accumulator (one per row
+  // where it depends on the row), which starts at c, or -0.0 (the exact identity of +). Rows share the values of the
+  // body that do not depend on them (a loaded inner vector serves every row). LLVM unrolls it or not, by its size.
+  template <class LoadFn>
+  void emit_loop(int id, llvm::Type* ty, const Tables& rows, LoadFn& load) {
+    const Instr& in = p_.code[id];
+    const size_t n = row_dep_[id] ? rows.size() : 1;
     llvm::Function* fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* pre = b_.GetInsertBlock();
     auto* body = llvm::BasicBlock::Create(b_.getContext(), "loop", fn);
     auto* exit = llvm::BasicBlock::Create(b_.getContext(), "loop_done", fn);
-    Value* init = in.c >= 0 ? vals[in.c] : llvm::ConstantFP::get(ty, -0.0);
     b_.CreateBr(body);
     b_.SetInsertPoint(body);
     llvm::PHINode* k = b_.CreatePHI(b_.getInt64Ty(), 2, "k");
-    llvm::PHINode* acc = b_.CreatePHI(ty, 2, "acc");
-    for (int x = in.b; x < id; ++x) emit_one(p_.code[x], ty, vals, load, k, x);
-    Value* next = b_.CreateFAdd(acc, vals[in.a]);
+    std::vector<llvm::PHINode*> acc;
+    for (size_t r = 0; r < n; ++r) acc.push_back(b_.CreatePHI(ty, 2, "acc"));
+    for (int x = in.b; x < id; ++x) emit_one(x, ty, rows, load, k);
+    std::vector<Value*> next;
+    for (size_t r = 0; r < n; ++r) next.push_back(b_.CreateFAdd(acc[r], (*rows[r])[in.a]));
     Value* k_next = b_.CreateAdd(k, b_.getInt64(1));
     llvm::BasicBlock* latch = b_.GetInsertBlock();
     k->addIncoming(b_.getInt64(0), pre);
     k->addIncoming(k_next, latch);
-    acc->addIncoming(init, pre);
-    acc->addIncoming(next, latch);
+    for (size_t r = 0; r < n; ++r) {
+      acc[r]->addIncoming(in.c >= 0 ? (*rows[r])[in.c] : llvm::ConstantFP::get(ty, -0.0), pre);
+      acc[r]->addIncoming(next[r], latch);
+    }
     b_.CreateCondBr(b_.CreateICmpSLT(k_next, b_.getInt64(static_cast<int64_t>(in.imm))), body, exit);
     b_.SetInsertPoint(exit);
-    vals[id] = next;
+    for (size_t r = 0; r < rows.size(); ++r) (*rows[r])[id] = next[r < n ? r : 0];
   }
 
   IRBuilder<>& b_;
   llvm::Module& m_;
   const Program& p_;
   llvm::Type* t_;
-  std::vector<char> body_;  // per value: inside a loop body
+  std::vector<char> in_body_, row_dep_;  // per value: inside a loop body; depends on the outer index
 };
 
 // ---- Reductions: the rules of core/reduction_rules.h rendered on IRBuilder, and the CPU's strategy around them ----
@@ -389,6 +400,10 @@ class CpuReduction {
     return ts;
   }
 
+  // Vector registers a row's state holds in the vector loop: a selection's scalar state waits in memory but for the
+  // pair to beat, which the filter compares with.
+  int live_vectors(int w) const { return pairs_ ? 1 : static_cast<int>(types(w).size()); }
+
   Regs init(int w) {
     State st = shape_;
     ir_.width = width(w);
@@ -396,20 +411,24 @@ class CpuReduction {
     return regs(st);
   }
 
-  // Folds the formula's values `f` (and weights `g`) at reduced indices `j` into the state.
-  Regs update(const Regs& r, const std::vector<Value*>& f, const std::vector<Value*>& g, Value* j) {
+  // Folds the formula's values `f` (and weights `g`) at reduced indices `j` into the state, for the lanes where
+  // `lanes` (a <W x i1>, or null: all) is true: the others are outside the interval and leave the state as it was.
+  Regs update(const Regs& r, const std::vector<Value*>& f, const std::vector<Value*>& g, Value* j, Value* lanes) {
     State st = state(r);
     if (f.empty()) return r;
     ir_.width = width_of(f[0]);
     if (pairs_ && ir_.width > 1) {
-      for (int c = 0; c < st.n; ++c) filter_lanes(st, c, f[c], j);
-    } else {
-      std::vector<Val> fv, gv;
-      for (Value* x : f) fv.push_back(val(x));
-      for (Value* x : g) gv.push_back(val(x));
-      rules_.update(ir_, st, fv, gv, val(j));
+      for (int c = 0; c < st.n; ++c) filter_lanes(st, c, f[c], j, lanes);
+      return regs(st);
     }
-    return regs(st);
+    std::vector<Val> fv, gv;
+    for (Value* x : f) fv.push_back(val(x));
+    for (Value* x : g) gv.push_back(val(x));
+    rules_.update(ir_, st, fv, gv, val(j));
+    Regs next = regs(st);
+    if (lanes)
+      for (size_t k = 0; k < next.size(); ++k) next[k] = b_.CreateSelect(lanes, next[k], r[k]);
+    return next;
   }
 
   // The end of an interval of j (block sums fold their block into the total).
@@ -421,14 +440,12 @@ class CpuReduction {
     return regs(st);
   }
 
-  // Folds every lane of a W-wide state into a scalar state (pairs keep one scalar state: merged as one lane).
+  // Folds every lane of a W-wide state into a scalar state. Pairs keep one scalar state, which holds the row's
+  // result already (a resumed row starts its vector loop from the saved state): `scalar` is then the initial state.
   Regs merge(const Regs& scalar, const Regs& lanes, int w) {
+    if (width(w) == 1) return lanes;
     State st = state(scalar);
     ir_.width = 1;
-    if (width(w) == 1) {
-      rules_.combine(ir_, st, state(lanes));
-      return regs(st);
-    }
     for (int l = 0; l < w; ++l) {
       Regs lane;
       for (Value* v : lanes) lane.push_back(b_.CreateExtractElement(v, uint64_t(l)));
@@ -463,7 +480,7 @@ class CpuReduction {
   // best pair, or a K-list's last entry) filters them, and the lanes that pass go to the rules' update_one, in lane
   // order. After the first tiles almost none pass (a row of N values changes its best about log N times, its K best
   // about K log(N/K) times), so a tile costs the formula and one compare.
-  void filter_lanes(State& st, int c, Value* vv, Value* vj) {
+  void filter_lanes(State& st, int c, Value* vv, Value* vj, Value* lanes) {
     ir_.width = 1;
     const auto [key_s, key_j_s] = rules_.to_beat(ir_, st, c);
     std::vector<int> slots;
@@ -476,6 +493,7 @@ class CpuReduction {
     Value* better = rules_.max ? b_.CreateFCmpOGT(vv, key_v) : b_.CreateFCmpOLT(vv, key_v);
     Value* pass = b_.CreateOr(better, b_.CreateAnd(b_.CreateFCmpUEQ(vv, key_v), b_.CreateICmpSLT(vj, key_j_v)));
     pass = b_.CreateOr(pass, b_.CreateVectorSplat(w, b_.CreateFCmpUNO(key, key)));
+    if (lanes) pass = b_.CreateAnd(pass, lanes);
     Value* mask = b_.CreateBitCast(pass, mask_t);
     llvm::Function* fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* before = b_.GetInsertBlock();
@@ -521,11 +539,50 @@ Regs as_state(const std::vector<llvm::PHINode*>& phis) { return Regs(phis.begin(
 void add_incoming(std::vector<llvm::PHINode*>& phis, const Regs& st, llvm::BasicBlock* from) {
   for (size_t k = 0; k < phis.size(); ++k) phis[k]->addIncoming(st[k], from);
 }
+// The states of a tile's rows, one after the other (n slots each): row r's, and back.
+Regs slice(const Regs& st, int r, size_t n) { return Regs(st.begin() + r * n, st.begin() + (r + 1) * n); }
+template <class F>
+Regs per_row(int rows, F f) {
+  Regs all;
+  for (int r = 0; r < rows; ++r) {
+    Regs one = f(r);
+    all.insert(all.end(), one.begin(), one.end());
+  }
+  return all;
+}
+template <class T>
+std::vector<T> repeat(const std::vector<T>& v, int n) {
+  std::vector<T> r;
+  for (int k = 0; k < n; ++k) r.insert(r.end(), v.begin(), v.end());
+  return r;
+}
 
-// The kernel: for each output row in [start, end), for each interval [j0, j1) of reduced indices: a scalar loop up
-// to the first multiple of W, a loop over W consecutive j at a time (vector state), and the same scalar loop for the
-// rest; lanes are merged at the end of the row. Inner variables of dim > 1 are read from a tile-major copy
-// (tiles of W indices, component by component) so that a vector load is W contiguous values; dim-1 ones in place.
+// Rows per tile: a loaded inner vector then serves that many rows (register tiling, as a GEMM micro-kernel does),
+// as long as the rows' live vectors (states, outer values the inner code reads, temporaries) fit the register file
+// and the code repeated per row stays small.
+int tile_rows(const Program& p, const Emitter& em, int state_vectors, int registers) {
+  int per_row_code = 0;
+  std::vector<char> read(p.code.size(), 0);
+  for (size_t id = 0; id < p.code.size(); ++id) {
+    if (p.level[id] != Level::Inner || !em.row_dependent(static_cast<int>(id))) continue;
+    ++per_row_code;
+    const Instr& in = p.code[id];
+    for (int x : {in.a, in.op == Prim::LoopSum ? -1 : in.b, in.c})
+      if (x >= 0 && p.level[x] == Level::Outer) read[x] = 1;
+  }
+  if (per_row_code == 0) return 1;
+  const int live = state_vectors + static_cast<int>(std::count(read.begin(), read.end(), 1)) + 2;
+  int rows = 8;
+  while (rows > 1 && (rows * live > registers || rows * per_row_code > 2048)) rows /= 2;
+  return rows;
+}
+
+// The kernel: for each tile of R output rows in [start, end) (then single rows for the rest), for each interval
+// [j0, j1) of reduced indices, a loop over the tiles of W consecutive j that meet it, lanes outside the interval
+// masked off (vector states; selections keep a scalar state and filter the lanes); lanes are merged at the end of the
+// rows. The rows of a tile share the inner code that does not depend on them. Inner variables of dim > 1 are read
+// from a tile-major copy (tiles of W indices, component by component, padded to whole tiles) so that a vector load
+// is W contiguous values; dim-1 ones in place, by masked loads.
 void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, const std::string& symbol) {
   llvm::LLVMContext& ctx = m.getContext();
   auto fp = [&](Dtype d) { return d == Dtype::F32 ? llvm::Type::getFloatTy(ctx) : llvm::Type::getDoubleTy(ctx); };
@@ -560,30 +617,16 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
   Emitter em(b, m, p, t);
   CpuReduction red(b, p, o, t, acc);
   const int64_t W = w;
-
   auto block = [&](const char* name) { return llvm::BasicBlock::Create(ctx, name, fn); };
-  auto* entry = block("entry");
-  auto* row_head = block("row");
-  auto* interval_head = block("interval");
-  auto* scalar_check = block("scalar_check");
-  auto* scalar_body = block("scalar_body");
-  auto* scalar_exit = block("scalar_exit");
-  auto* vec_pre = block("vec_pre");
-  auto* vec_head = block("vec");
-  auto* vec_exit = block("vec_exit");
-  auto* interval_end = block("interval_end");
-  auto* row_end = block("row_end");
-  auto* done = block("done");
 
   // entry: argument and output pointers, parameter-level values (computed once per call).
-  b.SetInsertPoint(entry);
+  b.SetInsertPoint(block("entry"));
   std::vector<Value*> base(p.args.size());
   for (size_t pos = 0; pos < p.args.size(); ++pos)
     base[pos] = b.CreatePointerCast(b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, args, pos)), tptr);
   std::vector<Value*> outs;
   for (size_t k = 0; k < output_specs(p).size(); ++k)
     outs.push_back(b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, outs_raw, k)));
-  std::vector<Value*> scalar(p.code.size(), nullptr);
   // Component of a Load: comp, plus k * step in a loop body (k: the loop counter).
   auto comp_of = [&](const Instr& in, Value* k) -> Value* {
     Value* c = b.getInt64(in.comp);
@@ -596,189 +639,171 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
     if (p.args[in.pos].cat != 2) idx = b.CreateAdd(b.CreateMul(row, b.getInt64(p.args[in.pos].dim)), idx);
     return b.CreateLoad(t, b.CreateInBoundsGEP(t, base[in.pos], idx));
   };
-  em.emit_level(Level::Param, t, scalar, [&](const Instr& in, Value* k) { return outer_load(in, k, nullptr); });
-  Value* lane_ids = llvm::ConstantVector::get([&] {
-    std::vector<llvm::Constant*> ids;
-    for (int l = 0; l < w; ++l) ids.push_back(llvm::ConstantInt::get(i64, l));
-    return ids;
-  }());
-  b.CreateCondBr(b.CreateICmpSLT(start, end), row_head, done);
-
-  // row: outer-level values for row i.
-  b.SetInsertPoint(row_head);
-  llvm::PHINode* i = b.CreatePHI(i64, 2, "i");
-  i->addIncoming(start, entry);
-  em.emit_level(Level::Outer, t, scalar, [&](const Instr& in, Value* k) -> Value* {
-    return in.op == Prim::Index ? b.CreateSIToFP(i, t) : outer_load(in, k, i);
-  });
-  std::vector<Value*> vec(p.code.size(), nullptr);
-  for (size_t id = 0; id < p.code.size(); ++id)
-    if (p.level[id] != Level::Inner) vec[id] = b.CreateVectorSplat(w, scalar[id]);
-  Regs v_init = red.init(w), s_init = red.init(1);
-  // Resumed rows (mode & kResume) start from the scalar state saved in scratch by the previous chunk of j. It goes
-  // into the vector loop's state where that is a scalar state too (selections: their filter then starts from the
-  // row's best so far), else into the tails' state.
-  const std::vector<llvm::Type*> slot_types = red.types(1);
-  Regs& resumed = red.types(w) == slot_types ? v_init : s_init;
-  auto slot_address = [&](Value* row, size_t k) {
-    Value* at = b.CreateAdd(b.CreateMul(b.CreateSub(row, start), b.getInt64(int64_t(slot_types.size()))), b.getInt64(int64_t(k)));
-    return b.CreatePointerCast(b.CreateInBoundsGEP(i64, scratch, at), llvm::PointerType::getUnqual(slot_types[k]));
-  };
-  {
-    llvm::BasicBlock* fresh = b.GetInsertBlock();
-    auto* resume = block("resume");
-    auto* ready = block("row_ready");
-    b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(mode, b.getInt64(kResume)), b.getInt64(0)), resume, ready);
-    b.SetInsertPoint(resume);
-    Regs saved;
-    for (size_t k = 0; k < slot_types.size(); ++k) saved.push_back(b.CreateLoad(slot_types[k], slot_address(i, k)));
-    b.CreateBr(ready);
-    b.SetInsertPoint(ready);
-    for (size_t k = 0; k < slot_types.size(); ++k) {
-      llvm::PHINode* phi = b.CreatePHI(slot_types[k], 2);
-      phi->addIncoming(resumed[k], fresh);
-      phi->addIncoming(saved[k], resume);
-      resumed[k] = phi;
-    }
-  }
-  llvm::BasicBlock* row_ready = b.GetInsertBlock();
-  b.CreateCondBr(b.CreateICmpSGT(n_intervals, b.getInt64(0)), interval_head, row_end);
-
-  // interval k: [j0, j1) = [j0, ja) scalar, [ja, jv) vector, [jv, j1) scalar, with ja the first multiple of W.
-  b.SetInsertPoint(interval_head);
-  llvm::PHINode* k = b.CreatePHI(i64, 2, "k");
-  auto iv_v = state_phis(b, red.types(w)), iv_s = state_phis(b, red.types(1));
-  k->addIncoming(b.getInt64(0), row_ready);
-  add_incoming(iv_v, v_init, row_ready);
-  add_incoming(iv_s, s_init, row_ready);
-  Value* j0 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateMul(k, b.getInt64(2))));
-  Value* j1 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateAdd(b.CreateMul(k, b.getInt64(2)), b.getInt64(1))));
-  Value* ja = b.CreateAnd(b.CreateAdd(j0, b.getInt64(W - 1)), b.getInt64(~(W - 1)));
-  ja = b.CreateSelect(b.CreateICmpSLT(ja, j1), ja, j1);
-  Value* jv = b.CreateAdd(ja, b.CreateAnd(b.CreateSub(j1, ja), b.getInt64(~(W - 1))));
-  b.CreateBr(scalar_check);
-
-  // The scalar loop, run twice per interval: phase 0 for the head [j0, ja), phase 1 for the tail [jv, j1).
-  b.SetInsertPoint(scalar_check);
-  llvm::PHINode* phase = b.CreatePHI(b.getInt1Ty(), 2, "phase");
-  llvm::PHINode* js = b.CreatePHI(i64, 2, "js");
-  llvm::PHINode* je = b.CreatePHI(i64, 2, "je");
-  auto sc_v = state_phis(b, red.types(w)), sc_s = state_phis(b, red.types(1));
-  phase->addIncoming(b.getFalse(), interval_head);
-  js->addIncoming(j0, interval_head);
-  je->addIncoming(ja, interval_head);
-  add_incoming(sc_v, as_state(iv_v), interval_head);
-  add_incoming(sc_s, as_state(iv_s), interval_head);
-  b.CreateCondBr(b.CreateICmpSLT(js, je), scalar_body, scalar_exit);
-
-  auto inner_address = [&](const Instr& in, Value* k, Value* jj) -> Value* {
-    const int dim = p.args[in.pos].dim;
-    if (dim == 1) return b.CreateInBoundsGEP(t, base[in.pos], jj);
-    // tile-major: ((j / W) * dim + comp) * W + j % W = (j - j % W) * dim + comp * W + j % W
-    Value* lane = b.CreateAnd(jj, b.getInt64(W - 1));
-    Value* idx = b.CreateAdd(b.CreateMul(b.CreateSub(jj, lane), b.getInt64(dim)), b.CreateMul(comp_of(in, k), b.getInt64(W)));
-    return b.CreateInBoundsGEP(t, base[in.pos], b.CreateAdd(idx, lane));
-  };
   auto pick = [&](const std::vector<Value*>& vals, const std::vector<int>& ids) {
     std::vector<Value*> r;
     for (int id : ids) r.push_back(vals[id]);
     return r;
   };
+  auto tables = [](std::vector<std::vector<Value*>>& v) {
+    Emitter::Tables r;
+    for (auto& x : v) r.push_back(&x);
+    return r;
+  };
+  std::vector<Value*> params(p.code.size(), nullptr);
+  em.emit_level(Level::Param, t, {&params}, [&](const Instr& in, Value* k, int) { return outer_load(in, k, nullptr); });
+  Value* lane_ids = llvm::ConstantVector::get([&] {
+    std::vector<llvm::Constant*> ids;
+    for (int l = 0; l < w; ++l) ids.push_back(llvm::ConstantInt::get(i64, l));
+    return ids;
+  }());
+  const std::vector<llvm::Type*> slot_types = red.types(1);
+  const size_t nv = red.types(w).size(), ns = slot_types.size();
+  const bool resume_into_vec = red.types(w) == slot_types;  // selections: their vector loop keeps a scalar state
 
-  b.SetInsertPoint(scalar_body);
-  llvm::PHINode* jt = b.CreatePHI(i64, 2, "jt");
-  auto sb_s = state_phis(b, red.types(1));
-  jt->addIncoming(js, scalar_check);
-  add_incoming(sb_s, as_state(sc_s), scalar_check);
-  std::vector<Value*> tail_vals = scalar;
-  em.emit_level(Level::Inner, t, tail_vals, [&](const Instr& in, Value* k) -> Value* {
-    if (in.op == Prim::Index) return b.CreateSIToFP(jt, t);
-    return is_inner(in) ? b.CreateLoad(t, inner_address(in, k, jt)) : outer_load(in, k, i);
-  });
-  Regs s_next = red.update(as_state(sb_s), pick(tail_vals, p.out), pick(tail_vals, p.out2), jt);
-  Value* jt_next = b.CreateAdd(jt, b.getInt64(1));
-  llvm::BasicBlock* scalar_latch = b.GetInsertBlock();
-  jt->addIncoming(jt_next, scalar_latch);
-  add_incoming(sb_s, s_next, scalar_latch);
-  b.CreateCondBr(b.CreateICmpSLT(jt_next, je), scalar_body, scalar_exit);
+  // Rows [i0, end) in tiles of R while a whole tile fits; returns the first row left and the block after the loop.
+  auto rows_loop = [&](int R, Value* i0) -> Value* {
+    llvm::BasicBlock* from = b.GetInsertBlock();
+    auto* row_head = block("row");
+    auto* interval_head = block("interval");
+    auto* vec_head = block("vec");
+    auto* interval_end = block("interval_end");
+    auto* row_end = block("row_end");
+    auto* rows_done = block("rows_done");
+    const std::vector<llvm::Type*> tv = repeat(red.types(w), R);
+    b.CreateCondBr(b.CreateICmpSLE(b.CreateAdd(i0, b.getInt64(R)), end), row_head, rows_done);
 
-  b.SetInsertPoint(scalar_exit);
-  auto se_s = state_phis(b, red.types(1));
-  add_incoming(se_s, as_state(sc_s), scalar_check);
-  add_incoming(se_s, s_next, scalar_latch);
-  b.CreateCondBr(phase, interval_end, vec_pre);
+    // row: outer-level values for rows i .. i + R - 1.
+    b.SetInsertPoint(row_head);
+    llvm::PHINode* i = b.CreatePHI(i64, 2, "i");
+    i->addIncoming(i0, from);
+    std::vector<Value*> row(R);
+    std::vector<std::vector<Value*>> scalar(R, params), vec(R);
+    for (int r = 0; r < R; ++r) {
+      row[r] = r == 0 ? static_cast<Value*>(i) : b.CreateAdd(i, b.getInt64(r));
+      em.emit_level(Level::Outer, t, {&scalar[r]}, [&](const Instr& in, Value* k, int) -> Value* {
+        return in.op == Prim::Index ? b.CreateSIToFP(row[r], t) : outer_load(in, k, row[r]);
+      });
+      vec[r].assign(p.code.size(), nullptr);
+      for (size_t id = 0; id < p.code.size(); ++id)
+        if (p.level[id] != Level::Inner && scalar[r][id]) vec[r][id] = b.CreateVectorSplat(w, scalar[r][id]);
+    }
+    Regs v_init = per_row(R, [&](int) { return red.init(w); }), s_init = per_row(R, [&](int) { return red.init(1); });
+    // Resumed rows (mode & kResume) start from the scalar state saved in scratch by the previous chunk of j. It goes
+    // into the vector loop's state where that is a scalar state too (selections: their filter then starts from the
+    // row's best so far), else into the scalar state that the lanes are merged into at the end of the row.
+    auto slot_address = [&](Value* at_row, size_t k) {
+      Value* at = b.CreateAdd(b.CreateMul(b.CreateSub(at_row, start), b.getInt64(int64_t(ns))), b.getInt64(int64_t(k)));
+      return b.CreatePointerCast(b.CreateInBoundsGEP(i64, scratch, at), llvm::PointerType::getUnqual(slot_types[k]));
+    };
+    {
+      Regs& resumed = resume_into_vec ? v_init : s_init;
+      llvm::BasicBlock* fresh = b.GetInsertBlock();
+      auto* resume = block("resume");
+      auto* ready = block("row_ready");
+      b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(mode, b.getInt64(kResume)), b.getInt64(0)), resume, ready);
+      b.SetInsertPoint(resume);
+      Regs saved = per_row(R, [&](int r) {
+        Regs one;
+        for (size_t k = 0; k < ns; ++k) one.push_back(b.CreateLoad(slot_types[k], slot_address(row[r], k)));
+        return one;
+      });
+      b.CreateBr(ready);
+      b.SetInsertPoint(ready);
+      for (size_t k = 0; k < resumed.size(); ++k) {
+        llvm::PHINode* phi = b.CreatePHI(resumed[k]->getType(), 2);
+        phi->addIncoming(resumed[k], fresh);
+        phi->addIncoming(saved[k], resume);
+        resumed[k] = phi;
+      }
+    }
+    llvm::BasicBlock* row_ready = b.GetInsertBlock();
+    b.CreateCondBr(b.CreateICmpSGT(n_intervals, b.getInt64(0)), interval_head, row_end);
 
-  b.SetInsertPoint(vec_pre);
-  b.CreateCondBr(b.CreateICmpSLT(ja, jv), vec_head, vec_exit);
+    // interval k: the tiles of W indices that meet [j0, j1), from the one holding j0; lanes outside are masked off.
+    b.SetInsertPoint(interval_head);
+    llvm::PHINode* k = b.CreatePHI(i64, 2, "k");
+    auto iv_v = state_phis(b, tv);
+    k->addIncoming(b.getInt64(0), row_ready);
+    add_incoming(iv_v, v_init, row_ready);
+    Value* j0 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateMul(k, b.getInt64(2))));
+    Value* j1 = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, intervals, b.CreateAdd(b.CreateMul(k, b.getInt64(2)), b.getInt64(1))));
+    Value* jb = b.CreateAnd(j0, b.getInt64(~(W - 1)));
+    b.CreateCondBr(b.CreateICmpSLT(j0, j1), vec_head, interval_end);
 
-  // vec: W consecutive j at a time, starting on a tile boundary.
-  b.SetInsertPoint(vec_head);
-  llvm::PHINode* j = b.CreatePHI(i64, 2, "j");
-  auto lp_v = state_phis(b, red.types(w));
-  j->addIncoming(ja, vec_pre);
-  add_incoming(lp_v, as_state(sc_v), vec_pre);
-  Value* j_lanes = b.CreateAdd(b.CreateVectorSplat(w, j), lane_ids);
-  em.emit_level(Level::Inner, vt, vec, [&](const Instr& in, Value* k) -> Value* {
-    if (in.op == Prim::Index) return b.CreateSIToFP(j_lanes, vt);
-    if (!is_inner(in)) return b.CreateVectorSplat(w, outer_load(in, k, i));
-    const int dim = p.args[in.pos].dim;
-    Value* idx = dim == 1 ? j : b.CreateAdd(b.CreateMul(j, b.getInt64(dim)), b.CreateMul(comp_of(in, k), b.getInt64(W)));
-    Value* addr = b.CreatePointerCast(b.CreateInBoundsGEP(t, base[in.pos], idx), llvm::PointerType::getUnqual(vt));
-    return b.CreateAlignedLoad(vt, addr, llvm::Align(dtype_size(o.dtype)));
-  });
-  Regs v_next = red.update(as_state(lp_v), pick(vec, p.out), pick(vec, p.out2), j_lanes);
-  Value* j_next = b.CreateAdd(j, b.getInt64(W));
-  llvm::BasicBlock* vec_latch = b.GetInsertBlock();
-  j->addIncoming(j_next, vec_latch);
-  add_incoming(lp_v, v_next, vec_latch);
-  b.CreateCondBr(b.CreateICmpSLT(j_next, jv), vec_head, vec_exit);
+    // vec: the W indices j .. j + W - 1 of one tile.
+    b.SetInsertPoint(vec_head);
+    llvm::PHINode* j = b.CreatePHI(i64, 2, "j");
+    auto lp_v = state_phis(b, tv);
+    j->addIncoming(jb, interval_head);
+    add_incoming(lp_v, as_state(iv_v), interval_head);
+    Value* j_lanes = b.CreateAdd(b.CreateVectorSplat(w, j), lane_ids);
+    Value* lanes = b.CreateAnd(b.CreateICmpSGE(j_lanes, b.CreateVectorSplat(w, j0)),
+                               b.CreateICmpSLT(j_lanes, b.CreateVectorSplat(w, j1)));
+    em.emit_level(Level::Inner, vt, tables(vec), [&](const Instr& in, Value* k, int r) -> Value* {
+      if (in.op == Prim::Index) return b.CreateSIToFP(j_lanes, vt);
+      if (!is_inner(in)) return b.CreateVectorSplat(w, outer_load(in, k, row[r]));
+      const int dim = p.args[in.pos].dim;
+      Value* idx = dim == 1 ? j : b.CreateAdd(b.CreateMul(j, b.getInt64(dim)), b.CreateMul(comp_of(in, k), b.getInt64(W)));
+      Value* addr = b.CreatePointerCast(b.CreateInBoundsGEP(t, base[in.pos], idx), llvm::PointerType::getUnqual(vt));
+      const llvm::Align align(dtype_size(o.dtype));
+      // Tile-major copies are padded to whole tiles; dim-1 variables are read in place, up to their end only.
+      if (dim > 1) return b.CreateAlignedLoad(vt, addr, align);
+      return b.CreateMaskedLoad(vt, addr, align, lanes, llvm::ConstantFP::get(vt, 0.0));
+    });
+    Regs v_next = per_row(R, [&](int r) {
+      return red.update(slice(as_state(lp_v), r, nv), pick(vec[r], p.out), pick(vec[r], p.out2), j_lanes, lanes);
+    });
+    Value* j_next = b.CreateAdd(j, b.getInt64(W));
+    llvm::BasicBlock* vec_latch = b.GetInsertBlock();
+    j->addIncoming(j_next, vec_latch);
+    add_incoming(lp_v, v_next, vec_latch);
+    b.CreateCondBr(b.CreateICmpSLT(j_next, j1), vec_head, interval_end);
 
-  b.SetInsertPoint(vec_exit);
-  auto ex_v = state_phis(b, red.types(w));
-  add_incoming(ex_v, as_state(sc_v), vec_pre);
-  add_incoming(ex_v, v_next, vec_latch);
-  phase->addIncoming(b.getTrue(), vec_exit);
-  js->addIncoming(jv, vec_exit);
-  je->addIncoming(j1, vec_exit);
-  add_incoming(sc_v, as_state(ex_v), vec_exit);
-  add_incoming(sc_s, as_state(se_s), vec_exit);
-  b.CreateBr(scalar_check);
+    // interval_end: flush block sums, next interval.
+    b.SetInsertPoint(interval_end);
+    auto ie_v = state_phis(b, tv);
+    add_incoming(ie_v, as_state(iv_v), interval_head);
+    add_incoming(ie_v, v_next, vec_latch);
+    Regs v_flushed = per_row(R, [&](int r) { return red.flush(slice(as_state(ie_v), r, nv)); });
+    Value* k_next = b.CreateAdd(k, b.getInt64(1));
+    llvm::BasicBlock* interval_latch = b.GetInsertBlock();
+    k->addIncoming(k_next, interval_latch);
+    add_incoming(iv_v, v_flushed, interval_latch);
+    b.CreateCondBr(b.CreateICmpSLT(k_next, n_intervals), interval_head, row_end);
 
-  // interval_end (reached from the tail's scalar_exit): flush block sums, next interval.
-  b.SetInsertPoint(interval_end);
-  Regs v_flushed = red.flush(as_state(sc_v)), s_flushed = red.flush(as_state(se_s));
-  Value* k_next = b.CreateAdd(k, b.getInt64(1));
-  llvm::BasicBlock* interval_latch = b.GetInsertBlock();
-  k->addIncoming(k_next, interval_latch);
-  add_incoming(iv_v, v_flushed, interval_latch);
-  add_incoming(iv_s, s_flushed, interval_latch);
-  b.CreateCondBr(b.CreateICmpSLT(k_next, n_intervals), interval_head, row_end);
+    // row_end: merge lanes, store, next tile.
+    b.SetInsertPoint(row_end);
+    auto re_v = state_phis(b, tv);
+    add_incoming(re_v, v_init, row_ready);
+    add_incoming(re_v, v_flushed, interval_latch);
+    const Regs finished = per_row(R, [&](int r) { return red.merge(slice(s_init, r, ns), slice(as_state(re_v), r, nv), w); });
+    // Partial rows (mode & kPartial) save their state for the next chunk of j instead of storing the result.
+    auto* save = block("save");
+    auto* store = block("store");
+    auto* next_row = block("next_row");
+    b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(mode, b.getInt64(kPartial)), b.getInt64(0)), save, store);
+    b.SetInsertPoint(save);
+    for (int r = 0; r < R; ++r)
+      for (size_t k = 0; k < ns; ++k) b.CreateStore(finished[r * ns + k], slot_address(row[r], k));
+    b.CreateBr(next_row);
+    b.SetInsertPoint(store);
+    for (int r = 0; r < R; ++r) red.store(slice(finished, r, ns), outs, row[r]);
+    b.CreateBr(next_row);
+    b.SetInsertPoint(next_row);
+    Value* i_next = b.CreateAdd(i, b.getInt64(R));
+    i->addIncoming(i_next, next_row);
+    b.CreateCondBr(b.CreateICmpSLE(b.CreateAdd(i_next, b.getInt64(R)), end), row_head, rows_done);
 
-  // row_end: merge lanes, store, next row.
-  b.SetInsertPoint(row_end);
-  auto re_v = state_phis(b, red.types(w)), re_s = state_phis(b, red.types(1));
-  add_incoming(re_v, v_init, row_ready);
-  add_incoming(re_v, v_flushed, interval_latch);
-  add_incoming(re_s, s_init, row_ready);
-  add_incoming(re_s, s_flushed, interval_latch);
-  const Regs finished = red.merge(as_state(re_s), as_state(re_v), w);
-  // Partial rows (mode & kPartial) save their state for the next chunk of j instead of storing the result.
-  auto* save = block("save");
-  auto* store = block("store");
-  auto* next_row = block("next_row");
-  b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(mode, b.getInt64(kPartial)), b.getInt64(0)), save, store);
-  b.SetInsertPoint(save);
-  for (size_t k = 0; k < slot_types.size(); ++k) b.CreateStore(finished[k], slot_address(i, k));
-  b.CreateBr(next_row);
-  b.SetInsertPoint(store);
-  red.store(finished, outs, i);
-  b.CreateBr(next_row);
-  b.SetInsertPoint(next_row);
-  Value* i_next = b.CreateAdd(i, b.getInt64(1));
-  i->addIncoming(i_next, b.GetInsertBlock());
-  b.CreateCondBr(b.CreateICmpSLT(i_next, end), row_head, done);
+    b.SetInsertPoint(rows_done);
+    llvm::PHINode* left = b.CreatePHI(i64, 2, "rows_left");
+    left->addIncoming(i0, from);
+    left->addIncoming(i_next, next_row);
+    return left;
+  };
 
-  b.SetInsertPoint(done);
+  const int R = tile_rows(p, em, red.live_vectors(w), host().avx512 ? 28 : 14);
+  Value* left = rows_loop(R, start);
+  if (R > 1) rows_loop(1, left);
   b.CreateRetVoid();
 
   std::string err;
@@ -845,7 +870,7 @@ void tile_major(const void* src, void* dst, int64_t n, int dim, int w, size_t el
   const auto* in = static_cast<const unsigned char*>(src);
   auto* out = static_cast<unsigned char*>(dst);
   const int64_t tiles = (n + w - 1) / w;
-  std::memset(out, 0, tiles * w * dim * elem_size);  // the last tile's padding is never reduced, but defined
+  std::memset(out, 0, tiles * w * dim * elem_size);  // the last tile's padding is read, then masked off: defined
   for (int64_t j = 0; j < n; ++j) {
     const int64_t tile = j / w, lane = j % w;
     for (int c = 0; c < dim; ++c)

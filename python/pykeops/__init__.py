@@ -56,6 +56,9 @@ def clean_pykeops(recompile_jit_binaries=True):
         for name in os.listdir(folder):
             if name.endswith((".o", ".key", ".cubin", ".gpukey")):
                 os.remove(os.path.join(folder, name))
+    from .common import call_cache
+
+    call_cache.clear()
     engine.clear_memory_cache()
 
 

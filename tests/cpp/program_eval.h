@@ -1,6 +1,8 @@
 // Test helper: a straightforward double-precision evaluation of a lowered Program, the reference for kernels.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "core/errors.h"
@@ -11,7 +13,11 @@ namespace keops::test {
 // args[pos]: row-major data as the kernels take it (i: (nx, dim), j: (ny, dim), parameters (dim)).
 inline std::vector<double> eval_pair(const Program& p, const std::vector<std::vector<double>>& args, int64_t i, int64_t j) {
   std::vector<double> v(p.code.size());
-  for (size_t id = 0; id < p.code.size(); ++id) {
+  std::vector<char> in_body(p.code.size(), 0);
+  for (size_t id = 0; id < p.code.size(); ++id)
+    if (p.code[id].op == Prim::LoopSum) std::fill(in_body.begin() + p.code[id].b, in_body.begin() + id, 1);
+  std::function<void(size_t, int64_t)> one_ref;  // the loop case calls back into one
+  auto one = [&](size_t id, int64_t k) {
     const Instr& in = p.code[id];
     double a = in.a >= 0 ? v[in.a] : 0, b = in.b >= 0 ? v[in.b] : 0, c = in.c >= 0 ? v[in.c] : 0;
     switch (in.op) {
@@ -19,7 +25,7 @@ inline std::vector<double> eval_pair(const Program& p, const std::vector<std::ve
       case Prim::Load: {
         int cat = p.args[in.pos].cat;
         int64_t row = cat == 2 ? 0 : cat == 0 ? i : j;
-        v[id] = args[in.pos][row * p.args[in.pos].dim + in.comp];
+        v[id] = args[in.pos][row * p.args[in.pos].dim + in.comp + k * in.step];
         break;
       }
       case Prim::Add: v[id] = a + b; break;
@@ -48,9 +54,20 @@ inline std::vector<double> eval_pair(const Program& p, const std::vector<std::ve
       case Prim::Eq: v[id] = a == b; break;
       case Prim::Ne: v[id] = a != b; break;
       case Prim::Index: v[id] = static_cast<double>(in.comp == 0 ? i : j); break;
-      case Prim::LoopSum: KEOPS_ASSERT(false, "eval_pair takes programs without loops");
+      case Prim::LoopSum: {  // the loop's body, iteration by iteration; the sum from c (or -0.0), left to right
+        double s = in.c >= 0 ? c : -0.0;
+        for (int64_t kk = 0; kk < static_cast<int64_t>(in.imm); ++kk) {
+          for (int x = in.b; x < static_cast<int>(id); ++x) one_ref(x, kk);
+          s += v[in.a];
+        }
+        v[id] = s;
+        break;
+      }
     }
-  }
+  };
+  one_ref = one;
+  for (size_t id = 0; id < p.code.size(); ++id)
+    if (!in_body[id]) one(id, 0);
   std::vector<double> out;  // the formula's components, then those of formula2 (if any)
   for (int o : p.out) out.push_back(v[o]);
   for (int o : p.out2) out.push_back(v[o]);

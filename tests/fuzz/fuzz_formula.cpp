@@ -4,6 +4,7 @@
 // reduction ("Sum_Reduction(f, 0)", "Grad_WithSavedForward(...)"). A formula is reduced by Sum_Reduction(f, 0).
 // Only the engine's user-error exceptions (UserError, NotSupported) are an expected outcome; any other exception,
 // a crash, a sanitizer report or a violated property below aborts and is a finding.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "core/differentiate.h"
 #include "core/errors.h"
 #include "core/lower.h"
+#include "core/reroll.h"
 #include "core/op_table.h"
 #include "core/parser.h"
 #include "core/printer.h"
@@ -133,11 +135,41 @@ void check_program(const Program& p, const Reduction& r) {
   if (r.info->kind != ReductionKind::MaxSumShiftExpWeight && cols != p.dim_out) bad("output specs and columns differ");
 }
 
+// The loops of reroll() (see program.h): contiguous bodies before their LoopSum, not nested, body values used only
+// in their body (or as its term), every iteration's loads in range, and the same outputs.
+void check_rerolled(const Program& p, const Program& straight) {
+  const auto bad = [&](const std::string& what) { finding("invalid rerolled program: " + what, p.canonical); };
+  std::vector<int> owner(p.code.size(), -1);
+  for (size_t id = 0; id < p.code.size(); ++id) {
+    const Instr& in = p.code[id];
+    if (in.op != Prim::LoopSum) continue;
+    if (in.b < 0 || in.a < in.b || in.a >= (int)id || in.imm < 1 || (in.c >= in.b)) bad("loop bounds at " + std::to_string(id));
+    for (int x = std::max(in.b, 0); x < (int)id; ++x) {
+      if (owner[x] >= 0 || p.code[x].op == Prim::LoopSum) bad("nested loop at " + std::to_string(id));
+      owner[x] = (int)id;
+      const Instr& l = p.code[x];
+      const int64_t last = l.comp + (int64_t(in.imm) - 1) * l.step;
+      if (l.op == Prim::Load && (std::min<int64_t>(l.comp, last) < 0 || std::max<int64_t>(l.comp, last) >= p.args[l.pos].dim))
+        bad("loop load out of range at " + std::to_string(x));
+    }
+  }
+  for (size_t id = 0; id < p.code.size(); ++id) {
+    const Instr& in = p.code[id];
+    for (int x : {in.a, in.op == Prim::LoopSum ? -1 : in.b, in.c})
+      if (x >= 0 && owner[x] >= 0 && owner[x] != owner[id] && !(in.op == Prim::LoopSum && x == in.a && owner[x] == (int)id))
+        bad("body value used outside its loop at " + std::to_string(id));
+  }
+  for (int v : p.out) if (v < 0 || v >= (int)p.code.size() || owner[v] >= 0) bad("output inside a loop");
+  if (p.out.size() != straight.out.size() || p.out2.size() != straight.out2.size()) bad("outputs differ");
+}
+
 void lower_and_check(const Reduction& r, const std::vector<Alias>& aliases) {
   if (!printable(r.formula) || !printable(r.formula2)) return;  // lower() prints the canonical form
   if (scan({r.formula, r.formula2}).max_dim > kMaxDim || r.dim_out() > kMaxDim) return;
   const std::vector<ArgInfo> args = argument_table(r, aliases);
-  check_program(lower(r, args), r);
+  const Program p = lower(r, args);
+  check_program(p, r);
+  check_rerolled(reroll(p, 2), p);
 }
 
 Reduction sum_reduction(NodeRef f, int tag) {

@@ -14,6 +14,7 @@ import warnings
 from collections import namedtuple
 
 from . import gpu
+from .call_cache import LruCache
 from .engine import load_engine
 from .tools import as_int, class_name, type_name
 
@@ -126,8 +127,9 @@ class CpuBackend:
         return self.tools.empty(shape, kind, "cpu")
 
     def launch(self, kernel, bound, buffers, extra):
-        data_ptr = self.tools.data_ptr
-        kernel.run([data_ptr(a) for a in bound.arrays], bound.nx, bound.ny, [data_ptr(b) for b in buffers], **extra)
+        ptrs = self.tools.data_ptrs(bound.arrays + buffers)
+        n = len(bound.arrays)
+        kernel.run(ptrs[:n], bound.nx, bound.ny, ptrs[n:], **extra)
 
     def results(self, buffers):
         return buffers
@@ -151,6 +153,12 @@ def broadcast_batch(batches, what):
 
 Signature = namedtuple("Signature", "nargs arg_dims arg_cats dim_out tag")
 BoundArguments = namedtuple("BoundArguments", "arrays nx ny batch arg_batch")
+# What the checks of a call conclude from its arguments' types, dtypes, devices and shapes alone (GenericGenred._layout):
+# the backend, the kernel, the bound sizes (bound.arrays: this call's), the results' columns, kinds and shapes, and
+# reshapes[k], the shape argument k is viewed as (batch dims padded with leading 1's) or None when it keeps its own;
+# nonempty: whether there is an output row; batch: the launch's batch arguments.
+CallLayout = namedtuple("CallLayout", "target dtype device kernel bound lead cols kinds shapes reshapes nonempty batch")
+LAYOUTS_PER_GENRED = 16  # distinct argument layouts (shapes, dtypes) remembered by one Genred
 
 
 def bind_arguments(args, spec, tools):
@@ -188,14 +196,19 @@ def bind_arguments(args, spec, tools):
         batches.append(shape[:-core])
         whats.append(what)
     batch = broadcast_batch(batches, lambda k: whats[k])
-    arg_batch, arrays = [], []
+    arg_batch, reshapes = [], []
     for a, b in zip(args, batches):
         padded = (1,) * (len(batch) - len(b)) + tuple(b)
         arg_batch.append(padded)
-        a = tools.contiguous(a)
-        arrays.append(a if len(b) == len(batch) else a.reshape(padded + tuple(a.shape[len(b):])))
+        reshapes.append(None if len(b) == len(batch) else padded + tuple(a.shape[len(b):]))
     nx, ny = (1 if s is None else s for s in sizes)
-    return BoundArguments(arrays, nx, ny, batch, arg_batch)
+    return BoundArguments(kernel_arrays(args, reshapes, tools), nx, ny, batch, arg_batch)
+
+
+def kernel_arrays(args, reshapes, tools):
+    """The arguments as the kernel reads them: C-contiguous (copies only where needed), batch dims padded."""
+    contiguous = tools.contiguous
+    return [contiguous(a) if r is None else contiguous(a).reshape(r) for a, r in zip(args, reshapes)]
 
 
 def check_ranges(ranges, device, tools):
@@ -337,13 +350,22 @@ class GenericGenred:
         self.formula = f"{red.engine}({','.join(parts + ([self.weight_formula] if formula2 is not None else []))})"
         self.sum_scheme = sum_scheme
         self._kernels = {}  # dtype name (GPU: a tuple with the GPU options) -> engine kernel, filled on first call
+        self._layouts = LruCache("layout", LAYOUTS_PER_GENRED)  # CPU calls' CallLayouts, by argument layout keys
+        self._post = POST[red.post]
         self.use_fast_math, self.enable_chunks = bool(use_fast_math), bool(enable_chunks)  # GPU backend (common/gpu.py)
         self._construction = dict(formula=formula, aliases=self.aliases, axis=self.axis, opt_arg=opt_arg,
                                   formula2=formula2, dtype_acc=self.dtype_acc, sum_scheme=sum_scheme,
                                   use_fast_math=self.use_fast_math, enable_chunks=self.enable_chunks)
 
     def __getstate__(self):
-        return {**self.__dict__, "_kernels": {}}  # native kernels do not pickle; they are rebuilt on call
+        # native kernels and the post-processing functions do not pickle; they are rebuilt
+        state = {**self.__dict__, "_kernels": {}, "_layouts": LruCache("layout", LAYOUTS_PER_GENRED)}
+        state.pop("_post")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._post = POST[reduction_ops()[self.reduction_op].post]
 
     def twin(self, reduction_op):
         """The same formula and options with another reduction (e.g. Min_ArgMin for a differentiable Min)."""
@@ -382,14 +404,14 @@ class GenericGenred:
         always the result of the call without out=. The two arrays of a pair must not overlap (ValueError).
         """
         tools = self.tools
-        post = POST[reduction_ops()[self.reduction_op].post]
-        if out is None and tools.autograd is not None:
+        post = self._post
+        if out is None and tools.autograd is not None and not tools.autograd.untracked(args):
             # Differentiable (torch): the raw outputs come from an autograd Function, post-processing is torch's.
             buffers = tools.autograd.apply(self, args, backend, device_id, ranges)
             shapes = post.shapes([b.shape[-1] for b in buffers], tuple(buffers[0].shape[:-1]), self.opt_arg)
             results = post.finish(tools, buffers, shapes)
             return results[0] if len(results) == 1 else tuple(results)
-        if tools.needs_grad(args):
+        if out is not None and tools.needs_grad(args):  # (else untracked: nothing requires grad)
             raise ValueError("out= cannot be used when an argument requires grad: results written in place are not "
                              "differentiable; drop out= or detach the arguments")
         buffers, shapes, outs = self._run(args, backend, device_id, ranges, out)
@@ -404,29 +426,52 @@ class GenericGenred:
         """The engine's raw output arrays (values and/or int64 indices), without post-processing."""
         return self._run(args, backend, device_id, ranges, None)[0]
 
-    def _run(self, args, backend, device_id, ranges, out):
-        """Checks, allocates (or adopts out=) and runs on the chosen backend (CpuBackend, gpu.GpuBackend); returns
-        (raw buffers, final shapes, out arrays or None), in the caller's framework."""
+    def _layout(self, args, backend, device_id):
+        """(CallLayout, bound arguments) of a call on args: every check of the arguments, then the kernel and the
+        results' shapes. CPU layouts are remembered by the arguments' layout keys (what the checks read), so that
+        a repeated call only makes its arrays contiguous."""
         tools = self.tools
+        keys = tuple(map(tools.layout_key, args))
+        # (host arrays run on the CPU whenever the build has its backend: see gpu.selected)
+        cached = None not in keys and isinstance(backend, str) and type(device_id) is int and gpu.cpu_backend()
+        if cached:
+            key = (backend, device_id, keys)
+            layout = self._layouts.find(key)
+            if layout is not None:
+                return layout, BoundArguments(kernel_arrays(args, layout.reshapes, tools), *layout.bound[1:])
         for k, a in enumerate(args):  # before the device is looked at: a meta tensor has no data on any device
             if tools.is_array(a):
                 tools.check_storage(a, f"argument {k}")
         # A GPU backend asked for, or CUDA tensors: the GPU.
         target = (gpu.GpuBackend if gpu.selected(backend, args, tools) else CpuBackend)(backend, device_id, tools)
         dtype, device = check_arrays(args, tools, target)
-        if ranges is not None:
-            ranges, range_counts, range_batch = check_ranges(ranges, device, tools)
         kernel = target.kernel(self, dtype)
         bound = target.bind(args, kernel)
-        if ranges is not None and range_batch and tuple(range_batch) != tuple(bound.batch):
-            raise ValueError(f"ranges: per-batch patterns have batch dimensions {tuple(range_batch)} but the "
-                             f"arguments' batch dimensions are {tuple(bound.batch)}")
-        post = POST[reduction_ops()[self.reduction_op].post]
         cols = [ncols for _, ncols in kernel.outputs]
         kinds = [dtype if kind == "values" else "int64" for kind, _ in kernel.outputs]
         lead = bound.batch + (bound.nx if kernel.tag == 0 else bound.ny,)
-        shapes = post.shapes(cols, lead, self.opt_arg)
-        outs = self._check_outs(out, shapes, kinds, device) if out is not None else None
+        shapes = self._post.shapes(cols, lead, self.opt_arg)
+        batch = dict(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch]) if bound.batch else {}
+        layout = CallLayout(target, dtype, device, kernel, bound._replace(arrays=None), lead, cols, kinds, shapes, None,
+                            math.prod(lead) > 0, batch)
+        if cached and isinstance(target, CpuBackend):  # (a GPU backend holds per-call state: device, stream)
+            reshapes = [None if tuple(b.shape) == tuple(a.shape) else tuple(b.shape) for a, b in zip(args, bound.arrays)]
+            self._layouts.add(key, layout._replace(reshapes=reshapes))
+        return layout, bound
+
+    def _run(self, args, backend, device_id, ranges, out):
+        """Checks, allocates (or adopts out=) and runs on the chosen backend (CpuBackend, gpu.GpuBackend); returns
+        (raw buffers, final shapes, out arrays or None), in the caller's framework."""
+        tools = self.tools
+        layout, bound = self._layout(args, backend, device_id)
+        target, kernel, lead, cols, kinds, shapes = layout.target, layout.kernel, layout.lead, layout.cols, layout.kinds, layout.shapes
+        if ranges is not None:
+            ranges, range_counts, range_batch = check_ranges(ranges, layout.device, tools)
+            if range_batch and tuple(range_batch) != tuple(bound.batch):
+                raise ValueError(f"ranges: per-batch patterns have batch dimensions {tuple(range_batch)} but the "
+                                 f"arguments' batch dimensions are {tuple(bound.batch)}")
+        post = self._post
+        outs = self._check_outs(out, shapes, kinds, layout.device) if out is not None else None
 
         # The engine's buffers: the user's out= arrays (reshaped views) when the result is a view of them, the
         # backend writes where they are, and they overlap no input (see writes_in_place).
@@ -436,12 +481,10 @@ class GenericGenred:
             outs[k].reshape(lead + (c,)) if in_place else target.empty(lead + (c,), kind)
             for k, (c, kind) in enumerate(zip(cols, kinds))
         ]
-        if math.prod(lead) > 0:
-            extra = {}
-            if bound.batch:
-                extra.update(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch])
+        if layout.nonempty:
+            extra = layout.batch
             if ranges is not None:
-                extra.update(ranges=target.use_ranges(ranges), range_counts=list(range_counts),
+                extra = dict(extra, ranges=target.use_ranges(ranges), range_counts=list(range_counts),
                              range_sets=math.prod(range_batch) if range_batch else 1)
             target.launch(kernel, bound, buffers, extra)
         buffers = target.results(buffers)

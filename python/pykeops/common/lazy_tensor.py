@@ -1,12 +1,12 @@
 """GenericLazyTensor: builds KeOps formula strings from array operations; reductions run them through Genred."""
 
-import copy
 import functools
 import math
 import numbers
 import re
 from collections import namedtuple
 
+from .call_cache import LruCache
 from .cluster import swap_axes
 from .engine import load_engine
 from .genred import CATEGORY_NAMES
@@ -26,6 +26,19 @@ SOLVE_CALL_OPTIONS = ("backend", "device_id", "ranges", "alpha", "eps")
 _SYMBOLIC_VAR = re.compile(r"Var\((\d+),(\d+),([01])\)")
 
 
+# The Genreds of LazyTensor reductions, by formula structure and options (see GenericLazyTensor._genred_of): a
+# reduction written again on new arrays of the same layout reuses its Genred, its kernel and its call layouts.
+REDUCTIONS = LruCache("reduction", 256, process=True)
+_PLAIN_OPTIONS = (str, int, float, bool, type(None))  # option values that are safe parts of a cache key
+
+
+def _copy(lt):
+    """A shallow copy of a LazyTensor (what copy.copy makes, without its generic protocol)."""
+    res = object.__new__(type(lt))
+    res.__dict__.update(lt.__dict__)
+    return res
+
+
 def _is_number(x, value):
     return isinstance(x, numbers.Number) and x == value
 
@@ -41,6 +54,8 @@ def _agree(a, b, what):
 
 def _broadcast_batchdims(a, b):
     """NumPy broadcast of the batch dims of two operands."""
+    if a == b:
+        return tuple(a)
     n = max(len(a), len(b))
     a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
     if any(p != q and 1 not in (p, q) for p, q in zip(a, b)):
@@ -146,14 +161,14 @@ class GenericLazyTensor:
             raise NotImplementedError("complex LazyTensors are not supported yet")
         if x is None:
             return
-        if isinstance(x, tuple):
+        if self.tools is not None and self.tools.is_array(x):  # the common case first
+            self._init_array(x, axis)
+        elif isinstance(x, tuple):
             self._init_symbolic(x, axis)
         elif isinstance(x, numbers.Integral):
             self._template, self.ndim = f"IntCst({int(x)})", 1  # compile-time constant; axis is ignored
         elif isinstance(x, (numbers.Real, list)):
             self._init_values([x] if isinstance(x, numbers.Real) else x, axis)
-        elif self.tools.is_array(x):
-            self._init_array(x, axis)
         else:
             raise TypeError(
                 f"pykeops.{self.tools.name}.LazyTensor cannot wrap a {type_name(x)}: expected an array of this "
@@ -206,12 +221,13 @@ class GenericLazyTensor:
             # (..., M, 1, D) / (..., 1, N, D) / (..., 1, 1, D): the leading dims are batch dims.
             if axis is not None:
                 raise ValueError(f"a {len(shape)}-D array carries its category in its shape: axis must be None")
+            # (squeeze(axis): the view that x[..., :, 0, :] gives, at half the cost for torch tensors)
             if shape[-3] == 1 and shape[-2] == 1:
-                value, cat = x[..., 0, 0, :], 2
+                value, cat = x.squeeze(-2).squeeze(-2), 2
             elif shape[-2] == 1:
-                value, cat = x[..., :, 0, :], 0
+                value, cat = x.squeeze(-2), 0
             elif shape[-3] == 1:
-                value, cat = x[..., 0, :, :], 1
+                value, cat = x.squeeze(-3), 1
             else:
                 raise ValueError(
                     f"a {len(shape)}-D array must have shape (M, 1, D), (1, N, D) or (1, 1, D) in its last three "
@@ -242,17 +258,24 @@ class GenericLazyTensor:
         offset = self._offset()
         return {v.key: f"Var({offset + k},{v.dim},{v.cat})" for k, v in enumerate(self._data)}
 
+    @staticmethod
+    def _printed(template, names):
+        """A template with its data variables written as names gives them (None stays None)."""
+        if template is None:
+            return None
+        for key, name in names.items():  # ("@<id>_<cat>" is never a prefix of another key: str.replace is exact)
+            template = template.replace("@" + key, name)
+        return template
+
     @property
     def formula(self):
         """The KeOps formula, variables numbered as in self.variables (after the symbolic ones)."""
-        if self._template is None:
-            return None
-        names = self._data_names()
-        return _PLACEHOLDER.sub(lambda m: names[m.group(1)], self._template)
+        return self._printed(self._template, self._data_names())
 
-    def _aliases(self):
-        """One "Var(pos,dim,cat)" per argument position, as Genred receives them."""
-        return [f"Var({i},{d},{c})" for i, d, c in self.symbolic_variables] + list(self._data_names().values())
+    def _aliases(self, names=None):
+        """One "Var(pos,dim,cat)" per argument position, as Genred receives them (names: self._data_names())."""
+        names = self._data_names() if names is None else names
+        return [f"Var({i},{d},{c})" for i, d, c in self.symbolic_variables] + list(names.values())
 
     def _values(self, args=()):
         """The data variables as arrays; number lists take the dtype and device of the computation."""
@@ -285,10 +308,7 @@ class GenericLazyTensor:
     @property
     def formula2(self):
         """The weights formula of a logsumexp / sumsoftmaxweight reduction, None otherwise."""
-        if self._template2 is None:
-            return None
-        names = self._data_names()
-        return _PLACEHOLDER.sub(lambda m: names[m.group(1)], self._template2)
+        return self._printed(self._template2, self._data_names())
 
     @property
     def shape(self):
@@ -335,7 +355,7 @@ class GenericLazyTensor:
 
     def _merged(self, other):
         """Copy of self that also holds other's variables; sizes, dtype and device must agree."""
-        res = copy.copy(self)
+        res = _copy(self)
         res.ni = _agree(self.ni, other.ni, "numbers of i-rows (Vi variables)")
         res.nj = _agree(self.nj, other.nj, "numbers of j-rows (Vj variables)")
         res._dtype = _agree(self._dtype, other._dtype, "dtypes")
@@ -345,22 +365,23 @@ class GenericLazyTensor:
         res.backend = _agree(self.backend, other.backend, "backends")
         keys = {v.key for v in self._data}
         res._data = self._data + tuple(v for v in other._data if v.key not in keys)
-        signatures = {}
-        for ind, dim, cat in self.symbolic_variables + other.symbolic_variables:
-            if signatures.setdefault(ind, (dim, cat)) != (dim, cat):
-                raise ValueError(
-                    f"symbolic variable {ind} is used as Var({ind},{dim},{cat}) and as Var({ind},{','.join(map(str, signatures[ind]))})"
-                )
-        res.symbolic_variables = tuple((ind, *signatures[ind]) for ind in sorted(signatures))
+        if other.symbolic_variables:  # (self's are sorted and consistent already)
+            signatures = {}
+            for ind, dim, cat in self.symbolic_variables + other.symbolic_variables:
+                if signatures.setdefault(ind, (dim, cat)) != (dim, cat):
+                    raise ValueError(
+                        f"symbolic variable {ind} is used as Var({ind},{dim},{cat}) and as Var({ind},{','.join(map(str, signatures[ind]))})"
+                    )
+            res.symbolic_variables = tuple((ind, *signatures[ind]) for ind in sorted(signatures))
         res.axis = None
         return res
 
     def _unary(self, op, params=()):
         """op(self[, params...]), of the dim the engine's operation table gives."""
         self._check_op(op)
-        res = copy.copy(self._operand())
+        res = _copy(self._operand())
         ndim = _engine_dim(op, (self.ndim,), tuple(map(str, params)), False)
-        res._template = f"{op}({self._template}{''.join(f',{p}' for p in params)})"
+        res._template = f"{op}({self._template}{''.join(f',{p}' for p in params)})" if params else f"{op}({self._template})"
         res.ndim, res.axis = ndim, None
         return res
 
@@ -379,7 +400,7 @@ class GenericLazyTensor:
 
     def _zero(self):
         """Zero vector with self's variables, so that the sizes M and N still come from them."""
-        res = copy.copy(self._operand())
+        res = _copy(self._operand())
         res._template, res.axis = f"Zero({self.ndim})", None
         return res
 
@@ -1029,7 +1050,7 @@ class GenericLazyTensor:
         """
         self._operand()
         axis = self._reduction_axis(axis, op)
-        unknown = sorted(set(kwargs) - set(COMPILE_OPTIONS) - set(CALL_OPTIONS))
+        unknown = sorted(set(kwargs) - set(COMPILE_OPTIONS) - set(CALL_OPTIONS)) if kwargs else None
         if unknown:
             raise TypeError(f"unexpected keyword argument(s) for a {op} reduction: {', '.join(unknown)}")
         lt = self
@@ -1039,14 +1060,28 @@ class GenericLazyTensor:
             lt._template, lt.ndim, lt._template2 = self._template, self.ndim, w._template
         lt._check_symbolic_numbering()
         compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS}
-        res = copy.copy(lt)
-        res._genred = self.Genred(
-            lt.formula, lt._aliases(), reduction_op=op, axis=axis, opt_arg=opt_arg, formula2=lt.formula2,
-            **compile_options,
-        )
-        res._call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in CALL_OPTIONS}}
+        genred = self._genred_of(lt, op, axis, opt_arg, compile_options)
+        call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in CALL_OPTIONS}}
+        res = _copy(lt)
+        res._genred, res._call_options = genred, call_options
         res.reduction_op, res.axis = op, axis
         return res() if call and not res.symbolic_variables else res
+
+    def _genred_of(self, lt, op, axis, opt_arg, compile_options):
+        """The Genred of reduction op of lt, shared by every reduction of the same formula, aliases and options
+        (the options' checks, the formula's signature and kernels are then done once)."""
+        names = lt._data_names()
+        formula, formula2, aliases = lt._printed(lt._template, names), lt._printed(lt._template2, names), lt._aliases(names)
+
+        def build():
+            return self.Genred(formula, aliases, reduction_op=op, axis=axis, opt_arg=opt_arg, formula2=formula2,
+                               **compile_options)
+
+        if not all(type(v) in _PLAIN_OPTIONS for v in (opt_arg, *compile_options.values())):
+            return build()  # (e.g. K given as a tensor: checked and converted by Genred, not a key)
+        options = tuple(sorted((k, type(v), v) for k, v in compile_options.items()))
+        return REDUCTIONS.get((self.Genred, formula, tuple(aliases), formula2, op, axis, type(opt_arg), opt_arg,
+                               options), build)
 
     def __call__(self, *args, **kwargs):
         """Run a reduced LazyTensor: args are the symbolic variables' values, in index order."""
@@ -1073,7 +1108,7 @@ class GenericLazyTensor:
             key = f"{v.key.rsplit('_', 1)[0]}_{swap[v.cat]}"
             keys[v.key] = key
             data.append(DataVariable(key, v.value, v.dim, swap[v.cat]))
-        res = copy.copy(self)
+        res = _copy(self)
         res._data = tuple(data)
         template = _PLACEHOLDER.sub(lambda m: "@" + keys[m.group(1)], self._template)
         res._template = _SYMBOLIC_VAR.sub(lambda m: f"Var({m.group(1)},{m.group(2)},{swap[int(m.group(3))]})", template)
@@ -1158,7 +1193,7 @@ class GenericLazyTensor:
         lt._check_symbolic_numbering()
         compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS}
         axis = 1 - b_axis  # the output of K is indexed like b
-        res = copy.copy(lt)
+        res = _copy(lt)
         res._genred = self.KernelSolve(lt.formula, lt._aliases(), f"Var({ind},{dim},{cat})", axis=axis, **compile_options)
         res._call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in SOLVE_CALL_OPTIONS}}
         res._fixed_args = {ind: b}

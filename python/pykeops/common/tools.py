@@ -101,6 +101,12 @@ class ArrayTools:
         raise NotImplementedError
 
     @staticmethod
+    def layout_key(x):
+        """A hashable summary of everything the argument checks read from x (its type, dtype, device, layout,
+        shape), so that arguments with equal keys pass or fail them alike; None when x is not such an array."""
+        return None
+
+    @staticmethod
     def contiguous(x):
         """x as a C-contiguous, aligned array detached from any autograd graph (x itself when it already is)."""
         raise NotImplementedError
@@ -139,6 +145,11 @@ class ArrayTools:
     def data_ptr(x):
         """Address of x's first element."""
         raise NotImplementedError
+
+    @classmethod
+    def data_ptrs(cls, arrays):
+        """Addresses of the first elements of a list of C-contiguous arrays."""
+        return [cls.data_ptr(a) for a in arrays]
 
     @staticmethod
     def needs_grad(arrays):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..common.engine import load_engine
 from ..common.tools import ArrayTools
 
 
@@ -22,8 +23,14 @@ class NumpyTools(ArrayTools):
         return "float64"
 
     @staticmethod
+    def layout_key(x):
+        # (the dtype object keeps the byte order; a MaskedArray differs by its type)
+        return (type(x), x.dtype, x.shape) if isinstance(x, np.ndarray) else None
+
+    @staticmethod
     def contiguous(x):
-        return np.require(x, requirements=("C", "A"))
+        flags = x.flags
+        return x if flags.c_contiguous and flags.aligned else np.require(x, requirements=("C", "A"))
 
     @staticmethod
     def is_writable_contiguous(x):
@@ -51,6 +58,10 @@ class NumpyTools(ArrayTools):
     @staticmethod
     def data_ptr(x):
         return x.__array_interface__["data"][0]
+
+    @staticmethod
+    def data_ptrs(arrays):
+        return load_engine().data_ptrs(list(arrays))  # (through the buffer protocol: one call for all)
 
     @staticmethod
     def needs_grad(arrays):

@@ -17,7 +17,16 @@ inputs, so they are recorded again when a graph is being built: derivatives of a
 import torch
 import torch.autograd.forward_ad as fwAD
 
+try:  # the step of torch's Function.apply that GenredFunction.apply keeps
+    from torch._functorch.utils import unwrap_dead_wrappers
+except ImportError:
+    unwrap_dead_wrappers = None
+
+from ..common.call_cache import LruCache
 from ..common.genred import reduction_ops
+
+# Derived Genreds (gradients, tangents) remembered per Genred: a KMin's gradient asks for one per rank and component.
+DERIVED_PER_GENRED = 256
 
 
 def var(pos, dim, cat):
@@ -31,12 +40,18 @@ class Call:
         self.genred, self.backend, self.device_id, self.ranges = genred, backend, device_id, ranges
 
     def derived(self, formula, extra_aliases, reduction_op="Sum", axis=None, opt_arg=None, formula2=None):
-        """A Genred of the same class and accuracy options over the extended argument list."""
+        """A Genred of the same class and accuracy options over the extended argument list, built once per
+        Genred and derived formula (backward and jvp ask for the same ones at every call)."""
         g = self.genred
-        return type(g)(formula, g.aliases + extra_aliases, reduction_op=reduction_op,
-                       axis=g.axis if axis is None else axis, opt_arg=opt_arg, formula2=formula2,
-                       dtype_acc=g.dtype_acc if reduction_ops()[reduction_op].accumulates else "auto",
-                       sum_scheme=g.sum_scheme if reduction_op == "Sum" else "auto")
+        axis = g.axis if axis is None else axis
+        key = (formula, tuple(extra_aliases), reduction_op, axis, opt_arg, formula2)
+        cache = g.__dict__.get("_derived")
+        if cache is None:
+            cache = g._derived = LruCache("derived", DERIVED_PER_GENRED)
+        return cache.get(key, lambda: type(g)(
+            formula, g.aliases + extra_aliases, reduction_op=reduction_op, axis=axis, opt_arg=opt_arg,
+            formula2=formula2, dtype_acc=g.dtype_acc if reduction_ops()[reduction_op].accumulates else "auto",
+            sum_scheme=g.sum_scheme if reduction_op == "Sum" else "auto"))
 
     def run(self, genred, args, ranges="same"):
         return genred(*args, backend=self.backend, device_id=self.device_id,
@@ -56,6 +71,14 @@ def sum_to_shape(g, shape):
 
 class GenredFunction(torch.autograd.Function):
     """Raw outputs of call.genred on args, differentiable in every argument."""
+
+    @classmethod
+    def apply(cls, *args):
+        # torch's Function.apply binds forward's default arguments through inspect.signature at every call (~10 us);
+        # forward has none, so outside functorch transforms this goes straight to the C++ apply that it ends in.
+        if unwrap_dead_wrappers is None or torch._C._are_functorch_transforms_active():
+            return super().apply(*args)
+        return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))
 
     @staticmethod
     def forward(call, *args):
@@ -98,9 +121,21 @@ def may_differentiate(args):
     return any(a.requires_grad or wrapped(a) or fwAD.unpack_dual(a).tangent is not None for a in args)
 
 
+def untracked(args):
+    """Whether no autograd mode can see this call (no grad to record, no dual level, no torch.func transform, no
+    left-over functorch wrapper): then the autograd Function is skipped."""
+    if torch._C._are_functorch_transforms_active() or fwAD._current_level >= 0:
+        return False
+    grad = torch.is_grad_enabled()
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda a: False)
+    return not any(isinstance(a, torch.Tensor) and ((grad and a.requires_grad) or wrapped(a)) for a in args)
+
+
 def apply(genred, args, backend, device_id, ranges):
     """The raw engine outputs of a Genred call, recorded for autograd (Min, Max, KMin also keep their indices
     when a derivative may be asked for)."""
+    if untracked(args):
+        return genred._raw_outputs(args, backend, device_id, ranges)
     # (the engine's table names, for Min, Max, KMin, the variant that also returns the selected indices)
     variant = reduction_ops()[genred.reduction_op].with_indices
     sig = genred.signature()

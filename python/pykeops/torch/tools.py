@@ -62,6 +62,11 @@ class TorchTools(ArrayTools):
         return a0 < b1 and b0 < a1
 
     @staticmethod
+    def layout_key(x):
+        # (meta tensors differ by their device, sparse and mkldnn ones by their layout)
+        return (type(x), x.dtype, x.device, x.layout, x.shape) if isinstance(x, torch.Tensor) else None
+
+    @staticmethod
     def contiguous(x):
         # resolve_neg/resolve_conj copy the lazy views that the engine's raw reads would get wrong (x.conj().imag,
         # torch._neg_view); autograd still flows through the caller's x.
@@ -85,7 +90,7 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def needs_grad(arrays):
-        return torch.is_grad_enabled() and any(a.requires_grad for a in arrays)
+        return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in arrays)
 
     @staticmethod
     def is_integer(x):
