@@ -6,9 +6,18 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/lower.h"
+#include "core/parser.h"
 #include "core/program.h"
 
 namespace keops::test {
+
+// The lowered program of a reduction string over alias strings.
+inline Program lowered(const std::string& red, const std::vector<std::string>& aliases) {
+  auto a = parse_aliases(aliases);
+  Reduction r = parse_reduction(red, a);
+  return lower(r, argument_table(r, a));
+}
 
 // args[pos]: row-major data as the kernels take it (i: (nx, dim), j: (ny, dim), parameters (dim)).
 inline std::vector<double> eval_pair(const Program& p, const std::vector<std::vector<double>>& args, int64_t i, int64_t j) {

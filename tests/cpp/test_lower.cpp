@@ -9,13 +9,7 @@
 
 using namespace keops;
 
-namespace {
-Program lowered(const std::string& red, const std::vector<std::string>& aliases) {
-  auto a = parse_aliases(aliases);
-  Reduction r = parse_reduction(red, a);
-  return lower(r, argument_table(r, a));
-}
-}  // namespace
+using test::lowered;
 
 TEST_CASE("gaussian kernel lowers to a small program with the right levels") {
   Program p = lowered("Sum_Reduction(Exp(-SqDist(x,y))*b, 0)", {"x = Vi(3)", "y = Vj(3)", "b = Vj(1)"});

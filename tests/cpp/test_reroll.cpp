@@ -10,11 +10,7 @@
 using namespace keops;
 
 namespace {
-Program lowered(const std::string& red, const std::vector<std::string>& aliases) {
-  auto a = parse_aliases(aliases);
-  Reduction r = parse_reduction(red, a);
-  return lower(r, argument_table(r, a));
-}
+using test::lowered;
 
 int count(const Program& p, Prim op) {
   int n = 0;
