@@ -88,7 +88,7 @@ def main():
     pythons = {"ours": sys.executable}
     if a.baseline:
         pythons["base"] = a.baseline
-    phase_names = ["parse", "lower", "llvm_ir", "llvm_opt", "codegen", "link"]
+    phase_names = ["parse", "lower", "reroll", "llvm_ir", "llvm_opt", "codegen", "link"]
     head = f"{'formula':<18}{'n':>6}{'chars':>8}{'instrs':>7}{'ours ms':>10}{'ms/instr':>9}"
     head += "".join(f"{ph:>9}" for ph in phase_names)
     if a.baseline:

@@ -414,10 +414,11 @@ TEST_CASE("many math functions share one body per function and type; few stay in
   const std::vector<std::string> a = {"x = Vi(1)", "y = Vj(1)"};
   const auto [defs100, instrs100] = ir_size(nested_sin(100), a);
   const auto [defs300, instrs300] = ir_size(nested_sin(300), a);
-  CHECK(defs100 == 3);  // the kernel, Sin on scalars (tails), Sin on vectors
-  CHECK(defs300 == 3);
-  // A level adds two calls (scalar tail and vector loop), not two inlined Sin bodies of ~40 instructions each.
-  CHECK(instrs300 - instrs100 <= 4 * 200);
+  // The kernel and one Sin body per type used (vectors; scalars where the kernel has scalar code).
+  CHECK((defs100 >= 2 && defs100 <= 3));
+  CHECK(defs300 == defs100);
+  // A level adds one call per copy of the inner code (row tiles), not inlined Sin bodies of ~40 instructions each.
+  CHECK(instrs300 - instrs100 < 16 * 200);
   CHECK(ir_size("Sum_Reduction(Exp(-SqDist(x,y))*b,0)", kAliases).first == 1);
   for (const char* f : {"Sum_Reduction(Sin(Cos(Exp(Log(Atan(Atan2(Asin(Sin(x-y)), Acos(Cos(y))) + x) + 2) * x)) + Exp(x)) + Sin(y),0)",
                         "Sum_Reduction(Exp(-SqDist(x,y)) + Exp(-(x|y)) + Sum(Exp(x-y) + Log(Exp(x-y)+b) + Sin(x) + Cos(y)),1)"}) {
