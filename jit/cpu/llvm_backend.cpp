@@ -160,8 +160,10 @@ class Emitter {
 
   // Math functions are long straight-line code (30-90 instructions each). A program with more than kInlineMath of
   // them calls one internal, never-inlined copy per function and type for each function it uses more than once:
-  // hundreds of inlined copies made optimisation and instruction selection take seconds (benchmarks/bench_compile.py).
-  static constexpr int kInlineMath = 8;
+  // hundreds of inlined copies made optimisation and instruction selection take seconds (300 nested Sin: 12 s, vs
+  // 0.12 s with calls; benchmarks/bench_compile.py). Below that, inline: a call clobbers every vector register, and
+  // 12 Exp terms ran 1.6 times slower as calls.
+  static constexpr int kInlineMath = 32;
   static bool is_math(Prim op) {
     return op == Prim::Exp || op == Prim::Log || op == Prim::Sin || op == Prim::Cos || op == Prim::Atan ||
            op == Prim::Atan2 || op == Prim::Asin || op == Prim::Acos;
