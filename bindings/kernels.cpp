@@ -51,6 +51,12 @@ void define_kernels(py::module_& m) {
         return ptrs;
       },
       py::arg("arrays"), "Data addresses of contiguous arrays that support the buffer protocol (NumPy).");
+  m.def("compile_phases", [](const std::string& formula, const std::vector<std::string>& aliases, const std::string& dtype) {
+        py::gil_scoped_release release;
+        return keops::kernel_phases({formula, aliases, dtype});
+      },
+      py::arg("formula"), py::arg("aliases"), py::arg("dtype") = "float32",
+      "[(phase, seconds)] of building the CPU kernel from scratch: parse, lower, reroll, llvm_ir, llvm_opt, codegen, link.");
   m.def("set_num_threads", &keops::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &keops::num_threads);
   m.def("set_chunk_bytes", &keops::set_chunk_bytes, py::arg("n"),

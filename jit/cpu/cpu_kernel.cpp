@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "../../core/errors.h"
+#include "../../core/lower.h"
+#include "../../core/parser.h"
 #include "../disk_cache.h"
 #include "../launch_plan.h"
 #include "../thread_pool.h"
@@ -71,6 +74,25 @@ std::shared_ptr<const CpuKernel> get_cpu_kernel(const KernelRequest& r) { return
 std::string kernel_ir(const KernelRequest& r) {
   auto [program, common] = prepare_request(r, CpuBackend::kName, CpuBackend::kDtypes);
   return cpu::optimized_ir(program, CpuBackend::options(program, common, r));
+}
+
+cpu::Phases kernel_phases(const KernelRequest& r) {
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  auto seconds = [&] {
+    const auto t = Clock::now();
+    const double s = std::chrono::duration<double>(t - t0).count();
+    t0 = t;
+    return s;
+  };
+  const std::vector<Alias> aliases = parse_aliases(r.aliases);
+  const Reduction red = parse_reduction(r.formula, aliases);
+  cpu::Phases phases{{"parse", seconds()}};
+  Program lowered = lower(red, argument_table(red, aliases));
+  phases.emplace_back("lower", seconds());
+  auto [program, common] = prepare_request(r, CpuBackend::kName, CpuBackend::kDtypes);  // the options, checked
+  for (auto& ph : cpu::compile_phases(lowered, CpuBackend::options(program, common, r))) phases.push_back(ph);
+  return phases;
 }
 
 CacheStats cache_stats() { return cache().stats(); }

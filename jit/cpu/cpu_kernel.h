@@ -38,6 +38,11 @@ std::shared_ptr<const CpuKernel> get_cpu_kernel(const KernelRequest& request);
 // The optimised LLVM IR of the request's CPU kernel (for inspection; not cached).
 std::string kernel_ir(const KernelRequest& request);
 
+// Seconds spent in each phase of building the request's CPU kernel from scratch, in order: parse (with the
+// construction-time simplifications and symbolic derivatives), lower, then those of cpu::compile_phases (for
+// benchmarks; nothing is cached).
+cpu::Phases kernel_phases(const KernelRequest& request);
+
 CacheStats cache_stats();
 // Forgets the CPU kernels in memory; the code of each is unlinked when its last user (e.g. a Genred) lets it go.
 void clear_memory_cache();

@@ -24,7 +24,10 @@
 #include <llvm/Target/TargetMachine.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -113,6 +116,8 @@ class Emitter {
       for (int x : {in.a, in.op == Prim::LoopSum ? -1 : in.b, in.c}) dep = dep || (x >= 0 && row_dep_[x]);
       row_dep_[id] = dep;
     }
+    for (const Instr& in : p.code)
+      if (is_math(in.op)) ++math_uses_[in.op], ++math_total_;
   }
 
   // Renders instruction `id` on operands of type `ty` (T or <W x T>).
@@ -133,14 +138,9 @@ class Emitter {
       case Prim::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, {x});
       case Prim::Floor: return intrinsic(llvm::Intrinsic::floor, {x});
       case Prim::Round: return intrinsic(llvm::Intrinsic::round, {x});
-      case Prim::Exp: return emit_exp(b_, x);
-      case Prim::Log: return emit_log(b_, x);
-      case Prim::Sin: return emit_sin(b_, x);
-      case Prim::Cos: return emit_cos(b_, x);
-      case Prim::Atan: return emit_atan(b_, x);
-      case Prim::Atan2: return emit_atan2(b_, x, y);
-      case Prim::Asin: return emit_asin(b_, x);
-      case Prim::Acos: return emit_acos(b_, x);
+      case Prim::Exp: case Prim::Log: case Prim::Sin: case Prim::Cos: case Prim::Atan: case Prim::Asin:
+      case Prim::Acos: return math(in.op, {x}, ty);
+      case Prim::Atan2: return math(in.op, {x, y}, ty);
       case Prim::Min:
       case Prim::Max: {  // NaN-propagating
         Value* pick = in.op == Prim::Min ? b_.CreateFCmpOLT(x, y) : b_.CreateFCmpOGT(x, y);
@@ -156,6 +156,55 @@ class Emitter {
       case Prim::Load: case Prim::Index: case Prim::LoopSum: break;
     }
     KEOPS_ASSERT(false, std::string("no rendering of primitive ") + prim_name(in.op));
+  }
+
+  // Math functions are long straight-line code (30-90 instructions each). A program with more than kInlineMath of
+  // them calls one internal, never-inlined copy per function and type for each function it uses more than once:
+  // hundreds of inlined copies made optimisation and instruction selection take seconds (300 nested Sin: 12 s, vs
+  // 0.12 s with calls; benchmarks/bench_compile.py). Below that, inline: a call clobbers every vector register, and
+  // 12 Exp terms ran 1.6 times slower as calls.
+  static constexpr int kInlineMath = 32;
+  static bool is_math(Prim op) {
+    return op == Prim::Exp || op == Prim::Log || op == Prim::Sin || op == Prim::Cos || op == Prim::Atan ||
+           op == Prim::Atan2 || op == Prim::Asin || op == Prim::Acos;
+  }
+
+  Value* math(Prim op, const std::vector<Value*>& args, llvm::Type* ty) {
+    auto body = [op](llvm::IRBuilderBase& b, const std::vector<Value*>& a) {
+      switch (op) {
+        case Prim::Exp: return emit_exp(b, a[0]);
+        case Prim::Log: return emit_log(b, a[0]);
+        case Prim::Sin: return emit_sin(b, a[0]);
+        case Prim::Cos: return emit_cos(b, a[0]);
+        case Prim::Atan: return emit_atan(b, a[0]);
+        case Prim::Atan2: return emit_atan2(b, a[0], a[1]);
+        case Prim::Asin: return emit_asin(b, a[0]);
+        default: return emit_acos(b, a[0]);
+      }
+    };
+    if (math_total_ <= kInlineMath || math_uses_[op] < 2) return body(b_, args);
+    llvm::Function*& f = outlined_[{op, ty}];
+    if (!f) {
+      auto* fty = llvm::FunctionType::get(ty, std::vector<llvm::Type*>(args.size(), ty), false);
+      std::string name = std::string("keops_") + prim_name(op) + "_" + (ty->getScalarType()->isFloatTy() ? "f32" : "f64");
+      if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(ty)) name += "x" + std::to_string(vt->getNumElements());
+      f = llvm::Function::Create(fty, llvm::Function::InternalLinkage, name, m_);
+      const llvm::Function* kernel = b_.GetInsertBlock()->getParent();
+      for (const char* k : {"target-cpu", "target-features", "prefer-vector-width", "min-legal-vector-width"})
+        if (kernel->hasFnAttribute(k)) f->addFnAttr(kernel->getFnAttribute(k));
+      f->addFnAttr(llvm::Attribute::NoInline);
+      f->addFnAttr(llvm::Attribute::NoUnwind);
+      f->addFnAttr(llvm::Attribute::WillReturn);
+      f->setDoesNotAccessMemory();
+      f->setCallingConv(llvm::CallingConv::Fast);
+      IRBuilder<> fb(llvm::BasicBlock::Create(m_.getContext(), "entry", f));
+      std::vector<Value*> params;
+      for (llvm::Argument& a : f->args()) params.push_back(&a);
+      fb.CreateRet(body(fb, params));
+    }
+    llvm::CallInst* call = b_.CreateCall(f, args);
+    call->setCallingConv(llvm::CallingConv::Fast);
+    return call;
   }
 
   // One value table per row of a tile of rows (a single table where there is one row).
@@ -228,6 +277,9 @@ class Emitter {
   const Program& p_;
   llvm::Type* t_;
   std::vector<char> in_body_, row_dep_;  // per value: inside a loop body; depends on the outer index
+  std::map<Prim, int> math_uses_;
+  int math_total_ = 0;
+  std::map<std::pair<Prim, llvm::Type*>, llvm::Function*> outlined_;
 };
 
 // ---- Reductions: the rules of core/reduction_rules.h rendered on IRBuilder, and the CPU's strategy around them ----
@@ -829,13 +881,38 @@ void optimize(llvm::Module& m) {
   pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(m, mam);
 }
 
-std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const Program& p, const KernelOptions& o, const std::string& symbol) {
+// Seconds since `t0`, and restarts it (phase timings).
+double lap(std::chrono::steady_clock::time_point& t0) {
+  const auto t = std::chrono::steady_clock::now();
+  const double s = std::chrono::duration<double>(t - t0).count();
+  t0 = t;
+  return s;
+}
+
+// `phases`, if given, receives the seconds of IR generation and of optimisation.
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const Program& p, const KernelOptions& o,
+                                           const std::string& symbol, Phases* phases = nullptr) {
+  auto t0 = std::chrono::steady_clock::now();
   auto m = std::make_unique<llvm::Module>(symbol, ctx);
   m->setDataLayout(host().tm->createDataLayout());
   m->setTargetTriple(host().tm->getTargetTriple().str());
-  build_kernel(*m, reroll(p), o, symbol);
+  const Program rolled = reroll(p);
+  if (phases) phases->emplace_back("reroll", lap(t0));
+  build_kernel(*m, rolled, o, symbol);
+  if (phases) phases->emplace_back("llvm_ir", lap(t0));
   optimize(*m);
+  if (phases) phases->emplace_back("llvm_opt", lap(t0));
   return m;
+}
+
+std::string emit_object(llvm::Module& m) {
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager pm;
+  if (host().tm->addPassesToEmitFile(pm, os, nullptr, kObjectFile))
+    internal_failure(__FILE__, __LINE__, "the target cannot emit object files");
+  pm.run(m);
+  return std::string(buffer.begin(), buffer.end());
 }
 
 std::mutex& jit_mutex() {
@@ -886,14 +963,26 @@ int vector_width(Dtype dtype) {
 std::string compile_object(const Program& p, const KernelOptions& o, const std::string& symbol) {
   std::lock_guard<std::mutex> lock(jit_mutex());
   llvm::LLVMContext ctx;
-  auto m = build_module(ctx, p, o, symbol);
-  llvm::SmallVector<char, 0> buffer;
-  llvm::raw_svector_ostream os(buffer);
-  llvm::legacy::PassManager pm;
-  if (host().tm->addPassesToEmitFile(pm, os, nullptr, kObjectFile))
-    internal_failure(__FILE__, __LINE__, "the target cannot emit object files");
-  pm.run(*m);
-  return std::string(buffer.begin(), buffer.end());
+  return emit_object(*build_module(ctx, p, o, symbol));
+}
+
+Phases compile_phases(const Program& p, const KernelOptions& o) {
+  static std::atomic<int64_t> counter{0};
+  const std::string symbol = "keops_phases_" + std::to_string(counter++);
+  Phases phases;
+  std::string object;
+  {
+    std::lock_guard<std::mutex> lock(jit_mutex());
+    llvm::LLVMContext ctx;
+    auto m = build_module(ctx, p, o, symbol, &phases);
+    auto t0 = std::chrono::steady_clock::now();
+    object = emit_object(*m);
+    phases.emplace_back("codegen", lap(t0));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  load_object(object, symbol);  // linked, then unlinked as the only owner lets it go
+  phases.emplace_back("link", lap(t0));
+  return phases;
 }
 
 namespace {

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../../core/program.h"
 #include "../kernel_options.h"
@@ -37,6 +39,12 @@ std::string compile_object(const Program& p, const KernelOptions& options, const
 struct LinkedCode {
   KernelFn fn = nullptr;
 };
+
+// Seconds spent in each phase of compiling and linking a kernel, in order: (name, seconds) for reroll (the core
+// pass), llvm_ir (IR generation), llvm_opt (the optimisation pipeline), codegen (machine code) and link (for
+// benchmarks; not cached).
+using Phases = std::vector<std::pair<std::string, double>>;
+Phases compile_phases(const Program& p, const KernelOptions& options);
 
 // Links an object from compile_object (fresh or from the disk cache) into the process and returns `symbol`. An
 // object whose symbol is still linked is not linked again: its live code is shared.

@@ -32,5 +32,6 @@ const std::string& host_signature() {
 int vector_width(Dtype dtype) { return 16 / dtype_size(dtype); }
 int state_slots(const Program&, const KernelOptions&) { absent(); }
 std::string optimized_ir(const Program&, const KernelOptions&) { absent(); }
+Phases compile_phases(const Program&, const KernelOptions&) { absent(); }
 
 }  // namespace keops::cpu

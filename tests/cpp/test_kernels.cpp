@@ -386,3 +386,45 @@ TEST_CASE("cache chunks of j: every reduction resumes its rows' states between c
   set_chunk_bytes(0);
   CHECK(chunk_bytes() >= int64_t(128) << 10);  // the default: half of the L2 cache
 }
+
+namespace {
+
+// Functions defined and instructions in the optimised IR of a kernel.
+std::pair<int, int> ir_size(const std::string& formula, const std::vector<std::string>& aliases) {
+  const std::string ir = kernel_ir({formula, aliases, "float32"});
+  int defines = 0, instructions = 0;
+  for (size_t at = 0, next; at < ir.size(); at = next + 1) {
+    next = std::min(ir.find('\n', at), ir.size());
+    const std::string_view line(ir.data() + at, next - at);
+    if (line.starts_with("define ")) ++defines;
+    else if (line.starts_with("  ") && line.find_first_not_of(' ') != std::string_view::npos) ++instructions;
+  }
+  return {defines, instructions};
+}
+
+std::string nested_sin(int depth) {
+  std::string f = "(x-y)";
+  for (int k = 0; k < depth; ++k) f = "Sin(" + f + ")";
+  return "Sum_Reduction(" + f + ",0)";
+}
+
+}  // namespace
+
+TEST_CASE("many math functions share one body per function and type; few stay inline") {
+  const std::vector<std::string> a = {"x = Vi(1)", "y = Vj(1)"};
+  const auto [defs100, instrs100] = ir_size(nested_sin(100), a);
+  const auto [defs300, instrs300] = ir_size(nested_sin(300), a);
+  // The kernel and one Sin body per type used (vectors; scalars where the kernel has scalar code).
+  CHECK((defs100 >= 2 && defs100 <= 3));
+  CHECK(defs300 == defs100);
+  // A level adds one call per copy of the inner code (row tiles), not inlined Sin bodies of ~40 instructions each.
+  CHECK(instrs300 - instrs100 < 16 * 200);
+  CHECK(ir_size("Sum_Reduction(Exp(-SqDist(x,y))*b,0)", kAliases).first == 1);
+  for (const char* f : {"Sum_Reduction(Sin(Cos(Exp(Log(Atan(Atan2(Asin(Sin(x-y)), Acos(Cos(y))) + x) + 2) * x)) + Exp(x)) + Sin(y),0)",
+                        "Sum_Reduction(Exp(-SqDist(x,y)) + Sum(Sin(Cos(Atan(Sin(Cos(Atan("
+                        "Sin(Cos(Atan(Sin(Cos(Atan(x-y)))))))))))) + Exp(x-y) + Log(Exp(x+y)+b)),1)"}) {
+    CHECK(ir_size(f, kAliases).first > 1);  // over kInlineMath: called
+    check_kernel<float>(f, kAliases, 40, 37, 2e-5);
+    check_kernel<double>(f, kAliases, 40, 37, 1e-12);
+  }
+}
