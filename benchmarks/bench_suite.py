@@ -162,6 +162,7 @@ def run_cell_worker(spec):
         except ImportError:
             continue
         if fn is None:
+            emit({"name": name, "na": True})
             continue
         t = time.perf_counter()
         out = fn(tx, ty, tb)
@@ -344,6 +345,8 @@ def run_compile(args, family, param):
 
 
 def fmt_time(c, timeout):
+    if c is not None and c.get("na"):
+        return "n/a"
     if c is None or "best" not in c:
         return f"> {timeout:g} s"
     t = c["best"]
@@ -381,6 +384,10 @@ def extra_metric(what, cells, size, threads):
         return f"{m * n / t:.3g} pairs/s, {threads * mhz * 1e6 * t / (m * n):.2f} cycles/pair/thread"
     gflops = int(what[-1]) * d * m * n / t * 1e-9
     return f"{gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f}% of {peak:.0f} (FMA peak)"
+
+
+def used_columns(args, columns):
+    return [c for c in columns if c not in args.skip and (c != KEOPS23 or args.pykeops_python)]
 
 
 def selected(name, only):
@@ -463,7 +470,7 @@ def main():
                 label = f"{name} M={size[0]} N={size[1]} D={size[2]}" + (f" K={k}" if k else "")
                 rows.append((label, cells, extra_metric(extra, cells, size, a.threads)))
         if rows:
-            table("Time per call (best)", rows, [c for c in COLUMNS if c not in a.skip], a.cell_timeout, "ours: rate")
+            table("Time per call (best)", rows, used_columns(a, COLUMNS), a.cell_timeout, "ours: rate")
         rows = []
         for name, (family, full, quick) in COMPILE_WORKLOADS.items():
             if selected(name, a.only):
@@ -474,7 +481,7 @@ def main():
                     rows.append((f"{name}={param}", cells, None))
         if rows:
             table("Compile time (first call - second call, fresh kernel folder)", rows,
-                  [c for c in (KEOPS, KEOPS23) if c not in a.skip], a.cell_timeout)
+                  used_columns(a, [KEOPS, KEOPS23]), a.cell_timeout)
     if a.plots:
         plots(a, a.quick)
     sys.exit(1 if failed else 0)
