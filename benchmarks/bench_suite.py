@@ -170,8 +170,13 @@ def run_cell_worker(spec):
         out = out[0] if isinstance(out, tuple) else out
         ok = check(kind, k, x, y, b, out.numpy() if hasattr(out, "numpy") else out)
         emit({"name": name, "first": first, "best": first, "ok": ok})
-        if first < spec["timeout"] / (2 * spec["repeats"]):  # a slow contender keeps its first call
-            fns[name], best[name] = fn, first
+        if first < spec["timeout"] / 2:  # the first call may compile (torch.compile, kernels): one more call
+            t = time.perf_counter()
+            fn(tx, ty, tb)
+            second = time.perf_counter() - t
+            emit({"name": name, "best": min(first, second)})
+            if second < spec["timeout"] / (2 * spec["repeats"]):  # a slow contender keeps its first calls
+                fns[name], best[name] = fn, min(first, second)
     for _ in range(spec["repeats"]):
         for name, fn in fns.items():
             t = time.perf_counter()
