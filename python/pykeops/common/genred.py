@@ -59,6 +59,54 @@ POST = {
     ),
 }
 
+# The user-facing docstring of Genred, filled in per framework by pykeops.numpy.Genred and pykeops.torch.Genred.
+GENRED_DOC = """Reduction of a KeOps formula over {arrays}: out_i = reduce_j F(x_i, y_j, p) (axis=1) or out_j (axis=0).
+
+    The formula and its reduction are compiled once (on first call, per dtype) and cached in memory and on disk;
+    the M x N matrix F(x_i, y_j) is never stored.
+
+    Args:
+        formula (str): the formula in the KeOps language, e.g. ``"Exp(-SqDist(x,y)) * b"`` (the operations are
+            listed in the operation table).
+        aliases (list of str): one declaration per argument, in call order: ``"x = Vi(3)"`` (indexed by i, dim 3),
+            ``"y = Vj(3)"`` (indexed by j), ``"s = Pm(1)"`` (a parameter); ``"Vi(pos,dim)"`` and
+            ``"Var(pos,dim,cat)"`` give the position explicitly.
+        reduction_op (str): ``"Sum"`` (default), ``"LogSumExp"``, ``"SumSoftMaxWeight"``, ``"Min"``, ``"Max"``,
+            ``"ArgMin"``, ``"ArgMax"``, ``"Min_ArgMin"``, ``"Max_ArgMax"``, ``"KMin"``, ``"ArgKMin"``,
+            ``"KMin_ArgKMin"``, ...
+        axis (int): 1 reduces over j (one result row per i), 0 over i.
+        opt_arg (int): K of the K-nearest reductions (KMin, ArgKMin, KMin_ArgKMin).
+        formula2 (str): the weight formula G of LogSumExp / SumSoftMaxWeight with weights.
+        dtype_acc (str): accumulator dtype of sums: ``"auto"`` (the backend's default), ``"float16"``,
+            ``"float32"`` or ``"float64"``.
+        sum_scheme (str): ``"auto"``, ``"direct_sum"``, ``"block_sum"`` or ``"kahan_scheme"``.
+        use_double_acc (bool): same as ``dtype_acc="float64"``.
+        enable_chunks, use_fast_math: GPU tuning, accepted everywhere; dtype, cuda_type: deprecated, ignored
+            (the dtype comes from the arguments).
+
+    Calling the object, ``g(*args, backend="auto", device_id=-1, ranges=None, out=None)``, runs it on
+    {call_arrays},
+    ordered as the aliases and all of one dtype (float16, float32 or float64), of shapes (M, D) for Vi, (N, D) for
+    Vj, (D,) for Pm, with optional leading batch dimensions that broadcast. ``ranges`` is the
+    6-tuple of a block-sparse reduction (see the cluster helpers) and ``out`` an array that receives the result.
+
+    Returns:
+        {returns} of shape (M, D_out) for axis=1, (N, D_out) for axis=0, D_out the formula's dim (K, or
+        (K, D) for a formula of dim D > 1, for the K-nearest reductions);
+        a pair (values, int64 indices) for the *_Arg* pairs. ArgMin/ArgMax/ArgKMin give int64 indices.
+
+    Raises:
+        ValueError / TypeError: at construction for a formula or aliases that do not parse or whose dims do not
+        fit, at call time for arguments of the wrong number, shape, dtype or device.
+
+    Example:
+        >>> g = Genred("Exp(-SqDist(x,y)) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"], reduction_op="Sum", axis=1)
+        >>> {example}
+        >>> g(x, y, b).shape
+        {shape}
+    """
+
+
 # The six arrays of a block-sparse `ranges=` argument and their number of axes.
 RANGE_NAMES = ("ranges_i", "slices_i", "redranges_j", "ranges_j", "slices_j", "redranges_i")
 RANGE_NDIMS = (2, 1, 2, 2, 1, 2)

@@ -37,6 +37,39 @@ def alias_position(aliases, varinvalias):
     )
 
 
+# The user-facing docstring of KernelSolve, filled in per framework (pykeops.numpy and pykeops.torch).
+KERNEL_SOLVE_DOC = """Solves (alpha * Id + K) a = b for a, K the linear map a -> Sum_j F(x_i, y_j, a_j), by conjugate gradient.
+
+    Typical use: kernel ridge regression or RBF interpolation, where K is a symmetric positive (semi-)definite kernel
+    matrix such as exp(-|x_i - x_j|^2 / s^2) on one point cloud; alpha > 0 makes the system well conditioned. K
+    is never stored: every conjugate-gradient step runs one reduction. No symmetry check is made.
+
+    Args:
+        formula (str): a KeOps formula linear in the variable varinvalias, e.g. ``"Exp(-g * SqDist(x,y)) * b"``.
+        aliases (list of str): the argument declarations, as for Genred (``"x = Vi(3)"``, ``"b = Vj(1)"``, ...).
+        varinvalias (str): the alias name (or ``"Var(pos,dim,cat)"``) of the unknown; the argument given at its
+            position is the right-hand side b.
+        axis (int): the reduction axis, as for Genred (0 or 1; the system must be square).
+        dtype_acc, use_double_acc, sum_scheme, enable_chunks, use_fast_math: as for Genred.
+
+    Calling the object, ``solver(*args, alpha=1e-10, eps=1e-6, backend="auto", device_id=-1, ranges=None)``,
+    solves with the right-hand side at the position of varinvalias, to a residual below eps (alpha >= 0 and
+    eps > 0 are numbers).{grad}
+
+    Returns:
+        {returns} of b's shape: the solution a.
+
+    Example:
+        >>> formula, aliases = "Exp(-SqDist(x,y)) * b", ["x = Vi(2)", "y = Vj(2)", "b = Vj(1)"]
+        >>> solver = KernelSolve(formula, aliases, "b", axis=1)
+        >>> {example}
+        >>> a = solver(x, x, b, alpha=0.1)
+        >>> K = Genred(formula, aliases, axis=1)
+        >>> bool(abs(K(x, x, a) + 0.1 * a - b).max() < 1e-4)
+        True
+    """
+
+
 def conjugate_gradient(linop, b, eps, maxiter=None, linop_b=None):
     """Solve linop(a) = b for a symmetric positive definite linop; stop when ||r||^2 < numel(b) * eps^2.
 

@@ -1,12 +1,15 @@
 """KernelSolve and the generic_* reduction helpers for NumPy arrays."""
 
 from ..common.genred import generic_reductions
-from ..common.operations import GenericKernelSolve
+from ..common.operations import KERNEL_SOLVE_DOC, GenericKernelSolve
 from .genred import Genred
 
 
 class KernelSolve(GenericKernelSolve):
-    """Conjugate-gradient solver of (alpha * Id + K) a = b (see pykeops.common.operations.GenericKernelSolve)."""
+    __doc__ = KERNEL_SOLVE_DOC.format(
+        returns="A NumPy array", grad="",
+        example="x, b = np.random.rand(50, 2), np.random.rand(50, 1)",
+    )
 
     Genred = Genred
 

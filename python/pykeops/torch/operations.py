@@ -1,12 +1,16 @@
 """KernelSolve and the generic_* reduction helpers for torch tensors."""
 
 from ..common.genred import generic_reductions
-from ..common.operations import GenericKernelSolve
+from ..common.operations import KERNEL_SOLVE_DOC, GenericKernelSolve
 from .genred import Genred
 
 
 class KernelSolve(GenericKernelSolve):
-    """Conjugate-gradient solver of (alpha * Id + K) a = b (see pykeops.common.operations.GenericKernelSolve)."""
+    __doc__ = KERNEL_SOLVE_DOC.format(
+        returns="A torch tensor",
+        grad=" Gradients with respect to b and the other arguments flow through autograd (implicit differentiation).",
+        example="x, b = torch.rand(50, 2, dtype=torch.float64), torch.rand(50, 1, dtype=torch.float64)",
+    )
 
     Genred = Genred
 
