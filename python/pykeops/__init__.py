@@ -17,6 +17,7 @@ default_device_id = 0
 
 
 def set_verbose(val):
+    """Turns the "[pyKeOps]" messages on (True) or off (False) for this process."""
     global verbose
     verbose = bool(val)
 
@@ -27,6 +28,7 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """Number of CPU threads the engine uses for one reduction (see set_num_threads)."""
     return load_engine().get_num_threads()
 
 

@@ -124,6 +124,7 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
 
     @property
     def shape(self):
+        """(*batch, M, N, D), D counting complex entries, without D when D is 1 (as LazyTensor.shape)."""
         shape = self._shape
         return shape[:-1] if shape[-1] == 2 else shape[:-1] + (shape[-1] // 2,)
 
@@ -225,9 +226,11 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
         return self.abs()
 
     def conj(self):
+        """Element-wise complex conjugate (Conj), of the same dim."""
         return self._unary("Conj")
 
     def exp(self):
+        """Element-wise complex exponential exp(re) * (cos(im) + 1j sin(im)) (ComplexExp), of the same dim."""
         return self._unary("ComplexExp")
 
     def concat(self, other):

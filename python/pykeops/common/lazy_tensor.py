@@ -290,6 +290,7 @@ class GenericLazyTensor:
 
     @property
     def variables(self):
+        """The arrays the formula reads (the data variables), as a tuple, in their argument order."""
         return tuple(self._values())
 
     @property
@@ -303,6 +304,7 @@ class GenericLazyTensor:
 
     @property
     def nbatchdims(self):
+        """Number of leading batch dimensions (0 for a plain (M, N, D) LazyTensor)."""
         return len(self.batchdims)
 
     @property
@@ -312,6 +314,7 @@ class GenericLazyTensor:
 
     @property
     def shape(self):
+        """(*batch, M, N, D), without D when D is 1; M or N is 1 along an axis no variable indexes."""
         return self._shape if self.ndim != 1 else self._shape[:-1]
 
     def __str__(self):
@@ -502,7 +505,7 @@ class GenericLazyTensor:
         return self._binary(exponent, "Powf")
 
     def power(self, other):
-        """Same as self ** other."""
+        """x ** other (see __pow__: Square, Pow, Sqrt, Rsqrt or Powf by the exponent)."""
         return self**other
 
     def __neg__(self):
@@ -512,15 +515,19 @@ class GenericLazyTensor:
         return self._unary("Abs")
 
     def abs(self):
+        """Element-wise absolute value |x| (Abs), of the same dim."""
         return self._unary("Abs")
 
     def exp(self):
+        """Element-wise exponential exp(x) (Exp), of the same dim."""
         return self._unary("Exp")
 
     def log(self):
+        """Element-wise natural logarithm log(x) (Log), of the same dim; NaN for x < 0, -inf at 0."""
         return self._unary("Log")
 
     def sqrt(self):
+        """Element-wise square root (Sqrt), of the same dim; its gradient at 0 is taken as 0."""
         return self._unary("Sqrt")
 
     def rsqrt(self):
@@ -528,15 +535,19 @@ class GenericLazyTensor:
         return self._unary("Rsqrt")
 
     def sin(self):
+        """Element-wise sine (Sin), of the same dim."""
         return self._unary("Sin")
 
     def cos(self):
+        """Element-wise cosine (Cos), of the same dim."""
         return self._unary("Cos")
 
     def square(self):
+        """Element-wise square x * x (Square), of the same dim."""
         return self._unary("Square")
 
     def inv(self):
+        """Element-wise inverse 1 / x (Inv), of the same dim."""
         return self._unary("Inv")
 
     def sqnorm2(self):
@@ -605,11 +616,11 @@ class GenericLazyTensor:
     # Element-wise math (output dim: that of the input).
 
     def xlogx(self):
-        """x * log(x), 0 at 0."""
+        """Element-wise x * log(x) (XLogX), taken as 0 at x = 0."""
         return self._unary("XLogX")
 
     def sinxdivx(self):
-        """sin(x) / x, 1 at 0."""
+        """Element-wise sin(x) / x (SinXDivX), taken as 1 at x = 0."""
         return self._unary("SinXDivX")
 
     def sinc(self):
@@ -617,12 +628,15 @@ class GenericLazyTensor:
         return (math.pi * self).sinxdivx()
 
     def asin(self):
+        """Element-wise arcsine (Asin) in [-pi/2, pi/2], of the same dim; NaN outside [-1, 1]."""
         return self._unary("Asin")
 
     def acos(self):
+        """Element-wise arccosine (Acos) in [0, pi], of the same dim; NaN outside [-1, 1]."""
         return self._unary("Acos")
 
     def atan(self):
+        """Element-wise arctangent (Atan) in (-pi/2, pi/2), of the same dim."""
         return self._unary("Atan")
 
     def atan2(self, other):
@@ -630,16 +644,19 @@ class GenericLazyTensor:
         return self._binary(other, "Atan2")
 
     def sign(self):
+        """Element-wise sign (Sign): -1 where x < 0, 0 at 0, 1 where x > 0."""
         return self._unary("Sign")
 
     def step(self):
-        """0 where x < 0, else 1."""
+        """Element-wise Heaviside step (Step): 0 where x < 0, else 1."""
         return self._unary("Step")
 
     def relu(self):
+        """Element-wise rectified linear unit max(x, 0) (ReLU), of the same dim."""
         return self._unary("ReLU")
 
     def floor(self):
+        """Element-wise floor (Floor): the largest integer <= x, as a float."""
         return self._unary("Floor")
 
     def round(self, d=0):
@@ -696,7 +713,7 @@ class GenericLazyTensor:
         return self.norm2()
 
     def normalize(self):
-        """x / |x| (0 where x = 0)."""
+        """The unit vector x / |x| over the inner dimension (Normalize), 0 where x = 0."""
         return self._unary("Normalize")
 
     def weightedsqnorm(self, other):
@@ -925,15 +942,15 @@ class GenericLazyTensor:
     # Real to complex: the results are ComplexLazyTensors, of complex dim D (real dim 2D).
 
     def real2complex(self):
-        """x + 0j."""
+        """The real vector x as a ComplexLazyTensor x + 0j, of the same (complex) dim."""
         return self._to_complex("Real2Complex")
 
     def imag2complex(self):
-        """0 + 1j * x."""
+        """The real vector x as the purely imaginary ComplexLazyTensor 1j * x, of the same (complex) dim."""
         return self._to_complex("Imag2Complex")
 
     def exp1j(self):
-        """exp(1j * x)."""
+        """The ComplexLazyTensor exp(1j * x) = cos(x) + 1j sin(x) of the real vector x, of the same dim."""
         return self._to_complex("ComplexExp1j")
 
     def _to_complex(self, op):
@@ -1118,7 +1135,7 @@ class GenericLazyTensor:
         res.ranges = swap_axes(self.ranges)
         return res
 
-    T = property(t, doc="Transpose, as t().")
+    T = property(t, doc="Transpose (i and j swapped), the same as t().")
 
     def __matmul__(self, v, **kwargs):
         """K @ v = sum over j of K_ij v_j for K of inner dim 1: v (N,) gives (M,), v (..., N, E) gives (..., M, E).
@@ -1211,8 +1228,10 @@ def variable_helpers(lazy_tensor_class):
         make.__name__ = make.__qualname__ = name
         make.__module__ = lazy_tensor_class.__module__
         make.__doc__ = (
-            f"LazyTensor of category {cat}: {name}(array) wraps data, {name}(ind, dim) is the symbolic "
-            f"variable Var(ind, dim, {cat}) given at call time."
+            f"LazyTensor of category {cat} ({('indexed by i', 'indexed by j', 'a parameter')[cat]}): {name}(array) "
+            f"wraps an array ({('(M, D)', '(N, D)', '(D,)')[cat]}, with optional leading batch dimensions), "
+            f"{name}(ind, dim) is the symbolic variable Var(ind, dim, {cat}) whose array is given when the reduced "
+            f"result is called. Example: (Vi(x) - Vj(y)).sqnorm2().sum(dim=1) is sum_j |x_i - y_j|^2."
         )
         return make
 
