@@ -62,8 +62,14 @@ fuzz: deps
 bench: install
 	$(VPY) benchmarks/bench_cpu.py
 
+# The documentation site (Sphinx, with the gallery examples run at their documented sizes) in build/docs/index.html;
+# any warning fails the build.
+DOCS_DEPS := "sphinx>=7" "sphinx-gallery>=0.16" "myst-parser>=2" furo
+
 docs: install
+	$(PIP) $(DOCS_DEPS)
 	$(VPY) docs/generate_operations.py
+	MPLBACKEND=Agg $(VENV)/bin/sphinx-build -W --keep-going -q -b html docs build/docs
 
 clean:
 	rm -rf build $(VENV)
