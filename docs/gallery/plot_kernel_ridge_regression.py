@@ -17,7 +17,7 @@ import numpy as np
 from pykeops.numpy import Genred, KernelSolve
 
 SMALL = os.environ.get("KEOPS_EXAMPLE_SMALL") == "1"  # the tests run every example at a tiny size
-N = 300 if SMALL else 3000
+N = 300 if SMALL else 1500
 SIGMA = 0.05
 
 rng = np.random.default_rng(4)
