@@ -1228,8 +1228,8 @@ def variable_helpers(lazy_tensor_class):
         make.__name__ = make.__qualname__ = name
         make.__module__ = lazy_tensor_class.__module__
         make.__doc__ = (
-            f"LazyTensor of category {cat} ({('indexed by i', 'indexed by j', 'a parameter')[cat]}): {name}(array) "
-            f"wraps an array ({('(M, D)', '(N, D)', '(D,)')[cat]}, with optional leading batch dimensions), "
+            f"LazyTensor of category {cat} ({('indexed by i', 'indexed by j', 'a parameter')[cat]}): "
+            f"{name}(array) wraps an array ({('(M, D)', '(N, D)', '(D,)')[cat]}, with optional leading batch dims), "
             f"{name}(ind, dim) is the symbolic variable Var(ind, dim, {cat}) whose array is given when the reduced "
             f"result is called. Example: (Vi(x) - Vj(y)).sqnorm2().sum(dim=1) is sum_j |x_i - y_j|^2."
         )

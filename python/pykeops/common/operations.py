@@ -38,7 +38,7 @@ def alias_position(aliases, varinvalias):
 
 
 # The user-facing docstring of KernelSolve, filled in per framework (pykeops.numpy and pykeops.torch).
-KERNEL_SOLVE_DOC = """Solves (alpha * Id + K) a = b for a, K the linear map a -> Sum_j F(x_i, y_j, a_j), by conjugate gradient.
+KERNEL_SOLVE_DOC = """Solves (alpha * Id + K) a = b for a by conjugate gradient, K the map a -> Sum_j F(x_i, y_j, a_j).
 
     Typical use: kernel ridge regression or RBF interpolation, where K is a symmetric positive (semi-)definite kernel
     matrix such as exp(-|x_i - x_j|^2 / s^2) on one point cloud; alpha > 0 makes the system well conditioned. K

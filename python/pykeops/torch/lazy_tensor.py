@@ -19,7 +19,8 @@ class LazyTensor(GenericLazyTensor):
     operations on the inner dimension D (sum(-1), sqnorm2, sqdist, |, matvecmult, x[k], concat, ...) and
     derivatives (grad, diff, laplacian) build a new LazyTensor. A reduction over i (axis/dim 0) or j (1) runs
     the formula: sum, logsumexp, sumsoftmaxweight, min, max, argmin, argmax, min_argmin, Kmin, argKmin,
-    Kmin_argKmin, and the linear algebra K @ v and K.solve(b). The result is a torch tensor on the arrays' device. Gradients flow through every reduction with torch.autograd.
+    Kmin_argKmin, and the linear algebra K @ v and K.solve(b). The result is a torch tensor on the arrays' device.
+    Gradients flow through every reduction with torch.autograd.
 
     Example:
         >>> x, y, b = torch.rand(100, 3), torch.rand(200, 3), torch.rand(200, 2)
