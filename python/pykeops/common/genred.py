@@ -81,8 +81,9 @@ GENRED_DOC = """Reduction of a KeOps formula over {arrays}: out_i = reduce_j F(x
             ``"float32"`` or ``"float64"``.
         sum_scheme (str): ``"auto"``, ``"direct_sum"``, ``"block_sum"`` or ``"kahan_scheme"``.
         use_double_acc (bool): same as ``dtype_acc="float64"``.
-        enable_chunks, use_fast_math: GPU tuning, accepted everywhere; dtype, cuda_type: deprecated, ignored
-            (the dtype comes from the arguments).
+
+    ``enable_chunks`` and ``use_fast_math`` tune the GPU backend only; ``dtype`` and ``cuda_type`` are deprecated
+    and ignored (the dtype comes from the arguments); ``rec_multVar_highdim`` is accepted and has no effect.
 
     Calling the object, ``g(*args, backend="auto", device_id=-1, ranges=None, out=None)``, runs it on
     {call_arrays},
