@@ -97,8 +97,9 @@ GENRED_DOC = """Reduction of a KeOps formula over {arrays}: out_i = reduce_j F(x
         a pair (values, int64 indices) for the *_Arg* pairs. ArgMin/ArgMax/ArgKMin give int64 indices.
 
     Raises:
-        ValueError / TypeError: at construction for a formula or aliases that do not parse or whose dims do not
-        fit, at call time for arguments of the wrong number, shape, dtype or device.
+        ValueError: a formula or aliases that do not parse or whose dims do not fit (by the first call at the
+            latest), arguments of the wrong number, shape, dtype or device, unknown options.
+        TypeError: arguments that are not arrays of this framework.
 
     Example:
         >>> g = Genred("Exp(-SqDist(x,y)) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"], reduction_op="Sum", axis=1)
