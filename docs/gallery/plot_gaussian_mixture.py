@@ -82,7 +82,7 @@ with torch.no_grad():
     x_i, mu_j = LazyTensor(grid[:, None, :]), LazyTensor(mu[None, :, :])
     gamma_j, c_j = LazyTensor(precisions().reshape(1, K, 4)), LazyTensor(log_terms().reshape(1, K, 1))
     density = (c_j - 0.5 * x_i.weightedsqdist(mu_j, gamma_j)).logsumexp(dim=1).exp().reshape(120, 120)
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5))
 left.scatter(x[:, 0], x[:, 1], s=1, c="gray", alpha=0.3)
 left.contour(u, u, density, levels=8, cmap="viridis")
 left.scatter(mu.detach()[:, 0], mu.detach()[:, 1], c="red", marker="x")

@@ -57,6 +57,7 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
 for ax, field, title in zip(axes, (f(grid), s), ("function", f"interpolant from {N} samples")):
     im = ax.imshow(field.reshape(GRID, GRID), origin="lower", extent=(0.05, 0.95, 0.05, 0.95), cmap="viridis")
     ax.set_title(title)
-axes[1].scatter(x[:, 0], x[:, 1], s=1, c="white")
+axes[1].scatter(x[:, 0], x[:, 1], s=0.5, c="white", alpha=0.5)
+axes[1].set(xlim=(0.05, 0.95), ylim=(0.05, 0.95))
 fig.colorbar(im, ax=axes)
 plt.show()
