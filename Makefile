@@ -63,13 +63,14 @@ bench: install
 	$(VPY) benchmarks/bench_cpu.py
 
 # The documentation site (Sphinx, with the gallery examples run at their documented sizes) in build/docs/index.html;
-# any warning fails the build.
+# any warning fails the build. The examples' kernels are cached in build/docs-cache, not the user's cache.
 DOCS_DEPS := "sphinx>=7" "sphinx-gallery>=0.16" "myst-parser>=2" furo
 
 docs: install
 	$(PIP) $(DOCS_DEPS)
 	$(VPY) docs/generate_operations.py
-	MPLBACKEND=Agg $(VENV)/bin/sphinx-build -W --keep-going -q -b html docs build/docs
+	MPLBACKEND=Agg KEOPS_CACHE_FOLDER=$(abspath build/docs-cache) \
+	  $(VENV)/bin/sphinx-build -W --keep-going -q -b html docs build/docs
 
 clean:
 	rm -rf build $(VENV)
