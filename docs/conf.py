@@ -2,13 +2,8 @@
 
 import os
 import re
-import sys
-from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent
-ROOT = DOCS.parent
-# The package imported for autodoc is the installed one unless PYTHONPATH points at python/ (as the tests do).
-sys.path.insert(0, str(DOCS))
+# autodoc imports the installed pykeops (PYTHONPATH=python to document a source tree); plots need no display.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "keops-jit"
