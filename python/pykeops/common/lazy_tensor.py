@@ -1202,18 +1202,26 @@ class GenericLazyTensor:
 
 
 def variable_helpers(lazy_tensor_class):
-    """Vi, Vj, Pm for one framework: Vi(array) wraps data, Vi(ind, dim) declares the symbolic Var(ind, dim, 0)."""
+    """Vi, Vj, Pm, Var for one framework: Vi(array) wraps data, Vi(ind, dim) declares the symbolic Var(ind, dim, 0);
+    Var(x_or_ind, dim=None, cat=None) is LazyTensor(x, axis=cat) for data, the symbolic Var(ind, dim, cat) otherwise."""
 
     def helper(cat, name):
         def make(x_or_ind, dim=None):
             return lazy_tensor_class(x_or_ind, axis=cat) if dim is None else lazy_tensor_class((x_or_ind, dim, cat))
 
-        make.__name__ = make.__qualname__ = name
-        make.__module__ = lazy_tensor_class.__module__
         make.__doc__ = (
             f"LazyTensor of category {cat}: {name}(array) wraps data, {name}(ind, dim) is the symbolic "
             f"variable Var(ind, dim, {cat}) given at call time."
         )
         return make
 
-    return tuple(helper(cat, name) for cat, name in enumerate(CATEGORY_NAMES))
+    def Var(x_or_ind, dim=None, cat=None):
+        return lazy_tensor_class(x_or_ind, axis=cat) if dim is None else lazy_tensor_class((x_or_ind, dim, cat))
+
+    Var.__doc__ = ("LazyTensor(x_or_ind, axis=cat) when dim is None (data), else the symbolic variable "
+                   "Var(x_or_ind, dim, cat) given at call time.")
+    helpers = tuple(helper(cat, name) for cat, name in enumerate(CATEGORY_NAMES)) + (Var,)
+    for make, name in zip(helpers, CATEGORY_NAMES + ("Var",)):
+        make.__name__ = make.__qualname__ = name
+        make.__module__ = lazy_tensor_class.__module__
+    return helpers
