@@ -1123,6 +1123,14 @@ class GenericLazyTensor:
                            **kwargs)
         return self._complex_result(res) if self.is_complex else res
 
+    def __min__(self, **kwargs):
+        """min(**kwargs), as KeOps spells it."""
+        return self.min(**kwargs)
+
+    def __max__(self, **kwargs):
+        """max(**kwargs), as KeOps spells it."""
+        return self.max(**kwargs)
+
     def factorize(self, other):
         """self, with its subformula other computed once (Factorize: always the case in this engine)."""
         return self._binary(other, "Factorize")
