@@ -2,6 +2,9 @@
 
 import importlib
 import inspect
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -43,6 +46,20 @@ def test_module_paths_reexport_our_objects(fw):
     utils = importlib.import_module(f"pykeops.{name}.utils")
     tools = utils.torchtools if name == "torch" else utils.numpytools
     assert tools.Genred is mod.Genred and tools.KernelSolve is mod.KernelSolve and tools.swap_axes is cluster.swap_axes
+
+
+def test_numpy_paths_and_keopscore_import_without_torch():
+    # sys.modules["torch"] = None makes `import torch` fail as if torch were not installed
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import keopscore, keopscore.config.chunks, pykeops.common.gpu_utils, pykeops.numpy.generic.generic_ops\n"
+        "import pykeops.numpy.lazytensor.LazyTensor, pykeops.numpy.cluster.matrix, pykeops.numpy.test_install\n"
+        "from pykeops.numpy.utils import numpytools\n"
+        "print(keopscore.config.get_build_folder() == pykeops.config.get_build_folder())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
 
 
 def test_var_helper(fw):
