@@ -118,6 +118,7 @@ def _engine_dim(op, dims, params, infix):
         listed = " and ".join(map(str, dims)) if len(dims) == 2 else ", ".join(map(str, dims))
         raise ValueError(f"operation {op}: incompatible inner dimensions {listed} ({reason})") from None
 
+
 @functools.lru_cache(maxsize=None)
 def _operation_table():
     """{name: row} of the engine's operation table, and the set of its infix symbols."""
