@@ -10,6 +10,8 @@ KeOps omits the min shift), distinct voxels are numbered by a row-wise unique (n
 one integer, so no collisions on grids wider than 1024 voxels), and ranges are always int64.
 """
 
+import functools
+import inspect
 import numbers
 
 from .tools import type_name
@@ -139,15 +141,18 @@ def swap_axes(ranges):
     return None if ranges is None else (*ranges[3:6], *ranges[0:3])
 
 
+@functools.lru_cache(maxsize=None)
 def framework_helpers(tools):
-    """The public cluster functions bound to one framework's tools (see pykeops.numpy.cluster)."""
+    """The public cluster functions bound to one framework's tools (see pykeops.numpy.cluster), with the
+    signatures of the functions without their `tools` argument (what inspect.signature shows). One dict per tools."""
 
     def bind(fn):
+        @functools.wraps(fn)
         def helper(*args, **kwargs):
             return fn(tools, *args, **kwargs)
 
-        helper.__name__ = helper.__qualname__ = fn.__name__
-        helper.__doc__ = fn.__doc__
+        signature = inspect.signature(fn)
+        helper.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
         helper.__module__ = f"pykeops.{tools.name}.cluster"
         return helper
 

@@ -71,10 +71,10 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
     _real_class = None  # the framework's real LazyTensor class
     _views = None  # pykeops.<framework>.utils: the real <-> complex array views
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls, x=None, axis=None):
         return object.__new__(cls)
 
-    def __init__(self, x=None, axis=None, is_complex=True):
+    def __init__(self, x=None, axis=None):
         if isinstance(x, tuple):
             ints = tuple(as_int(v) for v in x)
             if len(x) == 3 and None not in ints and ints[1] >= 1:

@@ -10,7 +10,6 @@ and the GPU: what it computes in, where the arrays go and come back from, how it
 import functools
 import math
 import re
-import warnings
 from collections import namedtuple
 
 from . import gpu
@@ -344,12 +343,8 @@ class GenericGenred:
         rec_multVar_highdim=False, use_fast_math=True,
     ):
         # enable_chunks and use_fast_math tune the GPU backend only; rec_multVar_highdim: accepted, no effect.
-        for name, value in (("dtype", dtype), ("cuda_type", cuda_type)):
-            if value is not None:
-                warnings.warn(
-                    f"Genred's {name}= argument is deprecated and ignored: the dtype is taken from the arguments",
-                    DeprecationWarning, stacklevel=2,
-                )
+        # dtype and cuda_type: ignored silently, as pykeops does (its own examples still pass them); the dtype is the
+        # arguments'.
         if not isinstance(formula, str):
             raise TypeError(f"formula must be a string, got {type_name(formula)}")
         if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):

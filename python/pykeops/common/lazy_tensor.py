@@ -118,6 +118,61 @@ def _engine_dim(op, dims, params, infix):
         listed = " and ".join(map(str, dims)) if len(dims) == 2 else ", ".join(map(str, dims))
         raise ValueError(f"operation {op}: incompatible inner dimensions {listed} ({reason})") from None
 
+
+@functools.lru_cache(maxsize=None)
+def _operation_table():
+    """{name: row} of the engine's operation table, and the set of its infix symbols."""
+    ops = {op["name"]: op for op in load_engine().operations()}
+    return ops, frozenset(op["infix"] for op in ops.values() if op["infix"])
+
+
+def _check_operation_name(where, operation, infix):
+    """operation names a row of the engine's table that takes a formula first (or, infix, one of its symbols)."""
+    if not isinstance(operation, str):
+        raise TypeError(f"{where}: the operation is a name (a string), got a {type_name(operation)}")
+    ops, symbols = _operation_table()
+    if infix:
+        if operation not in symbols:
+            raise ValueError(f"{where}: not an infix operator: expected one of {', '.join(sorted(symbols))}")
+    elif operation not in ops or not ops[operation]["signature"].startswith("F"):
+        raise ValueError(f"{where}: unknown operation: expected a name of the operation table (docs/operations.md), "
+                         "such as 'Exp', 'Pow' or 'SqDist'")
+
+
+def _check_dims(where, dimcheck, dims, ternary=False):
+    """KeOps's dimcheck rules of binary / ternary: "same", "sameor1", "vecand1" (binary only) or None."""
+    if dimcheck is None:
+        return
+    listed = " and ".join(map(str, dims))
+    if dimcheck == "same":
+        if len(set(dims)) > 1:
+            raise ValueError(f"{where} expects operands of the same dimension, got {listed}")
+    elif dimcheck == "sameor1":
+        if len(set(d for d in dims if d != 1)) > 1:
+            raise ValueError(f"{where} expects operands of the same dimension or of dimension 1, got {listed}")
+    elif dimcheck == "vecand1" and not ternary:
+        if dims[1] != 1:
+            raise ValueError(f"{where} expects a vector and a scalar (dimension 1), got {listed}")
+    else:
+        raise ValueError(f"{where}: dimcheck must be 'same', 'sameor1'{'' if ternary else ', ' + repr('vecand1')} or "
+                         f"None, got {dimcheck!r}")
+
+
+def _as_kind(lt, is_complex, where):
+    """lt as a ComplexLazyTensor (is_complex) or a real LazyTensor of its framework."""
+    from .complex_lazy_tensor import complex_lazy_tensor_class
+
+    real_class = getattr(lt, "_real_class", None) or type(lt)
+    cls = complex_lazy_tensor_class(real_class) if is_complex else real_class
+    if type(lt) is cls:
+        return lt
+    if is_complex and lt.ndim % 2:
+        raise ValueError(f"{where}: is_complex=True needs an even dimension (re, im pairs), got {lt.ndim}")
+    res = object.__new__(cls)
+    res.__dict__.update(lt.__dict__)
+    return res
+
+
 class GenericLazyTensor:
     """Symbolic (M, N, D) array: a KeOps formula plus the arrays it reads, reduced to a real array on demand.
 
@@ -316,6 +371,17 @@ class GenericLazyTensor:
     def shape(self):
         """(*batch, M, N, D), without D when D is 1; M or N is 1 along an axis no variable indexes."""
         return self._shape if self.ndim != 1 else self._shape[:-1]
+
+    def dim(self):
+        """Number of axes of the symbolic array, as torch's Tensor.dim(): len(batchdims) + 3 (i, j, inner)."""
+        return len(self._shape)
+
+    @property
+    def callfun(self):
+        """The Genred (or KernelSolve, for solve) that a reduced LazyTensor calls; AttributeError on others."""
+        if self._genred is None:
+            raise AttributeError("callfun: only reduced LazyTensors (e.g. from .sum(dim=1, call=False)) have one")
+        return self._genred
 
     def __str__(self):
         lines = ["KeOps LazyTensor", f"    formula: {self.formula}"]
@@ -959,6 +1025,138 @@ class GenericLazyTensor:
         res = self._unary(op)
         return complex_lazy_tensor_class(type(self))._from_lazy_tensor(res)
 
+    # ---------------------------------------------------------------- KeOps's extension API (custom operations)
+    # unary / binary / ternary apply an operation of the engine's table by name; the engine checks the arguments
+    # and gives the result's dim (dimres, when given, must agree with it).
+
+    def lt_constructor(self, x=None, axis=None):
+        """A LazyTensor of this framework (and of this kind, real or complex) made from x."""
+        return type(self)(x, axis)
+
+    def _custom(self, method, operation, parts, infix=False, dimres=None, is_complex=None):
+        """The LazyTensor `operation(parts...)` (`(a op b)` if infix): parts are LazyTensors (the operands) and
+        integers or lists of integers (the operation's parameters), in the order the operation takes them."""
+        where = f"LazyTensor.{method}({operation!r})"
+        _check_operation_name(where, operation, infix)
+        self._check_op(operation)
+        operands = [p for p in parts if isinstance(p, GenericLazyTensor)]
+        res = operands[0]
+        for o in operands[1:]:
+            res = res._merged(o)
+        if res is operands[0]:
+            res = _copy(res)
+        texts = [p._template if isinstance(p, GenericLazyTensor) else p for p in parts]
+        res._template = f"({texts[0]} {operation} {texts[1]})" if infix else f"{operation}({','.join(texts)})"
+        res.axis = None
+        try:
+            res.ndim = load_engine().formula_dim(res.formula, [])
+        except ValueError as e:
+            raise ValueError(f"{where}: {_ENGINE_COLUMN.sub('', str(e))}") from None
+        if dimres is not None and int_argument(dimres, f"{where}: dimres") != res.ndim:
+            raise ValueError(f"{where}: dimres={dimres} but the operation gives dimension {res.ndim}")
+        if is_complex is None:
+            is_complex = any(o.is_complex for o in operands)
+        return _as_kind(res, bool(is_complex), where)
+
+    def _custom_operand(self, other):
+        """other as an operand of unary / binary / ternary: LazyTensors as they are, numbers and arrays wrapped
+        (complex ones as ComplexLazyTensor)."""
+        if isinstance(other, GenericLazyTensor):
+            if other.tools is not self.tools:
+                raise TypeError(
+                    f"cannot combine a pykeops.{self.tools.name} LazyTensor with a pykeops.{other.tools.name} one"
+                )
+            return other._operand()
+        return (getattr(self, "_real_class", None) or type(self))(other)
+
+    def _custom_parameter(self, where, value):
+        """An opt_arg: a LazyTensor (an operand), an integer or a list of integers (printed in the formula)."""
+        if isinstance(value, GenericLazyTensor):
+            return self._custom_operand(value)
+        if as_int(value) is not None:
+            return str(as_int(value))
+        if isinstance(value, (list, tuple)) and value and all(as_int(v) is not None for v in value):
+            return "[" + ",".join(str(as_int(v)) for v in value) + "]"
+        raise TypeError(f"{where}: an optional argument is a LazyTensor, an integer or a list of integers, got "
+                        f"{value!r} (a real number is a parameter: pass a LazyTensor such as Pm(...))")
+
+    def unary(self, operation, dimres=None, opt_arg=None, opt_arg2=None, is_complex=None):
+        """operation(self[, opt_arg[, opt_arg2]]) for an operation name of the engine's table, e.g. x.unary("Exp"),
+        x.unary("Pow", opt_arg=3), x.unary("Extract", opt_arg=1, opt_arg2=2).
+
+        dimres: the expected output dimension (checked against the operation's); opt_arg / opt_arg2: integers,
+        lists of integers or LazyTensors; is_complex: whether the result is a ComplexLazyTensor (default: as self).
+        """
+        where = f"LazyTensor.unary({operation!r})"
+        if opt_arg2 is not None and opt_arg is None:
+            raise ValueError(f"{where}: opt_arg2 is given without opt_arg")
+        parts = [self._operand()] + [self._custom_parameter(where, a) for a in (opt_arg, opt_arg2) if a is not None]
+        return self._custom("unary", operation, parts, dimres=dimres,
+                            is_complex=self.is_complex if is_complex is None else is_complex)
+
+    def binary(self, other, operation, is_operator=False, dimres=None, dimcheck="sameor1", opt_arg=None,
+               opt_pos="last", rversion=False, is_complex=None):
+        """operation(self, other) for an operation name of the engine's table (`(self op other)` for an infix
+        operator "+", "-", "*", "/", "|" with is_operator=True), e.g. x.binary(y, "SqDist", dimcheck="same").
+
+        dimcheck: "same", "sameor1" (equal dims or one of them 1), "vecand1" (other of dim 1) or None, checked before
+        the engine's own rule; opt_arg: an extra argument (integer, list of integers or LazyTensor) placed last or,
+        with opt_pos="middle", between the operands; rversion: swap the operands; dimres, is_complex: as in unary.
+        """
+        where = f"LazyTensor.binary({operation!r})"
+        a, b = self._operand(), self._custom_operand(other)
+        _check_dims(where, dimcheck, (a.ndim, b.ndim))
+        if rversion:
+            a, b = b, a
+        if is_operator:
+            if opt_arg is not None:
+                raise ValueError(f"{where}: an infix operator takes no opt_arg")
+            return a._custom("binary", operation, [a, b], infix=True, dimres=dimres, is_complex=is_complex)
+        if opt_pos not in ("last", "middle"):
+            raise ValueError(f"{where}: opt_pos must be 'last' or 'middle', got {opt_pos!r}")
+        parts = [a, b]
+        if opt_arg is not None:
+            parts.insert(2 if opt_pos == "last" else 1, self._custom_parameter(where, opt_arg))
+        return a._custom("binary", operation, parts, dimres=dimres, is_complex=is_complex)
+
+    def ternary(self, other1, other2, operation, dimres=None, dimcheck="sameor1", opt_arg=None):
+        """operation(self, other1, other2[, opt_arg]) for an operation name of the engine's table, e.g.
+        x.ternary(a, b, "Clamp"); dimcheck "same", "sameor1" or None; dimres, opt_arg as in binary."""
+        where = f"LazyTensor.ternary({operation!r})"
+        parts = [self._operand(), self._custom_operand(other1), self._custom_operand(other2)]
+        _check_dims(where, dimcheck, [p.ndim for p in parts], ternary=True)
+        if opt_arg is not None:
+            parts.append(self._custom_parameter(where, opt_arg))
+        return self._custom("ternary", operation, parts, dimres=dimres)
+
+    def reduction(self, reduction_op, other=None, opt_arg=None, axis=None, dim=None, call=True, is_complex=None,
+                  **kwargs):
+        """The Genred reduction reduction_op ("Sum", "LogSumExp", "ArgKMin", ...) over axis (or dim): other is its
+        weights (formula2), opt_arg its K; call=False returns a callable reduced LazyTensor; other kwargs as for
+        sum(). The method the named reductions (sum, logsumexp, argKmin, ...) are shorthands for."""
+        if is_complex is not None and bool(is_complex) != self.is_complex:
+            raise ValueError(f"reduction: is_complex={is_complex} but this LazyTensor is "
+                             f"{'complex' if self.is_complex else 'real'}")
+        res = self._reduce(reduction_op, axis if dim is None else dim, call=call, opt_arg=opt_arg, weight=other,
+                           **kwargs)
+        return self._complex_result(res) if self.is_complex else res
+
+    def __min__(self, **kwargs):
+        """min(**kwargs), as KeOps spells it."""
+        return self.min(**kwargs)
+
+    def __max__(self, **kwargs):
+        """max(**kwargs), as KeOps spells it."""
+        return self.max(**kwargs)
+
+    def factorize(self, other):
+        """self, with its subformula other computed once (Factorize: always the case in this engine)."""
+        return self._binary(other, "Factorize")
+
+    def auto_factorize(self):
+        """self, with repeated subformulas computed once (AutoFactorize: always the case in this engine)."""
+        return self._unary("AutoFactorize")
+
     # ----------------------------------------------------------------------------------------- reductions
     # A reduction's axis (or dim) is nbatchdims (reduce over i: output (..., N, D) indexed by j) or
     # nbatchdims + 1 (reduce over j: output (..., M, D)); -1 and nbatchdims + 2 name the inner axis, where
@@ -1219,14 +1417,13 @@ class GenericLazyTensor:
 
 
 def variable_helpers(lazy_tensor_class):
-    """Vi, Vj, Pm for one framework: Vi(array) wraps data, Vi(ind, dim) declares the symbolic Var(ind, dim, 0)."""
+    """Vi, Vj, Pm, Var for one framework: Vi(array) wraps data, Vi(ind, dim) declares the symbolic Var(ind, dim, 0);
+    Var(x_or_ind, dim=None, cat=None) is LazyTensor(x, axis=cat) for data, the symbolic Var(ind, dim, cat) otherwise."""
 
     def helper(cat, name):
         def make(x_or_ind, dim=None):
             return lazy_tensor_class(x_or_ind, axis=cat) if dim is None else lazy_tensor_class((x_or_ind, dim, cat))
 
-        make.__name__ = make.__qualname__ = name
-        make.__module__ = lazy_tensor_class.__module__
         make.__doc__ = (
             f"LazyTensor of category {cat} ({('indexed by i', 'indexed by j', 'a parameter')[cat]}): "
             f"{name}(array) wraps an array ({('(M, D)', '(N, D)', '(D,)')[cat]}, with optional leading batch dims), "
@@ -1235,4 +1432,13 @@ def variable_helpers(lazy_tensor_class):
         )
         return make
 
-    return tuple(helper(cat, name) for cat, name in enumerate(CATEGORY_NAMES))
+    def Var(x_or_ind, dim=None, cat=None):
+        return lazy_tensor_class(x_or_ind, axis=cat) if dim is None else lazy_tensor_class((x_or_ind, dim, cat))
+
+    Var.__doc__ = ("LazyTensor(x_or_ind, axis=cat) when dim is None (data), else the symbolic variable "
+                   "Var(x_or_ind, dim, cat) given at call time.")
+    helpers = tuple(helper(cat, name) for cat, name in enumerate(CATEGORY_NAMES)) + (Var,)
+    for make, name in zip(helpers, CATEGORY_NAMES + ("Var",)):
+        make.__name__ = make.__qualname__ = name
+        make.__module__ = lazy_tensor_class.__module__
+    return helpers

@@ -124,10 +124,9 @@ class GenericKernelSolve:
 
     def __init__(
         self, formula, aliases, varinvalias, axis=0, dtype_acc="auto", use_double_acc=False, sum_scheme="auto",
-        enable_chunks=True, rec_multVar_highdim=None, dtype=None, cuda_type=None, use_fast_math=True, opt_arg=None,
+        enable_chunks=True, rec_multVar_highdim=None, dtype=None, cuda_type=None, use_fast_math=True,
     ):
-        if opt_arg is not None:
-            raise ValueError("KernelSolve takes no opt_arg: its reduction is a Sum")
+        # (the parameters in pykeops.torch.KernelSolve's order; pykeops.numpy.KernelSolve has its own)
         self.genred = self.Genred(
             formula, aliases, reduction_op="Sum", axis=axis, dtype=dtype, cuda_type=cuda_type, dtype_acc=dtype_acc,
             use_double_acc=use_double_acc, sum_scheme=sum_scheme, enable_chunks=enable_chunks,

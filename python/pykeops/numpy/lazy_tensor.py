@@ -1,4 +1,4 @@
-"""LazyTensor, Vi, Vj, Pm for NumPy arrays."""
+"""LazyTensor, Vi, Vj, Pm, Var for NumPy arrays."""
 
 from ..common.lazy_tensor import GenericLazyTensor, variable_helpers
 from .genred import Genred
@@ -36,4 +36,4 @@ class LazyTensor(GenericLazyTensor):
     KernelSolve = KernelSolve
 
 
-Vi, Vj, Pm = variable_helpers(LazyTensor)
+Vi, Vj, Pm, Var = variable_helpers(LazyTensor)

@@ -13,6 +13,19 @@ class KernelSolve(GenericKernelSolve):
 
     Genred = Genred
 
+    def __init__(
+        self, formula, aliases, varinvalias, axis=0, dtype=None, opt_arg=None, dtype_acc="auto", use_double_acc=False,
+        sum_scheme="auto", enable_chunks=True, rec_multVar_highdim=None, use_fast_math=True,
+    ):
+        # (pykeops.numpy's positional order, which differs from pykeops.torch's)
+        if opt_arg is not None:
+            raise ValueError("KernelSolve takes no opt_arg: its reduction is a Sum")
+        super().__init__(
+            formula, aliases, varinvalias, axis=axis, dtype_acc=dtype_acc, use_double_acc=use_double_acc,
+            sum_scheme=sum_scheme, enable_chunks=enable_chunks, rec_multVar_highdim=rec_multVar_highdim, dtype=dtype,
+            use_fast_math=use_fast_math,
+        )
+
 
 generic_sum, generic_logsumexp, generic_argmin, generic_argkmin = generic_reductions(Genred)
 for _helper in (generic_sum, generic_logsumexp, generic_argmin, generic_argkmin):

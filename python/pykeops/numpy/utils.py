@@ -1,5 +1,5 @@
-"""Dense NumPy helpers (full (M, N) matrices: references for tests and small problems), WarmUpGpu, and the
-complex <-> interleaved real views used by pykeops.numpy.ComplexLazyTensor."""
+"""Dense NumPy helpers (full (M, N) matrices: references for tests and small problems), WarmUpGpu, the
+complex <-> interleaved real views used by pykeops.numpy.ComplexLazyTensor, and numpytools (KeOps's array helpers)."""
 
 import numpy as np
 
@@ -67,3 +67,46 @@ def view_as_complex_pairs(a):
 def as_complex(x):
     """Real float32/float64 array as a complex64/complex128 one."""
     return x.astype(np.complex64 if x.dtype == np.float32 else np.complex128)
+
+
+# ------------------------------------------------------------------------------- numpytools
+
+
+class numpytools:  # noqa: N801  (KeOps's name)
+    """KeOps's namespace of NumPy array helpers, for code that imports it; pykeops itself does not use it."""
+
+    from .cluster import swap_axes
+    from .genred import Genred
+    from .operations import KernelSolve
+
+    norm, arraysum, exp, log = staticmethod(np.linalg.norm), staticmethod(np.sum), staticmethod(np.exp), staticmethod(np.log)
+    arraytype = np.ndarray
+    float_types = [float, np.float16, np.float32, np.float64]
+    is_tensor = staticmethod(lambda x: isinstance(x, np.ndarray))
+    copy = staticmethod(np.copy)
+    eq = staticmethod(np.equal)
+    transpose = staticmethod(lambda x: x.T)
+    permute = staticmethod(lambda x, *axes: x.transpose(*axes))
+    contiguous = staticmethod(np.ascontiguousarray)
+    numpy = staticmethod(lambda x: x)
+    tile = staticmethod(np.tile)
+    solve = staticmethod(np.linalg.solve)
+    size = staticmethod(lambda x: x.size)
+    view = staticmethod(np.reshape)
+    long = staticmethod(lambda x: x.astype(np.int64))
+    dtype = staticmethod(lambda x: x.dtype)
+    detect_complex = staticmethod(lambda x: any(isinstance(v, complex) for v in x) if isinstance(x, list)
+                                  else np.iscomplexobj(x) if isinstance(x, np.ndarray) else isinstance(x, complex))
+    view_as_complex = staticmethod(view_as_complex_pairs)
+    view_as_real = staticmethod(view_as_real_pairs)
+    dtypename = staticmethod(lambda dtype: np.dtype(dtype).name)
+    rand = staticmethod(lambda m, n, dtype: np.random.rand(m, n).astype(dtype))
+    randn = staticmethod(lambda m, n, dtype: np.random.randn(m, n).astype(dtype))
+    zeros = staticmethod(lambda shape, dtype, device=None, requires_grad=None: np.zeros(shape, dtype=dtype))
+    empty = staticmethod(lambda shape, dtype, device=None, requires_grad=None: np.empty(shape, dtype=dtype))
+    eye = staticmethod(lambda n, dtype: np.eye(n, dtype=dtype))
+    array = staticmethod(lambda x, dtype, device=None: np.array(x, dtype=dtype))
+    get_pointer = staticmethod(lambda x: x.__array_interface__["data"][0])
+    device = staticmethod(lambda x: "cpu")
+    device_type_index = staticmethod(lambda x: ("cpu", None))
+    device_dict = staticmethod(lambda x: {"cat": "cpu"})

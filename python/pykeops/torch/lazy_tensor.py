@@ -1,4 +1,4 @@
-"""LazyTensor, Vi, Vj, Pm for torch tensors."""
+"""LazyTensor, Vi, Vj, Pm, Var for torch tensors."""
 
 from ..common.lazy_tensor import GenericLazyTensor, variable_helpers
 from .genred import Genred
@@ -37,4 +37,4 @@ class LazyTensor(GenericLazyTensor):
     KernelSolve = KernelSolve
 
 
-Vi, Vj, Pm = variable_helpers(LazyTensor)
+Vi, Vj, Pm, Var = variable_helpers(LazyTensor)

@@ -1,0 +1,3 @@
+"""pykeops.numpy.generic.generic_red: KeOps's module path of Genred."""
+
+from ..genred import Genred  # noqa: F401

@@ -1,0 +1,1 @@
+"""pykeops.numpy.lazytensor: KeOps's package path of the LazyTensor module (pykeops.numpy.lazytensor.LazyTensor)."""
