@@ -4,6 +4,7 @@ names as the pybind11 signatures (a cheap check; mypy's stubtest would type-chec
 import ast
 import pathlib
 import re
+import tomllib
 
 from pykeops import _engine
 
@@ -25,8 +26,8 @@ def _stub_params(node):
 
 def test_the_package_is_typed_and_the_stub_is_in_the_wheel_sources():
     assert (PACKAGE / "py.typed").exists()
-    pyproject = (PACKAGE.parents[1] / "pyproject.toml").read_text()
-    assert 'wheel.packages = ["python/pykeops"]' in pyproject  # the whole folder, .pyi and py.typed included
+    pyproject = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())
+    assert "python/pykeops" in pyproject["tool"]["scikit-build"]["wheel"]["packages"]  # the whole folder, .pyi included
 
 
 def test_every_function_and_class_of_the_engine_is_in_the_stub_with_its_parameters():
