@@ -190,6 +190,14 @@ def tie_checks(ck, rank, size):
         ref, got = as_tuple(g(x, y)), as_tuple(g(x, shard(y, Ns, rank), group=dist.group.WORLD))
         for k, (r, o) in enumerate(zip(ref, got)):
             ck.close(f"ties {op} output {k}", o, r, 0, 0)
+    # NaN never wins (a NaN point on the last rank), and an all-NaN row (a NaN x) selects the first global index
+    y_nan, x_nan = y.clone(), x.clone()
+    y_nan[-2, 1], x_nan[3, 0] = float("nan"), float("nan")
+    for op, K in (("Min_ArgMin", None), ("Max_ArgMax", None), ("KMin_ArgKMin", 3)):
+        g = Genred("SqDist(x,y)", ["x=Vi(2)", "y=Vj(2)"], reduction_op=op, axis=1, opt_arg=K)
+        ref, got = g(x_nan, y_nan), g(x_nan, shard(y_nan, Ns, rank), group=dist.group.WORLD)
+        for k, (r, o) in enumerate(zip(ref, got)):
+            ck.close(f"NaN {op} output {k}", o, r, 0, 0)
 
 
 def lazy_tensor_checks(ck, rank, size):
@@ -297,7 +305,7 @@ def error_checks(ck, rank, size):
     short = dist.new_group(list(range(size)), timeout=datetime.timedelta(seconds=3))
     if rank == 0:
         start = time.monotonic()
-        ck.raises("a rank that never calls", lambda: g(x, y, group=short), RuntimeError, "")
+        ck.raises("a rank that never calls", lambda: g(x, y, group=short), RuntimeError, "did not make the same call")
         if time.monotonic() - start > 30:
             ck.failures.append("the timeout took more than 30 s")
     dist.barrier()
@@ -342,5 +350,6 @@ def check_dead_rank(ck, rank, size):
     g = Genred("SqDist(x,y)", ["x=Vi(3)", "y=Vj(3)"], reduction_op="Sum", axis=1)
     start = time.monotonic()
     ck.raises("a peer that died", lambda: g(torch.randn(4, 3), torch.randn(5, 3), group=dist.group.WORLD),
-              RuntimeError, "")
+              RuntimeError, "another rank of the group ended")
     return ck.failures, time.monotonic() - start
+

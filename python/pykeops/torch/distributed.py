@@ -18,6 +18,9 @@ the rank's own rows is another ring reduction; one indexed by the travelling sid
 a parameter's gradient is all-reduced. Every rank must take part in each call and in its backward, as with DDP.
 """
 
+import contextlib
+import math
+
 import torch
 import torch.distributed as dist
 from torch.autograd.function import once_differentiable
@@ -38,6 +41,24 @@ MERGE = {
 }
 
 
+@contextlib.contextmanager
+def transfers(what):
+    """Names a failed transfer: a peer that ended or never made the call (Gloo / NCCL say only what timed out)."""
+    try:
+        yield
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"sharded reduction: {what} failed ({e}); another rank of the group ended or did not make the same call "
+            "(every rank must make the same sharded calls; the wait is bounded by the process group's timeout)"
+        ) from e
+
+
+def wait(works):
+    with transfers("a ring transfer"):
+        for w in works:
+            w.wait()
+
+
 def exchange(group, local):
     """Every rank's local() (a small picklable summary), or an error on every rank when one rank's local() raised:
     its own exception there, a RuntimeError naming it on the others (so that no rank waits for a failed one)."""
@@ -46,7 +67,8 @@ def exchange(group, local):
     except Exception as e:  # (re-raised below, after the others have heard of it)
         info, error = None, e
     infos = [None] * dist.get_world_size(group)
-    dist.all_gather_object(infos, (None if error is None else f"{type(error).__name__}: {error}", info), group=group)
+    with transfers("the exchange of the ranks' layouts"):
+        dist.all_gather_object(infos, (None if error is None else f"{type(error).__name__}: {error}", info), group=group)
     if error is not None:
         raise error
     failed = [(k, msg) for k, (msg, _) in enumerate(infos) if msg is not None]
@@ -60,7 +82,7 @@ class Plan:
     """The layout of one sharded call, agreed by every rank: the travelling (reduced-side) arguments, their rows on
     each rank and global offsets, the ring's neighbours."""
 
-    def __init__(self, genred, args, group, backend, device_id, tracked):
+    def __init__(self, genred, args, group, backend, device_id, tracking):
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError("group= needs an initialised torch.distributed process group (init_process_group)")
         self.group, self.backend, self.device_id = group, backend, device_id
@@ -78,11 +100,11 @@ class Plan:
             layout, _ = genred._layout(args, backend, device_id)  # every check of the local arguments
             shapes = [tuple(args[k].shape) for k in self.ring_pos]
             return dict(rows=shapes[0][-2], shapes=[s[:-2] + s[-1:] for s in shapes], dtype=layout.dtype,
-                        tracked=tracked, device=args[self.ring_pos[0]].device.type)
+                        tracking=tracking, device=args[self.ring_pos[0]].device.type)
 
         infos = exchange(group, local)
         for key, what in (("dtype", "dtype"), ("shapes", "shapes (but for the rows)"), ("device", "device type"),
-                          ("tracked", "autograd tracking (requires_grad / grad mode)")):
+                          ("tracking", "autograd tracking (requires_grad / grad mode)")):
             for k, info in enumerate(infos):
                 if info[key] != infos[0][key]:
                     raise ValueError(f"sharded reduction: rank {k} has {what} {info[key]} for the sharded variables "
@@ -93,41 +115,34 @@ class Plan:
         self.shapes = infos[0]["shapes"]
         first = args[self.ring_pos[0]]
         self.dtype, self.device = first.dtype, first.device
-        self.next = dist.get_global_rank(group, (self.rank + 1) % self.size) if group is not None else (self.rank + 1) % self.size
-        self.prev = dist.get_global_rank(group, (self.rank - 1) % self.size) if group is not None else (self.rank - 1) % self.size
+        self.next = dist.get_global_rank(group, (self.rank + 1) % self.size)  # (P2P ops name global ranks)
+        self.prev = dist.get_global_rank(group, (self.rank - 1) % self.size)
 
     def block_shapes(self, q):
         return [s[:-1] + (self.rows[q], s[-1]) for s in self.shapes]
 
     def pack(self, args):
         """This rank's travelling arguments as one flat buffer."""
-        return torch.cat([args[k].detach().reshape(-1) for k in self.ring_pos]) if self.ring_pos else None
+        return torch.cat([args[k].detach().reshape(-1) for k in self.ring_pos])
 
     def unpack(self, buffer, q, args):
         """args with the travelling arguments replaced by the block of rank q held in buffer."""
         block, start = list(args), 0
         for k, shape in zip(self.ring_pos, self.block_shapes(q)):
-            n = 1
-            for s in shape:
-                n *= s
+            n = math.prod(shape)
             block[k] = buffer[start:start + n].view(shape)
             start += n
         return block
 
     def packed_numel(self, q):
-        total = 0
-        for shape in self.block_shapes(q):
-            n = 1
-            for s in shape:
-                n *= s
-            total += n
-        return total
+        return sum(map(math.prod, self.block_shapes(q)))
 
     def _post(self, sends, recvs, tag):
         """Start the nonempty transfers (both ends know every size, so both skip the same empty ones)."""
         ops = [dist.P2POp(dist.isend, t, self.next, self.group, tag) for t in sends if t.numel()]
         ops += [dist.P2POp(dist.irecv, t, self.prev, self.group, tag) for t in recvs if t.numel()]
-        return dist.batch_isend_irecv(ops) if ops else []
+        with transfers("a ring transfer"):
+            return dist.batch_isend_irecv(ops) if ops else []
 
     def ring(self, args, visit, carry=None):
         """visit(q, block_args) for every rank q's block (own first), each while the next block is in flight.
@@ -145,8 +160,7 @@ class Plan:
             part = visit(q, self.unpack(buffer, q, args))
             if carry is not None:
                 if pending is not None:
-                    for w in pending[1]:
-                        w.wait()
+                    wait(pending[1])
                     part = part + pending[0]
                 if self.size == 1:
                     acc = part
@@ -154,12 +168,10 @@ class Plan:
                     incoming = torch.empty(carry((q - 1) % self.size), dtype=part.dtype, device=part.device)
                     part = part.contiguous()
                     pending = (incoming, self._post([part], [incoming], 2 * s + 1), part)
-            for w in works:
-                w.wait()
+            wait(works)
             buffer = nxt
         if carry is not None and self.size > 1:
-            for w in pending[1]:
-                w.wait()
+            wait(pending[1])
             acc = pending[0]
         return acc
 
@@ -406,10 +418,17 @@ class ShardedFunction(torch.autograd.Function):
             else:
                 gk = gradient(call, args, outs, grads, k)
             if cats[k] == 2:  # a replicated parameter: the gradient of the sum of every rank's rows
-                gk = gk.contiguous()
-                dist.all_reduce(gk, group=plan.group)
+                gk = all_reduced(gk, plan)
             result.append(gk)
         return tuple(result)
+
+
+def all_reduced(t, plan):
+    """The sum of t over the group (a parameter's gradient, CG's dot products)."""
+    t = t.contiguous()
+    with transfers("an all-reduce"):
+        dist.all_reduce(t, group=plan.group)
+    return t
 
 
 def tracked(args):
@@ -445,9 +464,7 @@ def genred_call(genred, args, group, backend, device_id, ranges, out):
 def all_sum(plan):
     """The sum of a float over the group (CG's dot products), in float64."""
     def total(x):
-        t = torch.tensor([float(x)], dtype=torch.float64, device=plan.device)
-        dist.all_reduce(t, group=plan.group)
-        return float(t)
+        return float(all_reduced(torch.tensor([float(x)], dtype=torch.float64, device=plan.device), plan))
     return total
 
 
@@ -498,8 +515,7 @@ class ShardedSolveFunction(torch.autograd.Function):
             else:
                 gk = gradient(call, with_a, [None], [-c], k)
                 if cats[k] == 2:
-                    gk = gk.contiguous()
-                    dist.all_reduce(gk, group=plan.group)
+                    gk = all_reduced(gk, plan)
                 result.append(gk)
         return tuple(result)
 
