@@ -134,6 +134,13 @@ class Plan:
             start += n
         return block
 
+    def without_blocks(self, args):
+        """args with empty travelling arguments: the engine's result for an empty reduced set."""
+        empty = list(args)
+        for k in self.ring_pos:
+            empty[k] = args[k].new_empty(args[k].shape[:-2] + (0, args[k].shape[-1]))
+        return empty
+
     def packed_numel(self, q):
         return sum(map(math.prod, self.block_shapes(q)))
 
@@ -253,10 +260,7 @@ class Merger:
         """(raw outputs of the user's reduction, the (values, indices) pair of a selection or None)."""
         g = self.genred
         if self.state is None:  # nothing to reduce anywhere: what the engine gives for an empty reduced set
-            empty = list(args)
-            for k, shape in zip(self.plan.ring_pos, self.plan.block_shapes(self.plan.rank)):
-                empty[k] = args[k].new_empty(shape[:-2] + (0, shape[-1]))
-            raw = g._raw_outputs(empty, self.plan.backend, self.plan.device_id, None)
+            raw = g._raw_outputs(self.plan.without_blocks(args), self.plan.backend, self.plan.device_id, None)
             return list(raw), None
         if self.kind in ("sum", "shift"):
             out = self.state.to(self.plan.dtype)
@@ -319,10 +323,7 @@ def ring_sum(genred, args, plan, ranges_of=None):
 
         plan.ring(args, visit)
         if total[0] is None:  # (no travelling rows anywhere: a sum over nothing)
-            empty = list(args)
-            for k, shape in zip(plan.ring_pos, plan.block_shapes(plan.rank)):
-                empty[k] = args[k].new_empty(shape[:-2] + (0, shape[-1]))
-            return genred(*empty, **extra)
+            return genred(*plan.without_blocks(args), **extra)
         return total[0]
 
     # Indexed by the travelling side: block q's contribution has shape batch + (rows[q], dim_out).
