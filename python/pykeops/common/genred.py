@@ -440,8 +440,11 @@ class GenericGenred:
             self._kernels[dtype] = kernel
         return kernel
 
-    def __call__(self, *args, backend="auto", device_id=-1, ranges=None, out=None):
+    def __call__(self, *args, backend="auto", device_id=-1, ranges=None, out=None, group=None):
         """Run the reduction; args follow the alias positions. device_id only matters for GPU backends.
+
+        group: a torch.distributed process group (e.g. dist.group.WORLD): every rank holds shards of the
+        variables and gets its own rows of the reduction over every rank's shards (pykeops.torch.distributed).
 
         out: a C-contiguous array (a pair of them for Min_ArgMin, Max_ArgMax, KMin_ArgKMin: values, int64 indices)
         of the result's shape and dtype, which receives the result and is returned. out may overlap the arguments
@@ -449,6 +452,8 @@ class GenericGenred:
         always the result of the call without out=. The two arrays of a pair must not overlap (ValueError).
         """
         tools = self.tools
+        if group is not None:
+            return tools.sharded(self, args, group, backend, device_id, ranges, out)
         post = self._post
         if out is None and tools.autograd is not None and not tools.autograd.untracked(args):
             # Differentiable (torch): the raw outputs come from an autograd Function, post-processing is torch's.

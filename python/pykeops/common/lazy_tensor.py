@@ -21,8 +21,8 @@ _PLACEHOLDER = re.compile(r"@(\d+_\d)")
 
 # Reduction keyword arguments: those of Genred(...) and those of Genred.__call__(...).
 COMPILE_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "enable_chunks", "rec_multVar_highdim", "use_fast_math")
-CALL_OPTIONS = ("backend", "device_id", "ranges", "out")
-SOLVE_CALL_OPTIONS = ("backend", "device_id", "ranges", "alpha", "eps")
+CALL_OPTIONS = ("backend", "device_id", "ranges", "out", "group")
+SOLVE_CALL_OPTIONS = ("backend", "device_id", "ranges", "alpha", "eps", "group")
 _SYMBOLIC_VAR = re.compile(r"Var\((\d+),(\d+),([01])\)")
 
 

@@ -70,27 +70,29 @@ KERNEL_SOLVE_DOC = """Solves (alpha * Id + K) a = b for a by conjugate gradient,
     """
 
 
-def conjugate_gradient(linop, b, eps, maxiter=None, linop_b=None):
+def conjugate_gradient(linop, b, eps, maxiter=None, linop_b=None, total=None):
     """Solve linop(a) = b for a symmetric positive definite linop; stop when ||r||^2 < numel(b) * eps^2.
 
     linop maps an array shaped like b to one; only out-of-place arithmetic is used, so it works for NumPy
     arrays and torch tensors alike. Starts from a = 0. Warns if maxiter (default max(100, 2 numel(b))) steps
     do not reach the tolerance and returns the last iterate. linop_b: linop(b) when already known.
+    total(x): the sum of a float over every shard of a sharded system (dot products, sizes); default: one shard.
     """
-    n = math.prod(b.shape)
+    total = total or float
+    n = int(total(math.prod(b.shape)))
     a = 0 * b
     if n == 0:
         return a
     tol = n * eps**2
     r = b
-    nr2 = float((r * r).sum())
+    nr2 = total(float((r * r).sum()))
     if nr2 < tol:
         return a
     p = r
     maxiter = max(100, 2 * n) if maxiter is None else maxiter
     for it in range(maxiter):
         Kp = linop_b if it == 0 and linop_b is not None else linop(p)
-        pKp = float((p * Kp).sum())
+        pKp = total(float((p * Kp).sum()))
         if not pKp > 0:
             raise ValueError(
                 f"conjugate gradient broke down (p^T (alpha Id + K) p = {pKp}): the system must be symmetric "
@@ -99,7 +101,7 @@ def conjugate_gradient(linop, b, eps, maxiter=None, linop_b=None):
         step = nr2 / pKp
         a = a + step * p
         r = r - step * Kp
-        nr2_new = float((r * r).sum())
+        nr2_new = total(float((r * r).sum()))
         if nr2_new < tol:
             return a
         p = r + (nr2_new / nr2) * p
@@ -135,7 +137,7 @@ class GenericKernelSolve:
         self.varinvpos = alias_position(self.genred.aliases, varinvalias)
         self.formula, self.aliases, self.axis = formula, self.genred.aliases, self.genred.axis
 
-    def __call__(self, *args, backend="auto", device_id=-1, alpha=1e-10, eps=1e-6, ranges=None):
+    def __call__(self, *args, backend="auto", device_id=-1, alpha=1e-10, eps=1e-6, ranges=None, group=None):
         tools = self.Genred.tools
         pos = self.varinvpos
         if pos >= len(args):
@@ -147,6 +149,8 @@ class GenericKernelSolve:
         if eps_value is None or not eps_value > 0:
             raise ValueError(f"eps must be a real number > 0, got {eps!r}")
         alpha, eps = alpha_value, eps_value
+        if group is not None:  # each rank holds a shard of the points and of b (pykeops.torch.distributed)
+            return tools.sharded_solve(self, args, group, backend, device_id, alpha, eps, ranges)
         if tools.autograd is not None:  # torch: differentiable by implicit differentiation
             return tools.autograd.solve(self, args, backend, device_id, alpha, eps, ranges)
         return self._solve(args, backend, device_id, alpha, eps, ranges)

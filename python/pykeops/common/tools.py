@@ -71,6 +71,16 @@ class ArrayTools:
     array_type = None  # the array class that this framework's Genred and LazyTensor accept
 
     @classmethod
+    def sharded(cls, genred, args, group, backend, device_id, ranges, out):
+        """A reduction sharded over a torch.distributed group (pykeops.torch only)."""
+        raise ValueError(f"group= (sharded reductions over torch.distributed) needs pykeops.torch, not pykeops.{cls.name}")
+
+    @classmethod
+    def sharded_solve(cls, solver, args, group, backend, device_id, alpha, eps, ranges):
+        """KernelSolve sharded over a torch.distributed group (pykeops.torch only)."""
+        cls.sharded(None, args, group, backend, device_id, ranges, None)
+
+    @classmethod
     def is_array(cls, x):
         return isinstance(x, cls.array_type)
 

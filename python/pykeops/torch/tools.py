@@ -18,6 +18,18 @@ class TorchTools(ArrayTools):
     autograd = autograd
 
     @staticmethod
+    def sharded(genred, args, group, backend, device_id, ranges, out):
+        from . import distributed  # (torch.distributed is only loaded by sharded calls)
+
+        return distributed.genred_call(genred, args, group, backend, device_id, ranges, out)
+
+    @staticmethod
+    def sharded_solve(solver, args, group, backend, device_id, alpha, eps, ranges):
+        from . import distributed
+
+        return distributed.solve_call(solver, args, group, backend, device_id, alpha, eps, ranges)
+
+    @staticmethod
     def dtype_name(x):
         return str(x.dtype).removeprefix("torch.")
 
