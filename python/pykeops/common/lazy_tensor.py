@@ -8,7 +8,7 @@ from collections import namedtuple
 
 from .call_cache import LruCache
 from .cluster import swap_axes
-from .engine import load_engine
+from .engine import constant_when_traced, load_engine
 from .genred import CATEGORY_NAMES
 from .tools import as_int, int_argument, type_name
 
@@ -103,8 +103,14 @@ _ENGINE_COLUMN = re.compile(r"^formula: column \d+: ")
 _RESOLVED = {"Grad", "Diff", "Divergence", "Laplacian", "GradMatrix", "TraceOperator"}
 
 
-@functools.lru_cache(maxsize=4096)
+@constant_when_traced
 def _engine_dim(op, dims, params, infix):
+    """Output dim of op applied to operands of dims `dims` (and integer parameters): see _engine_dim_of."""
+    return _engine_dim_of(op, dims, params, infix)
+
+
+@functools.lru_cache(maxsize=4096)
+def _engine_dim_of(op, dims, params, infix):
     """Output dim of op applied to operands of dims `dims` (and integer parameters), by the engine's rule: the
     operation table's dimension function; ValueError naming the operation when the dims do not fit it."""
     operands = [f"Var({k},{d},0)" for k, d in enumerate(dims)]
@@ -244,7 +250,7 @@ class GenericLazyTensor:
             self.nj = value.shape[-2]
 
     def _set_variable(self, value, dim, cat):
-        key = f"{id(value)}_{cat}"
+        key = "%d_%d" % (id(value), cat)  # (an f-string of id() is not traced by torch.compile)
         self._data = (DataVariable(key, value, dim, cat),)
         self._template, self.ndim = "@" + key, dim
 
@@ -1072,6 +1078,14 @@ class GenericLazyTensor:
         (the options' checks, the formula's signature and kernels are then done once)."""
         names = lt._data_names()
         formula, formula2, aliases = lt._printed(lt._template, names), lt._printed(lt._template2, names), lt._aliases(names)
+
+        if self.tools.compiled is not None and self.tools.compiled.tracing():
+            # (traced: the Genred is built, once, by the custom op's implementations, out of the trace)
+            o = compile_options
+            acc = "float64" if o.get("use_double_acc") else str(o.get("dtype_acc", "auto"))
+            return self.tools.compiled.TracedGenred((
+                formula, ";".join(aliases), op, axis, None if opt_arg is None else int(opt_arg), formula2, acc,
+                str(o.get("sum_scheme", "auto")), bool(o.get("use_fast_math", True)), bool(o.get("enable_chunks", True))))
 
         def build():
             return self.Genred(formula, aliases, reduction_op=op, axis=axis, opt_arg=opt_arg, formula2=formula2,
