@@ -25,8 +25,10 @@ GENREDS = LruCache("compiled_genred", 256, process=True)
 
 
 def tracing():
-    """Whether the current call is being traced by torch.compile / torch.export (then the custom op is used)."""
-    return torch.compiler.is_compiling()
+    """Whether the current call is being traced by torch.compile / torch.export: then the custom op is used, except
+    under torch.func transforms (their autograd.Function, which torch generates for an op's registered autograd,
+    has no setup_context: the eager path, its graph breaks included, serves them)."""
+    return torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
 
 
 def spec_of(genred):
