@@ -108,13 +108,21 @@ def test_op_backward_is_differentiable():
         torch.testing.assert_close(got, w, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.xfail(strict=True, reason="torch 2.13: the autograd.Function torch generates for a custom op's "
+                   "register_autograd has no setup_context, which torch.func transforms require; the eager path's "
+                   "graph breaks inside torch.func.grad fail in Dynamo itself (also before the custom op)")
 def test_func_grad_under_compile_equals_dense():
-    # torch.func transforms use the eager autograd Function (torch generates no setup_context for custom ops)
     x, y, b = data()
-    fn = torch.compile(lambda x: torch.func.grad(lambda x: gaussian(x, y, b).sum())(x), backend="eager")
     torch._dynamo.reset()
+    fn = torch.compile(lambda x: torch.func.grad(lambda x: gaussian(x, y, b).sum())(x), backend="eager")
     want = torch.func.grad(lambda x: gaussian_dense(x, y, b).sum())(x)
     torch.testing.assert_close(fn(x), want, rtol=1e-10, atol=1e-12)
+
+
+def test_func_grad_eager_is_unchanged():
+    x, y, b = data()
+    want = torch.func.grad(lambda x: gaussian_dense(x, y, b).sum())(x)
+    torch.testing.assert_close(torch.func.grad(lambda x: gaussian(x, y, b).sum())(x), want, rtol=1e-10, atol=1e-12)
 
 
 def test_opcheck():
@@ -157,7 +165,7 @@ def test_export_module():
 
     model = Smooth()
     x, _, b = data()
-    program = torch.export.export(model, (x, b))
+    program = torch.export.export(model, (x, b), dynamic_shapes={"x": {0: torch.export.Dim("m")}, "b": None})
     assert any(n.target is torch.ops.pykeops.genred.default for n in program.graph.nodes)
     x2 = torch.rand(7, 3, **F64)
     torch.testing.assert_close(program.module()(x2, b), gaussian_dense(x2, model.y.detach(), b), rtol=1e-12,
