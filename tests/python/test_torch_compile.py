@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch._dynamo
+import torch._dynamo.testing
 
 from pykeops.torch import Genred, LazyTensor
 from pykeops.torch import compiled
@@ -63,6 +64,34 @@ def test_fullgraph_forward_equals_eager_and_dense():
     torch.testing.assert_close(lse, torch.logsumexp(-d2, 1, keepdim=True), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(mins, d2.min(1, keepdim=True).values, rtol=1e-12, atol=1e-12)
     assert torch.equal(knn, torch.topk(d2, 3, dim=1, largest=False).indices)
+
+
+def complex_and_options(x, y, z):
+    d2 = (LazyTensor(x[:, None]) - LazyTensor(y[None])).sqnorm2()
+    return ((-d2).exp() * LazyTensor(z[None])).sum(1), (-d2).exp().sum(0, backend="CPU", dtype_acc="float64")
+
+
+def test_complex_and_options_fullgraph():
+    x, y, _ = data()
+    z = torch.rand(20, 1, dtype=torch.complex128, generator=torch.Generator().manual_seed(1))
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(complex_and_options)(x, y, z)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    got_z, got_j = fresh(complex_and_options)(x, y, z)
+    k = torch.exp(-((x[:, None] - y[None]) ** 2).sum(-1))
+    torch.testing.assert_close(got_z, k.to(z.dtype) @ z, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_j, k.sum(0)[:, None], rtol=1e-12, atol=1e-12)
+
+
+def test_row_counts_traced_symbolically():
+    # Dynamo's automatic dynamic shapes: after the first recompilation, the row counts M, N are symbols that the
+    # fake kernel propagates (the inner dims stay numbers: they are part of the formula)
+    counter = torch._dynamo.testing.CompileCounter()
+    fn = fresh(gaussian, backend=counter)
+    for m, n in ((30, 20), (17, 9), (5, 40), (8, 3)):
+        x, y, b = data(m, n)
+        torch.testing.assert_close(fn(x, y, b), gaussian_dense(x, y, b), rtol=1e-12, atol=1e-12)
+    assert counter.frame_count == 2
 
 
 def test_inductor_forward_and_backward():
@@ -176,3 +205,5 @@ def test_bad_input_under_compile_is_a_clear_error():
     x, y, b = data()
     with pytest.raises(Exception, match="should have 3 columns"):
         fresh(genred_call)(x[:, :2], y, b)
+    with pytest.raises(Exception, match="out= cannot be used"):  # (fullgraph: Dynamo reports the ValueError)
+        fresh(lambda x, y, b: GENRED(x, y, b, out=torch.empty(30, 2, **F64)))(x.requires_grad_(), y, b)

@@ -139,6 +139,9 @@ class _TorchOps:
 def call(genred, args, backend="auto", device_id=-1, ranges=None, out=None):
     """The results of genred (a Genred or a spec) on args through the custom op, post-processed by torch code."""
     spec = spec_of(genred) if not isinstance(genred, tuple) else genred
+    if out is not None and any(a.requires_grad for a in args):  # (as in eager mode, GenericGenred.__call__)
+        raise ValueError("out= cannot be used when an argument requires grad: results written in place are not "
+                         "differentiable; drop out= or detach the arguments")
     post, variant = _post_and_variant(spec[2])
     # Min, Max, KMin run as their variant with indices, whose gradient flows through the selected pairs.
     run = spec if not variant else spec[:2] + (variant,) + spec[3:]
