@@ -5,7 +5,7 @@ import torch
 import torch._dynamo
 import torch._dynamo.testing
 
-from pykeops.torch import Genred, LazyTensor
+from pykeops.torch import Genred, KernelSolve, LazyTensor
 from pykeops.torch import compiled
 
 pytestmark = pytest.mark.engine
@@ -161,6 +161,9 @@ def test_opcheck():
     kmin = Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="KMin_ArgKMin", axis=1, opt_arg=2)
     torch.library.opcheck(torch.ops.pykeops.genred.default,
                           (*compiled.spec_of(kmin), "auto", -1, [x.detach(), y.detach()], []))
+    solver = KernelSolve("Exp(-SqDist(x,y))*b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"], "b", axis=1)
+    torch.library.opcheck(torch.ops.pykeops.kernel_solve.default,
+                          (*compiled.spec_of(solver.genred), "auto", -1, 2, 1.0, 1e-10, [x, x, x[:, :1]], []))
 
 
 def test_ranges_and_out_under_compile():
@@ -207,3 +210,32 @@ def test_bad_input_under_compile_is_a_clear_error():
         fresh(genred_call)(x[:, :2], y, b)
     with pytest.raises(Exception, match="out= cannot be used"):  # (fullgraph: Dynamo reports the ValueError)
         fresh(lambda x, y, b: GENRED(x, y, b, out=torch.empty(30, 2, **F64)))(x.requires_grad_(), y, b)
+
+
+SOLVER = KernelSolve("Exp(-SqDist(x,y))*b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(2)"], "b", axis=1)
+
+
+def kernel_solves(x, b):
+    lazy = (-(LazyTensor(x[:, None]) - LazyTensor(x[None])).sqnorm2()).exp().solve(LazyTensor(b[:, None]), alpha=0.5,
+                                                                                   eps=1e-12)
+    return SOLVER(x, x, b, alpha=0.5, eps=1e-12), lazy
+
+
+def test_kernel_solve_fullgraph_and_backward_against_dense():
+    x, _, _ = data()
+    b = torch.rand(30, 2, **F64)
+    x.requires_grad_(True)
+    b.requires_grad_(True)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(kernel_solves)(x, b)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    a, a_lazy = fresh(kernel_solves)(x, b)
+    (a * torch.sin(x[:, :2])).sum().backward()
+    xr, br = x.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)
+    k = torch.exp(-((xr[:, None] - xr[None]) ** 2).sum(-1)) + 0.5 * torch.eye(30, **F64)
+    ref = torch.linalg.solve(k, br)
+    (ref * torch.sin(xr[:, :2])).sum().backward()
+    torch.testing.assert_close(a, ref, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(a_lazy, ref, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(x.grad, xr.grad, rtol=1e-7, atol=1e-8)
+    torch.testing.assert_close(b.grad, br.grad, rtol=1e-7, atol=1e-8)

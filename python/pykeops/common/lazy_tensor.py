@@ -124,6 +124,14 @@ def _engine_dim_of(op, dims, params, infix):
         listed = " and ".join(map(str, dims)) if len(dims) == 2 else ", ".join(map(str, dims))
         raise ValueError(f"operation {op}: incompatible inner dimensions {listed} ({reason})") from None
 
+def _traced_spec(formula, aliases, op, axis, opt_arg, formula2, options):
+    """The custom op's description of a Genred (pykeops.torch.compiled.spec_of) from a reduction's options."""
+    acc = "float64" if options.get("use_double_acc") else str(options.get("dtype_acc", "auto"))
+    return (formula, ";".join(aliases), op, axis, None if opt_arg is None else int(opt_arg), formula2, acc,
+            str(options.get("sum_scheme", "auto")), bool(options.get("use_fast_math", True)),
+            bool(options.get("enable_chunks", True)))
+
+
 class GenericLazyTensor:
     """Symbolic (M, N, D) array: a KeOps formula plus the arrays it reads, reduced to a real array on demand.
 
@@ -1081,11 +1089,8 @@ class GenericLazyTensor:
 
         if self.tools.compiled is not None and self.tools.compiled.tracing():
             # (traced: the Genred is built, once, by the custom op's implementations, out of the trace)
-            o = compile_options
-            acc = "float64" if o.get("use_double_acc") else str(o.get("dtype_acc", "auto"))
-            return self.tools.compiled.TracedGenred((
-                formula, ";".join(aliases), op, axis, None if opt_arg is None else int(opt_arg), formula2, acc,
-                str(o.get("sum_scheme", "auto")), bool(o.get("use_fast_math", True)), bool(o.get("enable_chunks", True))))
+            return self.tools.compiled.TracedGenred(_traced_spec(formula, aliases, op, axis, opt_arg, formula2,
+                                                                 compile_options))
 
         def build():
             return self.Genred(formula, aliases, reduction_op=op, axis=axis, opt_arg=opt_arg, formula2=formula2,
@@ -1208,7 +1213,12 @@ class GenericLazyTensor:
         compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS}
         axis = 1 - b_axis  # the output of K is indexed like b
         res = _copy(lt)
-        res._genred = self.KernelSolve(lt.formula, lt._aliases(), f"Var({ind},{dim},{cat})", axis=axis, **compile_options)
+        if tools.compiled is not None and tools.compiled.tracing():
+            res._genred = tools.compiled.TracedSolve(_traced_spec(lt.formula, lt._aliases(), "Sum", axis, None, None,
+                                                                  compile_options), ind)
+        else:
+            res._genred = self.KernelSolve(lt.formula, lt._aliases(), f"Var({ind},{dim},{cat})", axis=axis,
+                                           **compile_options)
         res._call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in SOLVE_CALL_OPTIONS}}
         res._fixed_args = {ind: b}
         res.reduction_op, res.axis = "Solve", axis

@@ -115,6 +115,8 @@ class GenericKernelSolve:
         if eps_value is None or not eps_value > 0:
             raise ValueError(f"eps must be a real number > 0, got {eps!r}")
         alpha, eps = alpha_value, eps_value
+        if tools.compiled is not None and tools.compiled.tracing():  # torch.compile / export: one custom op
+            return tools.compiled.solve(self, args, backend, device_id, alpha, eps, ranges)
         if tools.autograd is not None:  # torch: differentiable by implicit differentiation
             return tools.autograd.solve(self, args, backend, device_id, alpha, eps, ranges)
         return self._solve(args, backend, device_id, alpha, eps, ranges)

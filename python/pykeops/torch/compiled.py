@@ -167,3 +167,70 @@ class TracedGenred:
 
     def __call__(self, *args, backend="auto", device_id=-1, ranges=None, out=None):
         return call(self.spec, args, backend, device_id, ranges, out)
+
+
+# ---------------------------------------------------------------------------------------------- KernelSolve
+
+class _Solver:
+    """What GenericKernelSolve._solve reads of a solver: its Genred and the position of the unknown."""
+
+    def __init__(self, genred, varinvpos):
+        self.genred, self.varinvpos = genred, varinvpos
+
+
+@torch.library.custom_op("pykeops::kernel_solve", mutates_args=())
+def kernel_solve_op(formula: str, aliases: str, reduction_op: str, axis: int, opt_arg: Optional[int],
+                    formula2: Optional[str], dtype_acc: str, sum_scheme: str, use_fast_math: bool,
+                    enable_chunks: bool, backend: str, device_id: int, varinvpos: int, alpha: float, eps: float,
+                    args: List[torch.Tensor], ranges: List[torch.Tensor]) -> torch.Tensor:
+    """KernelSolve's solution a of (alpha Id + K) a = b (b: args[varinvpos]), K the Sum of the spec's Genred."""
+    from ..common.operations import GenericKernelSolve
+    solver = _Solver(genred_of((formula, aliases, reduction_op, axis, opt_arg, formula2, dtype_acc, sum_scheme,
+                                use_fast_math, enable_chunks)), varinvpos)
+    return GenericKernelSolve._solve(solver, list(args), backend, device_id, alpha, eps, ranges or None)
+
+
+@kernel_solve_op.register_fake
+def _(*inputs):
+    varinvpos, args = inputs[12], inputs[15]
+    return torch.empty_like(args[varinvpos], memory_format=torch.contiguous_format)
+
+
+def _solve_setup_context(ctx, inputs, output):
+    ctx.spec, (ctx.backend, ctx.device_id, ctx.pos, ctx.alpha, ctx.eps, args, ctx.ranges) = inputs[:10], inputs[10:]
+    ctx.save_for_backward(*args, output)
+
+
+def _solve_backward(ctx, grad):
+    # As autograd.KernelSolveFunction.backward: c = (alpha Id + K)^-1 grad, dL/db = c, dL/dv = -d/dv <c, K(v) a>.
+    *args, a = ctx.saved_tensors
+    pos, need = ctx.pos, ctx.needs_input_grad[15]
+    rhs = list(args)
+    rhs[pos] = grad
+    c = kernel_solve_op(*ctx.spec, ctx.backend, ctx.device_id, pos, ctx.alpha, ctx.eps, rhs, ctx.ranges)
+    with_a = list(args)
+    with_a[pos] = a
+    call = OpCall(genred_of(ctx.spec), ctx.backend, ctx.device_id, ctx.ranges)
+    grads = [None if not need[k] else c if k == pos else autograd.gradient(call, with_a, [None], [-c], k)
+             for k in range(len(args))]
+    return (None,) * 15 + (grads, [None] * len(ctx.ranges))
+
+
+kernel_solve_op.register_autograd(_solve_backward, setup_context=_solve_setup_context)
+
+
+def solve(solver, args, backend, device_id, alpha, eps, ranges):
+    """A KernelSolve's solution through the custom op (solver: a GenericKernelSolve or a TracedSolve)."""
+    spec = spec_of(solver.genred) if not isinstance(solver, TracedSolve) else solver.spec
+    return kernel_solve_op(*spec, backend, device_id, solver.varinvpos, float(alpha), float(eps), list(args),
+                           [] if ranges is None else list(ranges))
+
+
+class TracedSolve:
+    """What a LazyTensor solve holds while traced: the spec of its Sum and the unknown's position."""
+
+    def __init__(self, spec, varinvpos):
+        self.spec, self.varinvpos = spec, varinvpos
+
+    def __call__(self, *args, backend="auto", device_id=-1, alpha=1e-10, eps=1e-6, ranges=None):
+        return solve(self, args, backend, device_id, alpha, eps, ranges)
