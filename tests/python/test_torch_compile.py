@@ -155,7 +155,7 @@ def test_func_grad_eager_is_unchanged():
 
 
 def test_opcheck():
-    x, y, b = data(requires_grad=True)
+    x, y, b = data(6, 5, requires_grad=True)
     spec = compiled.spec_of(GENRED)
     torch.library.opcheck(torch.ops.pykeops.genred.default, (*spec, "auto", -1, [x, y, b], []))
     kmin = Genred("SqDist(x,y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="KMin_ArgKMin", axis=1, opt_arg=2)

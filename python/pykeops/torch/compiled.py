@@ -1,4 +1,5 @@
-"""torch.compile and torch.export support: every torch reduction as one torch.library custom op, pykeops::genred.
+"""torch.compile and torch.export support: torch reductions as the torch.library custom op pykeops::genred (and
+KernelSolve as pykeops::kernel_solve).
 
 Eager calls keep the autograd Function of autograd.py (cheaper per call). While torch compiles or exports
 (torch.compiler.is_compiling()), a reduction becomes a call of the custom op instead, which Dynamo records as one
