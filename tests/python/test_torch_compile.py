@@ -239,3 +239,26 @@ def test_kernel_solve_fullgraph_and_backward_against_dense():
     torch.testing.assert_close(a_lazy, ref, rtol=1e-8, atol=1e-9)
     torch.testing.assert_close(x.grad, xr.grad, rtol=1e-7, atol=1e-8)
     torch.testing.assert_close(b.grad, br.grad, rtol=1e-7, atol=1e-8)
+
+
+def test_backward_inside_the_compiled_step():
+    # Tensor.backward() in the traced code: Dynamo traces it with trace_autograd_ops (off by default in torch 2.13)
+    x, y, b = data(requires_grad=True)
+
+    def step(x, y, b):
+        loss = (gaussian(x, y, b) ** 2).sum()
+        loss.backward()
+        return loss.detach()
+
+    with torch._dynamo.config.patch(trace_autograd_ops=True):
+        torch._dynamo.reset()
+        explained = torch._dynamo.explain(step)(x, y, b)
+        assert explained.graph_break_count == 0, explained.break_reasons
+        x.grad = y.grad = b.grad = None
+        loss = fresh(step)(x, y, b)
+    xr, yr, br = (t.detach().clone().requires_grad_(True) for t in (x, y, b))
+    ref = (gaussian_dense(xr, yr, br) ** 2).sum()
+    ref.backward()
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-12, atol=1e-12)
+    for got, want in ((x.grad, xr.grad), (y.grad, yr.grad), (b.grad, br.grad)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
