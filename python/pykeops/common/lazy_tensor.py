@@ -124,6 +124,7 @@ def _engine_dim_of(op, dims, params, infix):
         listed = " and ".join(map(str, dims)) if len(dims) == 2 else ", ".join(map(str, dims))
         raise ValueError(f"operation {op}: incompatible inner dimensions {listed} ({reason})") from None
 
+
 def _traced_spec(formula, aliases, op, axis, opt_arg, formula2, options):
     """The custom op's description of a Genred (pykeops.torch.compiled.spec_of) from a reduction's options."""
     acc = "float64" if options.get("use_double_acc") else str(options.get("dtype_acc", "auto"))
