@@ -12,3 +12,11 @@ def load_engine():
             "the pykeops C++ engine (pykeops._engine) could not be imported: build and install it with "
             "`pip install --no-build-isolation -e .` from the repository root"
         ) from e
+
+
+def constant_when_traced(fn):
+    """Mark fn, a pure function of plain values that asks the engine, as a constant for torch.compile: Dynamo then
+    calls it while tracing instead of tracing into the engine (the marker torch._dynamo.assume_constant_result
+    sets; no torch import here)."""
+    fn._dynamo_marked_constant = True
+    return fn

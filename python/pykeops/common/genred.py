@@ -454,6 +454,8 @@ class GenericGenred:
         tools = self.tools
         if group is not None:
             return tools.sharded(self, args, group, backend, device_id, ranges, out)
+        if tools.compiled is not None and tools.compiled.tracing():  # torch.compile / export: one custom op
+            return tools.compiled.call(self, args, backend, device_id, ranges, out)
         post = self._post
         if out is None and tools.autograd is not None and not tools.autograd.untracked(args):
             # Differentiable (torch): the raw outputs come from an autograd Function, post-processing is torch's.

@@ -8,7 +8,7 @@ from collections import namedtuple
 
 from .call_cache import LruCache
 from .cluster import swap_axes
-from .engine import load_engine
+from .engine import constant_when_traced, load_engine
 from .genred import CATEGORY_NAMES
 from .tools import as_int, int_argument, type_name
 
@@ -103,8 +103,14 @@ _ENGINE_COLUMN = re.compile(r"^formula: column \d+: ")
 _RESOLVED = {"Grad", "Diff", "Divergence", "Laplacian", "GradMatrix", "TraceOperator"}
 
 
-@functools.lru_cache(maxsize=4096)
+@constant_when_traced
 def _engine_dim(op, dims, params, infix):
+    """Output dim of op applied to operands of dims `dims` (and integer parameters): see _engine_dim_of."""
+    return _engine_dim_of(op, dims, params, infix)
+
+
+@functools.lru_cache(maxsize=4096)
+def _engine_dim_of(op, dims, params, infix):
     """Output dim of op applied to operands of dims `dims` (and integer parameters), by the engine's rule: the
     operation table's dimension function; ValueError naming the operation when the dims do not fit it."""
     operands = [f"Var({k},{d},0)" for k, d in enumerate(dims)]
@@ -171,6 +177,14 @@ def _as_kind(lt, is_complex, where):
     res = object.__new__(cls)
     res.__dict__.update(lt.__dict__)
     return res
+
+
+def _traced_spec(formula, aliases, op, axis, opt_arg, formula2, options):
+    """The custom op's description of a Genred (pykeops.torch.compiled.spec_of) from a reduction's options."""
+    acc = "float64" if options.get("use_double_acc") else str(options.get("dtype_acc", "auto"))
+    return (formula, ";".join(aliases), op, axis, None if opt_arg is None else int(opt_arg), formula2, acc,
+            str(options.get("sum_scheme", "auto")), bool(options.get("use_fast_math", True)),
+            bool(options.get("enable_chunks", True)))
 
 
 class GenericLazyTensor:
@@ -299,7 +313,7 @@ class GenericLazyTensor:
             self.nj = value.shape[-2]
 
     def _set_variable(self, value, dim, cat):
-        key = f"{id(value)}_{cat}"
+        key = "%d_%d" % (id(value), cat)  # (an f-string of id() is not traced by torch.compile)
         self._data = (DataVariable(key, value, dim, cat),)
         self._template, self.ndim = "@" + key, dim
 
@@ -1288,6 +1302,11 @@ class GenericLazyTensor:
         names = lt._data_names()
         formula, formula2, aliases = lt._printed(lt._template, names), lt._printed(lt._template2, names), lt._aliases(names)
 
+        if self.tools.compiled is not None and self.tools.compiled.tracing():
+            # (traced: the Genred is built, once, by the custom op's implementations, out of the trace)
+            return self.tools.compiled.TracedGenred(_traced_spec(formula, aliases, op, axis, opt_arg, formula2,
+                                                                 compile_options))
+
         def build():
             return self.Genred(formula, aliases, reduction_op=op, axis=axis, opt_arg=opt_arg, formula2=formula2,
                                **compile_options)
@@ -1409,7 +1428,12 @@ class GenericLazyTensor:
         compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS}
         axis = 1 - b_axis  # the output of K is indexed like b
         res = _copy(lt)
-        res._genred = self.KernelSolve(lt.formula, lt._aliases(), f"Var({ind},{dim},{cat})", axis=axis, **compile_options)
+        if tools.compiled is not None and tools.compiled.tracing():
+            res._genred = tools.compiled.TracedSolve(_traced_spec(lt.formula, lt._aliases(), "Sum", axis, None, None,
+                                                                  compile_options), ind)
+        else:
+            res._genred = self.KernelSolve(lt.formula, lt._aliases(), f"Var({ind},{dim},{cat})", axis=axis,
+                                           **compile_options)
         res._call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in SOLVE_CALL_OPTIONS}}
         res._fixed_args = {ind: b}
         res.reduction_op, res.axis = "Solve", axis

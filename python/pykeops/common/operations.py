@@ -151,6 +151,8 @@ class GenericKernelSolve:
         alpha, eps = alpha_value, eps_value
         if group is not None:  # each rank holds a shard of the points and of b (pykeops.torch.distributed)
             return tools.sharded_solve(self, args, group, backend, device_id, alpha, eps, ranges)
+        if tools.compiled is not None and tools.compiled.tracing():  # torch.compile / export: one custom op
+            return tools.compiled.solve(self, args, backend, device_id, alpha, eps, ranges)
         if tools.autograd is not None:  # torch: differentiable by implicit differentiation
             return tools.autograd.solve(self, args, backend, device_id, alpha, eps, ranges)
         return self._solve(args, backend, device_id, alpha, eps, ranges)

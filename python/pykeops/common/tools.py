@@ -68,6 +68,7 @@ class ArrayTools:
 
     name = None  # framework name, as in "pykeops.<name>"
     autograd = None  # module with apply(genred, args, backend, device_id, ranges) -> raw outputs, if differentiable
+    compiled = None  # module with tracing(), call(), solve(), TracedGenred, TracedSolve if traceable (torch.compile)
     array_type = None  # the array class that this framework's Genred and LazyTensor accept
 
     @classmethod

@@ -3,7 +3,7 @@
 import torch
 
 from ..common.tools import ArrayTools
-from . import autograd
+from . import autograd, compiled
 
 
 def _check_layout(x, what):
@@ -16,6 +16,7 @@ class TorchTools(ArrayTools):
     name = "torch"
     array_type = torch.Tensor
     autograd = autograd
+    compiled = compiled
 
     @staticmethod
     def sharded(genred, args, group, backend, device_id, ranges, out):
