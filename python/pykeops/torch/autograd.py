@@ -220,31 +220,36 @@ def selected_pairs(call, args, outs):
 
 def selected_gradient(call, args, outs, grads, k):
     """Gradient through the selected pairs: one restricted Sum(Grad(Elem(F, c), v, e)) per rank and component."""
-    g = call.genred
-    sig = g.signature()
-    dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
+    sig = call.genred.signature()
+    cats, tag = sig.arg_cats, sig.tag
     if grads[0] is None:
         return None
     n_red = reduced_rows(args, cats, tag)
     if n_red == 0:
         return torch.zeros_like(args[k])
     values, idx, K = selected_pairs(call, args, outs)
-    D = values.shape[-1] // K
-    e = var(n, 1, tag)
     total = None
+    for col, derived in selected_terms(call, k, K, values.shape[-1] // K):
+        ranges = selection_ranges(idx[..., col], n_red, tag)
+        out = call.run(derived, list(args) + [grads[0][..., col:col + 1].contiguous()], ranges)
+        if cats[k] == 2:
+            out = out.sum(dim=-2)
+        total = out if total is None else total + out
+    return sum_to_shape(total, args[k].shape)
+
+
+def selected_terms(call, k, K, D):
+    """(output column, derived Genred) for each selected rank r < K and component c < D: the Sum of
+    Grad(Elem(F, c), v_k, e) over the pairs the forward selected, e the column's incoming gradient (a new last arg)."""
+    g = call.genred
+    sig = g.signature()
+    dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
+    e = var(n, 1, tag)
+    axis = 1 - tag if cats[k] == 2 else 1 - cats[k]
     for r in range(K):
         for c in range(D):
-            col = r * D + c
             f = g.inner_formula if D == 1 else f"Elem({g.inner_formula},{c})"
-            formula = f"Grad({f},{var(k, dims[k], cats[k])},{e})"
-            ranges = selection_ranges(idx[..., col], n_red, tag)
-            all_args = list(args) + [grads[0][..., col:col + 1].contiguous()]
-            if cats[k] == 2:
-                out = call.run(call.derived(formula, [e], axis=1 - tag), all_args, ranges).sum(dim=-2)
-            else:
-                out = call.run(call.derived(formula, [e], axis=1 - cats[k]), all_args, ranges)
-            total = out if total is None else total + out
-    return sum_to_shape(total, args[k].shape)
+            yield r * D + c, call.derived(f"Grad({f},{var(k, dims[k], cats[k])},{e})", [e], axis=axis)
 
 
 # ---------------------------------------------------------------------------------------------- forward mode

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch.autograd.function import once_differentiable
 
 from ..common.genred import reduction_ops
-from .autograd import Call, gradient, selection_ranges, sum_to_shape, var
+from .autograd import Call, gradient, selected_terms, selection_ranges, sum_to_shape
 
 # How the partial results of each engine reduction merge, and the mergeable reduction_op each block runs.
 MERGE = {
@@ -359,29 +359,22 @@ def selected_gradient(call, args, pair, grad, k):
     indices translated to each block's own (-1 outside it)."""
     plan, g = call.plan, call.genred
     sig = g.signature()
-    dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
+    cats, tag = sig.arg_cats, sig.tag
     values, idx = pair
     K = g.opt_arg if reduction_ops()[g.reduction_op].takes_k else 1
-    D = values.shape[-1] // K
-    e = var(n, 1, tag)
     total = None
-    for r in range(K):
-        for c in range(D):
-            col = r * D + c
-            f = g.inner_formula if D == 1 else f"Elem({g.inner_formula},{c})"
-            formula = f"Grad({f},{var(k, dims[k], cats[k])},{e})"
-            sel = idx[..., col]
+    for col, derived in selected_terms(call, k, K, values.shape[-1] // K):
+        sel = idx[..., col]
 
-            def ranges_of(q, sel=sel):
-                lo, hi = plan.offsets[q], plan.offsets[q] + plan.rows[q]
-                local = torch.where((sel >= lo) & (sel < hi), sel - lo, -1)
-                return selection_ranges(local, plan.rows[q], tag)
+        def ranges_of(q, sel=sel):
+            lo, hi = plan.offsets[q], plan.offsets[q] + plan.rows[q]
+            local = torch.where((sel >= lo) & (sel < hi), sel - lo, -1)
+            return selection_ranges(local, plan.rows[q], tag)
 
-            derived = call.derived(formula, [e], axis=1 - tag if cats[k] == 2 else 1 - cats[k])
-            out = ring_sum(derived, list(args) + [grad[..., col:col + 1].contiguous()], plan, ranges_of)
-            if cats[k] == 2:
-                out = out.sum(dim=-2)
-            total = out if total is None else total + out
+        out = ring_sum(derived, list(args) + [grad[..., col:col + 1].contiguous()], plan, ranges_of)
+        if cats[k] == 2:
+            out = out.sum(dim=-2)
+        total = out if total is None else total + out
     return sum_to_shape(total, args[k].shape)
 
 
