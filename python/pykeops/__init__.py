@@ -3,11 +3,15 @@
 import importlib
 import os
 
-from .common.engine import load_engine
+from ._version import __version__  # noqa: F401  (the distribution's version, as importlib.metadata reports it)
+from .common.engine import load_engine, warn_if_unloadable
 from .config import gpu_available, numpy_found, torch_found  # noqa: F401  (re-exported)
 from .common.utils import WarmUpGpu  # noqa: F401  (re-exported; a no-op without a GPU backend)
 
-__version__ = "2.3"
+# The KeOps API this package implements (the pykeops release whose interface it follows).
+keops_api_version = "2.3"
+
+warn_if_unloadable()
 
 # Controls the "[pyKeOps]" messages; PYKEOPS_VERBOSE=0 silences them.
 verbose = os.environ.get("PYKEOPS_VERBOSE") != "0"

@@ -1,6 +1,8 @@
 """Top-level pykeops: attributes, config, imports without torch, binding self-tests and thread settings."""
 
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 
@@ -10,11 +12,21 @@ import pykeops
 
 
 def test_attributes():
-    assert pykeops.__version__ == "2.3"
+    assert pykeops.keops_api_version == "2.3"
     assert pykeops.default_device_id == 0
     assert pykeops.numpy_found is True
     assert isinstance(pykeops.gpu_available, bool)
     assert isinstance(pykeops.torch_found, bool)
+
+
+def test_identity():
+    # One version: python/pykeops/_version.py, read by the build into the distribution's metadata.
+    dist = importlib.metadata.distribution("keops-jit")
+    assert pykeops.__version__ == dist.version == importlib.metadata.version("keops-jit")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pykeops.__version__)
+    assert dist.metadata.get_all("Import-Name") == ["pykeops"]
+    assert dist.metadata["License-Expression"] == "MIT"
+    assert any(f.name == "LICENSE" for f in dist.files), "LICENSE is not in the installed distribution"
 
 
 def test_set_verbose():

@@ -1,17 +1,38 @@
 """Lazy access to the native engine, so that formula building and validation work before it is built."""
 
 import importlib
+import importlib.util
+import warnings
+
+_NAME = "pykeops._engine"
 
 
 def load_engine():
-    """Return the pykeops._engine extension module, with an actionable message if it is missing."""
+    """Return the pykeops._engine extension module; if it cannot be imported, an ImportError that says why."""
     try:
-        return importlib.import_module("pykeops._engine")
-    except ImportError as e:
+        return importlib.import_module(_NAME)
+    except ModuleNotFoundError as e:
+        if e.name != _NAME:
+            raise
         raise ImportError(
-            "the pykeops C++ engine (pykeops._engine) could not be imported: build and install it with "
-            "`pip install --no-build-isolation -e .` from the repository root"
+            f"the pykeops C++ engine ({_NAME}) is not built: build and install it with "
+            "`pip install --no-build-isolation .` from the repository root (README, Install)"
         ) from e
+    except ImportError as e:
+        # The file is there but the loader refused it (a missing shared library, a foreign ABI, ...): that cause
+        # goes first, not a suggestion to build what is already built.
+        origin = getattr(importlib.util.find_spec(_NAME), "origin", _NAME)
+        raise ImportError(f"the pykeops C++ engine {origin} cannot be loaded: {e}") from e
+
+
+def warn_if_unloadable():
+    """Warn at `import pykeops` when the engine is installed but does not load, with the loader's own message."""
+    if importlib.util.find_spec(_NAME) is None:
+        return  # not built: formulas can still be built and checked; the first reduction raises
+    try:
+        load_engine()
+    except ImportError as e:
+        warnings.warn(str(e), RuntimeWarning, stacklevel=2)
 
 
 def constant_when_traced(fn):
