@@ -33,7 +33,7 @@ wheel: install
 	rm -rf dist build/wheel-raw
 	$(VPY) -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps -Cbuild-dir=$(BUILD) \
 	  -Ccmake.define.KEOPS_BUILD_TESTS=ON -w build/wheel-raw .
-	$(VENV)/bin/auditwheel repair -w dist build/wheel-raw/*.whl
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/auditwheel repair -w dist build/wheel-raw/*.whl
 	$(VENV)/bin/auditwheel show dist/*.whl
 	ls -l dist
 
