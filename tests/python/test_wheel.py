@@ -70,7 +70,7 @@ def test_missing_shared_library_is_the_reported_cause(tmp_path):
 
 
 def test_corrupt_engine_is_the_reported_cause(tmp_path):
-    package_copy(tmp_path).write_bytes(b"not an ELF file")
+    package_copy(tmp_path).write_bytes(b"not an ELF file\n" * 64)
     warned, raised = run_import(tmp_path)
     assert "RuntimeWarning" in warned and "invalid ELF header" in warned, warned
     assert "cannot be loaded" in raised and "invalid ELF header" in raised, raised

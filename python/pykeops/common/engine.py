@@ -21,8 +21,7 @@ def load_engine():
     except ImportError as e:
         # The file is there but the loader refused it (a missing shared library, a foreign ABI, ...): that cause
         # goes first, not a suggestion to build what is already built.
-        origin = getattr(importlib.util.find_spec(_NAME), "origin", _NAME)
-        raise ImportError(f"the pykeops C++ engine {origin} cannot be loaded: {e}") from e
+        raise ImportError(f"the pykeops C++ engine cannot be loaded: {e}") from e
 
 
 def warn_if_unloadable():
