@@ -104,5 +104,6 @@ inline pybind11::dict stats_dict(const keops::CacheStats& s) {
   d["memory_hits"] = s.memory_hits;
   d["disk_hits"] = s.disk_hits;
   d["compiled"] = s.compiled;
+  d["memory_entries"] = s.memory_entries;
   return d;
 }

@@ -68,4 +68,6 @@ void define_kernels(py::module_& m) {
   m.def("linked_objects", &keops::cpu::linked_objects,
         "Number of CPU kernels' objects linked in the process (code of evicted, unused kernels is unlinked).");
   m.def("cache_stats", [] { return stats_dict(keops::cache_stats()); });
+  m.def("last_lookup", [] { return std::string(keops::last_lookup); },
+        "How this thread's last kernel lookup was served: 'memory', 'disk', 'compiled' or 'generated' (GPU source).");
 }

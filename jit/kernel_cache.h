@@ -45,7 +45,13 @@ std::string program_key(std::string_view tag, const std::string& options, const 
 
 struct CacheStats {
   int64_t requests = 0, memory_hits = 0, disk_hits = 0, compiled = 0;
+  int64_t memory_entries = 0;  // kernels held in memory now (by canonical program)
 };
+
+// How the last kernel lookup (or GPU binary) on this thread was served: "memory", "disk", "compiled", or "generated"
+// (a GPU kernel's source, compiled per architecture at its first run). Per thread, so that the Python side can say
+// what its own lookup did while other threads look up kernels too.
+inline thread_local const char* last_lookup = "memory";
 
 // Disk cache folder: KEOPS_CACHE_FOLDER, else $XDG_CACHE_HOME/keops-jit or ~/.cache/keops-jit; "" disables it.
 std::string cache_folder();
@@ -76,6 +82,7 @@ class KernelCache {
       ++stats_.requests;
       if (auto it = by_request_.find(rkey); it != by_request_.end()) {
         ++stats_.memory_hits;
+        last_lookup = "memory";
         return it->second;
       }
     }
@@ -87,10 +94,12 @@ class KernelCache {
       std::lock_guard<std::mutex> g(mutex_);
       if (auto it = by_program_.find(pkey); it != by_program_.end()) {
         ++stats_.memory_hits;
+        last_lookup = "memory";
         kernel = it->second;
       }
     }
     if (!kernel) {
+      last_lookup = "generated";  // count_build says "disk" or "compiled" where make() builds a binary
       std::shared_ptr<const Kernel> made = B::make(std::move(program), options, pkey, *this);
       std::lock_guard<std::mutex> g(mutex_);
       kernel = by_program_.emplace(pkey, std::move(made)).first->second;
@@ -102,13 +111,16 @@ class KernelCache {
 
   // Counts a binary read from disk or compiled.
   void count_build(bool from_disk) {
+    last_lookup = from_disk ? "disk" : "compiled";
     std::lock_guard<std::mutex> g(mutex_);
     ++(from_disk ? stats_.disk_hits : stats_.compiled);
   }
 
   CacheStats stats() {
     std::lock_guard<std::mutex> g(mutex_);
-    return stats_;
+    CacheStats s = stats_;
+    s.memory_entries = static_cast<int64_t>(by_program_.size());
+    return s;
   }
 
   // Forgets the kernels in memory; each is freed (its code unlinked or unloaded) when its last user lets it go.

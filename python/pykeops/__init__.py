@@ -4,6 +4,7 @@ import importlib
 import os
 
 from ._version import __version__  # noqa: F401  (the distribution's version, as importlib.metadata reports it)
+from .common import log
 from .common.engine import load_engine, warn_if_unloadable
 from .config import gpu_available, numpy_found, torch_found  # noqa: F401  (re-exported)
 from .common.utils import WarmUpGpu  # noqa: F401  (re-exported; a no-op without a GPU backend)
@@ -13,17 +14,28 @@ keops_api_version = "2.3"
 
 warn_if_unloadable()
 
-# Controls the "[pyKeOps]" messages; PYKEOPS_VERBOSE=0 silences them.
-verbose = os.environ.get("PYKEOPS_VERBOSE") != "0"
+# Whether the "pykeops" logger's INFO lines (one per kernel looked up, cache statistics) go to stderr: off by
+# default, on with PYKEOPS_VERBOSE=1 or set_verbose(True). Applications may configure logging.getLogger("pykeops").
+verbose = log.env_verbose()
+if verbose:
+    log.set_verbose(True)
 
 # GPU used when inputs are on the host and a GPU backend is chosen.
 default_device_id = 0
 
 
 def set_verbose(val):
-    """Turns the "[pyKeOps]" messages on (True) or off (False) for this process."""
+    """True: pykeops says what it does on stderr (a line per kernel: formula, backend, dtype, memory hit, disk hit
+    or compile and its time). False: silent, even under an application's logging configuration."""
     global verbose
     verbose = bool(val)
+    log.set_verbose(verbose)
+
+
+def cache_stats():
+    """Kernel cache statistics of this process (dict: requests, memory_hits, disk_hits, compiled, memory_entries,
+    compile_seconds, disk_seconds; "gpu": the GPU backend's counters), also logged at INFO."""
+    return log.cache_stats()
 
 
 def set_num_threads(n):

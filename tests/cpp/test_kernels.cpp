@@ -131,14 +131,20 @@ TEST_CASE("cache: same request, same program in another spelling, and the disk")
   KernelRequest b{"Sum_Reduction(Exp(-SqDist(Var(0,3,0),Var(1,3,1)))*Var(2,1,1)*Cos(Var(0,3,0)),0)", {}, "float32"};
   auto before = cache_stats();
   auto k1 = get_cpu_kernel(a);
+  CHECK(std::string(last_lookup) == "compiled");
   auto k2 = get_cpu_kernel(a);
+  CHECK(std::string(last_lookup) == "memory");
   auto k3 = get_cpu_kernel(b);
+  CHECK(std::string(last_lookup) == "memory");
   CHECK(k1 == k2);
   CHECK(k1 == k3);
   auto mid = cache_stats();
   CHECK(mid.compiled == before.compiled + 1);
+  CHECK(mid.memory_entries >= 1);
   clear_memory_cache();
+  CHECK(cache_stats().memory_entries == 0);
   auto k4 = get_cpu_kernel(a);
+  CHECK(std::string(last_lookup) == "disk");
   CHECK(cache_stats().disk_hits == mid.disk_hits + 1);
   CHECK(k4->program().canonical == k1->program().canonical);
   // The stored key (after the entry's size-and-checksum and info lines) starts with the hash of the engine's

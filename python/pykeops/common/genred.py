@@ -12,7 +12,7 @@ import math
 import re
 from collections import namedtuple
 
-from . import gpu
+from . import gpu, log
 from .call_cache import LruCache
 from .engine import load_engine
 from .tools import as_int, class_name, type_name
@@ -436,7 +436,9 @@ class GenericGenred:
         kernel = self._kernels.get(dtype)
         if kernel is None:
             acc = self.engine_acc(dtype)
-            kernel = load_engine().get_kernel(self.formula, self.aliases, dtype, acc, self.sum_scheme)
+            engine = load_engine()
+            kernel = log.lookup(lambda: engine.get_kernel(self.formula, self.aliases, dtype, acc, self.sum_scheme),
+                                self.formula, "CPU", dtype)
             self._kernels[dtype] = kernel
         return kernel
 

@@ -13,6 +13,7 @@ import glob
 import os
 import sys
 
+from . import log
 from .engine import load_engine
 
 GPU_BACKENDS = ("GPU", "GPU_1D", "GPU_2D", "GPU_1D_device", "GPU_1D_host", "GPU_2D_device", "GPU_2D_host")
@@ -203,9 +204,11 @@ class GpuBackend:
         key = ("gpu", dtype, genred.use_fast_math, genred.enable_chunks)
         k = genred._kernels.get(key)
         if k is None:
-            k = engine().get_gpu_kernel(genred.formula, genred.aliases, dtype, genred.engine_acc(dtype),
-                                        genred.sum_scheme, use_fast_math=genred.use_fast_math,
-                                        enable_chunks=genred.enable_chunks)
+            acc = genred.engine_acc(dtype)
+            k = log.lookup(lambda: engine().get_gpu_kernel(genred.formula, genred.aliases, dtype, acc, genred.sum_scheme,
+                                                           use_fast_math=genred.use_fast_math,
+                                                           enable_chunks=genred.enable_chunks),
+                           genred.formula, "GPU", dtype)
             genred._kernels[key] = k
         return k
 

@@ -2,8 +2,10 @@
 
 import math
 import re
+import time
 import warnings
 
+from . import log
 from .tools import as_real, type_name
 
 # One alias: "x = Vi(3)", "x = Vi(0,3)", "x = Var(0,3,0)", "Vi(0,3)", "Var(0,3,0)" (Vx/Vy: legacy Vi/Vj).
@@ -90,28 +92,39 @@ def conjugate_gradient(linop, b, eps, maxiter=None, linop_b=None, total=None):
         return a
     p = r
     maxiter = max(100, 2 * n) if maxiter is None else maxiter
-    for it in range(maxiter):
-        Kp = linop_b if it == 0 and linop_b is not None else linop(p)
-        pKp = total(float((p * Kp).sum()))
-        if not pKp > 0:
-            raise ValueError(
-                f"conjugate gradient broke down (p^T (alpha Id + K) p = {pKp}): the system must be symmetric "
-                "positive definite; a larger alpha may help"
-            )
-        step = nr2 / pKp
-        a = a + step * p
-        r = r - step * Kp
-        nr2_new = total(float((r * r).sum()))
-        if nr2_new < tol:
-            return a
-        p = r + (nr2_new / nr2) * p
-        nr2 = nr2_new
+    start = time.perf_counter()
+    with log.progress("KernelSolve") as progress:
+        for it in range(maxiter):
+            Kp = linop_b if it == 0 and linop_b is not None else linop(p)
+            pKp = total(float((p * Kp).sum()))
+            if not pKp > 0:
+                raise ValueError(
+                    f"conjugate gradient broke down (p^T (alpha Id + K) p = {pKp}): the system must be symmetric "
+                    "positive definite; a larger alpha may help"
+                )
+            step = nr2 / pKp
+            a = a + step * p
+            r = r - step * Kp
+            nr2_new = total(float((r * r).sum()))
+            if nr2_new < tol:
+                _log_solve(it + 1, nr2_new, tol, start)
+                return a
+            p = r + (nr2_new / nr2) * p
+            nr2 = nr2_new
+            progress.step(f": iteration {it + 1}, ||r||^2 = {nr2:.2e} (stops below {tol:.2e})")
+    _log_solve(maxiter, nr2, tol, start)
     warnings.warn(
         f"conjugate gradient stopped after {maxiter} iterations with ||r||^2 = {nr2:.3e} > numel(b) * eps^2 = "
         f"{tol:.3e}: eps may be too small for the dtype, or the system ill-conditioned",
         RuntimeWarning, stacklevel=3,
     )
     return a
+
+
+def _log_solve(iterations, nr2, tol, start):
+    if log.logger.isEnabledFor(log.logging.INFO):
+        log.logger.info("KernelSolve: %d conjugate gradient iterations in %.1f ms, ||r||^2 = %.2e (%s %.2e)",
+                        iterations, 1e3 * (time.perf_counter() - start), nr2, "<" if nr2 < tol else ">=", tol)
 
 
 class GenericKernelSolve:
