@@ -231,3 +231,20 @@ def test_kernel_solve_quiet_without_a_terminal(monkeypatch, capsys):
     solver, x, b, _ = kernel_system()
     solver(x, x, b, np.array([10.0]), alpha=0.1)
     assert capsys.readouterr() == ("", "")
+
+
+def test_gpu_lookup_line(caplog, logger_state):
+    """A GPU kernel's lookup generates its CUDA source (no GPU needed; compiled per architecture at its first run)."""
+    from pykeops.common import gpu
+    from pykeops.numpy.tools import NumpyTools
+
+    caplog.set_level(logging.INFO, logger="pykeops")
+    load_engine().gpu_clear_memory_cache()
+    g = Genred(FORMULA, ALIASES, axis=1)
+    kernel = gpu.GpuBackend("GPU", -1, NumpyTools).kernel(g, "float32")
+    assert gpu.GpuBackend("GPU", -1, NumpyTools).kernel(g, "float32") is kernel  # kept by the Genred: no line
+    gpu.GpuBackend("GPU", -1, NumpyTools).kernel(Genred(FORMULA, ALIASES, axis=1), "float32")
+    records = lookups(caplog)
+    assert [(r.keops_backend, r.keops_dtype, r.keops_outcome) for r in records] == [
+        ("GPU", "float32", "generated"), ("GPU", "float32", "memory")]
+    assert records[0].getMessage().startswith("GPU kernel Sum_Reduction(Exp(-SqDist(x,y))*b,0) (float32): CUDA source")
