@@ -209,3 +209,5 @@ class _Watcher:
 
 
 _watcher = _Watcher()
+# A forked child has no watcher thread (nor lines to watch): it starts its own on first use.
+os.register_at_fork(after_in_child=lambda: _watcher.__init__())
