@@ -19,6 +19,7 @@
 #include <llvm/Support/Host.h>
 #endif
 #include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -100,6 +101,17 @@ struct Host {
 Host& host() {
   static Host* h = new Host();  // never destroyed: kernels may run during exit
   return *h;
+}
+
+// Marks the loop whose back edge is `latch` as not to be unrolled. LLVM unrolled the loops over rows, intervals,
+// list entries and passing lanes, copying the vector loop or the rules' code inside them (up to 7 times): compile
+// time for code that runs once per row or rarely. Only the vector loop and the LoopSum loops are left to unroll.
+void keep_rolled(llvm::Instruction* latch) {
+  llvm::LLVMContext& ctx = latch->getContext();
+  llvm::MDNode* disable = llvm::MDNode::get(ctx, llvm::MDString::get(ctx, "llvm.loop.unroll.disable"));
+  llvm::MDNode* loop = llvm::MDNode::getDistinct(ctx, {nullptr, disable});
+  loop->replaceOperandWith(0, loop);
+  latch->setMetadata(llvm::LLVMContext::MD_loop, loop);
 }
 
 // ---- IR generation -----------------------------------------------------------------------------
@@ -409,7 +421,7 @@ class IrRuleBuilder final : public RuleBuilder {
     b_.SetInsertPoint(inside);
     body();
     for (size_t k = 0; k < vars.size(); ++k) phis[k]->addIncoming(ir(vars[k]), b_.GetInsertBlock());
-    b_.CreateBr(header);
+    keep_rolled(b_.CreateBr(header));
     b_.SetInsertPoint(exit);
     for (size_t k = 0; k < vars.size(); ++k) vars[k] = val(phis[k]);
   }
@@ -568,7 +580,7 @@ class CpuReduction {
     llvm::BasicBlock* latch = b_.GetInsertBlock();
     m->addIncoming(m_next, latch);
     for (size_t k = 0; k < slots.size(); ++k) phis[k]->addIncoming(ir(st.v[slots[k]]), latch);
-    b_.CreateCondBr(b_.CreateICmpNE(m_next, llvm::ConstantInt::get(mask_t, 0)), loop, after);
+    keep_rolled(b_.CreateCondBr(b_.CreateICmpNE(m_next, llvm::ConstantInt::get(mask_t, 0)), loop, after));
     b_.SetInsertPoint(after);
     ir_.join(st, kept, slots, before, latch);
     ir_.width = w;
@@ -821,7 +833,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
     llvm::BasicBlock* interval_latch = b.GetInsertBlock();
     k->addIncoming(k_next, interval_latch);
     add_incoming(iv_v, v_flushed, interval_latch);
-    b.CreateCondBr(b.CreateICmpSLT(k_next, n_intervals), interval_head, row_end);
+    keep_rolled(b.CreateCondBr(b.CreateICmpSLT(k_next, n_intervals), interval_head, row_end));
 
     // row_end: merge lanes, store, next tile.
     b.SetInsertPoint(row_end);
@@ -844,7 +856,7 @@ void build_kernel(llvm::Module& m, const Program& p, const KernelOptions& o, con
     b.SetInsertPoint(next_row);
     Value* i_next = b.CreateAdd(i, b.getInt64(R));
     i->addIncoming(i_next, next_row);
-    b.CreateCondBr(b.CreateICmpSLE(b.CreateAdd(i_next, b.getInt64(R)), end), row_head, rows_done);
+    keep_rolled(b.CreateCondBr(b.CreateICmpSLE(b.CreateAdd(i_next, b.getInt64(R)), end), row_head, rows_done));
 
     b.SetInsertPoint(rows_done);
     llvm::PHINode* left = b.CreatePHI(i64, 2, "rows_left");
