@@ -19,7 +19,6 @@
 #include <llvm/Support/Host.h>
 #endif
 #include <llvm/Support/MemoryBuffer.h>
-#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>

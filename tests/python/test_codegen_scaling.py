@@ -1,5 +1,7 @@
 """Code generation that scales: long component sums become loops (code size flat in D), row tiles and masked j-tiles
 give the same results as a float64 dense reference for every shape (rows and columns not multiples of the tiles)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,18 @@ def test_code_size_does_not_grow_with_the_dimension():
     assert large <= small * 1.1
     gauss = ir_lines("Sum_Reduction(Exp(-SqDist(x,y))*b,0)", ["x=Vi(2000)", "y=Vj(2000)", "b=Vj(3)"])
     assert gauss <= 2 * ir_lines("Sum_Reduction(Exp(-SqDist(x,y))*b,0)", ["x=Vi(16)", "y=Vj(16)", "b=Vj(3)"])
+
+
+@pytest.mark.parametrize("formula, aliases", [
+    ("Sum_Reduction(Exp(-SqDist(x,y))*b,0)", ["x=Vi(3)", "y=Vj(3)", "b=Vj(1)"]),
+    ("ArgKMin_Reduction(SqDist(x,y),50,0)", ["x=Vi(3)", "y=Vj(3)"]),
+])
+def test_the_loop_over_j_is_not_copied(formula, aliases):
+    # One vector loop over j per kind of rows (tiles of rows, single rows): LLVM unrolling the loops around it (over
+    # intervals of j, rows) made 3 + 5 copies of a Gaussian sum's and doubled its compile time.
+    ir = _engine.kernel_ir(formula, aliases, "float32")
+    loops = [line for line in ir.splitlines() if re.match(r"vec[0-9]*(\.[0-9]+|\.epil)?:", line)]
+    assert 1 <= len(loops) <= 2, loops
 
 
 @pytest.mark.parametrize("m,n,d", [(1, 1, 300), (7, 33, 300), (29, 17, 1000), (64, 100, 9), (13, 250, 40)])
