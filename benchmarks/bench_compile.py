@@ -1,4 +1,4 @@
-"""Compile time of CPU kernels against formula size: nested Sin, flat sums of Exp terms, Gaussian sums (D), kNN (K).
+"""Compile time of CPU kernels against formula size: nested Sin, flat sums of Exp terms, Gaussian sums (D), argKmin (K), 10-NN (D).
 
 Each cell is the first call of get_kernel on a fresh disk cache folder with the memory cache cleared (minimum over
 --repeats, in a subprocess per interpreter and repeat, interpreters interleaved), with the per-phase split from
@@ -39,12 +39,17 @@ def knn(k):
     return f"ArgKMin_Reduction(SqDist(x,y),{k},0)", ["x = Vi(3)", "y = Vj(3)"]
 
 
+def knn_dim(d):
+    return "ArgKMin_Reduction(SqDist(x,y),10,0)", [f"x = Vi({d})", f"y = Vj({d})"]
+
+
 FAMILIES = {"Sin^n(x-y)": nested_sin, "sum of n Exp": flat_exp, "Gaussian, D": gaussian,
-            "Gaussian grad, D": gaussian_grad, "ArgKMin, K": knn}
+            "Gaussian grad, D": gaussian_grad, "ArgKMin, K": knn, "10-NN, D": knn_dim}
 SIZES = {"Sin^n(x-y)": [10, 30, 100, 300, 1000], "sum of n Exp": [100, 1000, 10000],
-         "Gaussian, D": [3, 100, 1000], "Gaussian grad, D": [3, 100], "ArgKMin, K": [10, 50]}
+         "Gaussian, D": [3, 100, 1000], "Gaussian grad, D": [3, 100], "ArgKMin, K": [10, 50, 1024],
+         "10-NN, D": [64, 784, 10000]}
 QUICK = {"Sin^n(x-y)": [10, 100, 300], "sum of n Exp": [100, 1000], "Gaussian, D": [3, 100],
-         "Gaussian grad, D": [3], "ArgKMin, K": [10]}
+         "Gaussian grad, D": [3], "ArgKMin, K": [10], "10-NN, D": [784]}
 
 
 def measure(family, n):
