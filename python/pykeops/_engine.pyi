@@ -217,6 +217,9 @@ def kernel_ir(
 ) -> str:
     ...
 
+def last_lookup() -> str:
+    ...
+
 def linked_objects() -> int:
     ...
 
