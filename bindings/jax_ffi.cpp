@@ -37,6 +37,8 @@ std::vector<int64_t> dims_of(const ffi::AnyBuffer& b) {
 }
 
 // Buffers: the kernel's arguments, then optionally the 6 block-sparse int64 ranges arrays; results: its outputs.
+// Without jax_enable_x64 JAX has no int64: indices and ranges then travel as int32 arrays of twice as many columns
+// holding the int64 words (the bytes the engine reads and writes).
 // Sizes and batch shapes are read from the buffers' dimensions (under jax.vmap they gain leading batch axes, which
 // are KeOps batch dimensions); Python checked them against the kernel's signature when the call was traced.
 ffi::Error run_genred(int64_t handle, ffi::RemainingArgs args, ffi::RemainingRets rets) {
@@ -82,8 +84,9 @@ ffi::Error run_genred(int64_t handle, ffi::RemainingArgs args, ffi::RemainingRet
       for (size_t r = 0; r < 6; ++r) {
         auto b = args.get<ffi::AnyBuffer>(nargs + r);
         if (!b.has_value()) return b.error();
-        if (b->element_type() != ffi::DataType::S64) return ffi::Error::InvalidArgument("pykeops: ranges must be int64");
         auto d = dims_of(*b);
+        if (b->element_type() == ffi::DataType::S32 && !d.empty() && d.back() % 2 == 0) d.back() /= 2;  // int64 words
+        else if (b->element_type() != ffi::DataType::S64) return ffi::Error::InvalidArgument("pykeops: ranges must be int64");
         if (d.size() < size_t(ranks[r])) return ffi::Error::InvalidArgument("pykeops: ranges have the wrong shape");
         if (ranks[r] == 2) L.range_counts.push_back(d[d.size() - 2]);
         if (r == 0) {
@@ -99,8 +102,9 @@ ffi::Error run_genred(int64_t handle, ffi::RemainingArgs args, ffi::RemainingRet
       auto r = rets.get<ffi::AnyBuffer>(o);
       if (!r.has_value()) return r.error();
       const auto& spec = kernel->outputs()[o];
-      if ((*r)->element_type() != (spec.indices ? ffi::DataType::S64 : data) ||
-          int64_t((*r)->element_count()) != n_rows * spec.cols)
+      const auto type = (*r)->element_type();
+      const bool ok = spec.indices ? (type == ffi::DataType::S64 || type == ffi::DataType::S32) : type == data;
+      if (!ok || int64_t((*r)->size_bytes()) != n_rows * spec.cols * (spec.indices ? 8 : ffi::ByteWidth(data)))
         return ffi::Error::InvalidArgument("pykeops: output " + std::to_string(o) + " has the wrong dtype or shape");
       L.outs.push_back(reinterpret_cast<uintptr_t>((*r)->untyped_data()));
     }
