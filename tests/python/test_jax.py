@@ -270,3 +270,16 @@ def test_float32_indices_without_x64():
 
 def test_module_exports():
     assert set(pkj.__all__) >= {"Genred", "LazyTensor", "Vi", "Vj", "Pm", "KernelSolve"}
+
+
+@pytest.mark.parametrize("cls", [Genred, KernelSolve], ids=lambda c: c.__name__)
+def test_docstring_examples_run(cls):
+    import doctest
+
+    env = {"np": np, "jnp": jnp, "Genred": Genred, "KernelSolve": KernelSolve, "LazyTensor": LazyTensor}
+    finder, runner = doctest.DocTestFinder(recurse=False), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = finder.find(cls, name=cls.__name__, globs=env)
+    assert tests and tests[0].examples
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
