@@ -283,3 +283,30 @@ def test_docstring_examples_run(cls):
     for test in tests:
         runner.run(test)
     assert runner.failures == 0
+
+
+def test_an_engine_without_the_ffi_handler_gives_an_import_error(monkeypatch):
+    import types
+
+    from pykeops.jax import primitive
+
+    monkeypatch.setattr(primitive, "load_engine", lambda: types.SimpleNamespace())
+    primitive.engine.cache_clear()
+    try:
+        with pytest.raises(ImportError, match="built only when jaxlib is installed"):
+            primitive.engine()
+    finally:
+        monkeypatch.undo()
+        primitive.engine.cache_clear()
+        primitive.engine()
+
+
+def test_pykeops_imports_without_jax():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['jax'] = None; import pykeops, pykeops.numpy\n"
+            "try:\n    import pykeops.jax\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pykeops.jax needs jax and jaxlib" in out.stdout
