@@ -168,6 +168,11 @@ def test_vmap_is_a_batch_dimension(dtype):
     g = jax.vmap(jax.grad(lambda x: f(x, y, b).sum()))(xs)
     g_ref = jax.vmap(jax.grad(lambda x: (jnp.exp(-((x[:, None] - y[None]) ** 2).sum(-1)) @ b).sum()))(xs)
     np.testing.assert_allclose(g, g_ref, **tol(dtype))
+    # per-example gradients of a KMin: one block-sparse pattern of the selected pairs per example
+    w = jnp.arange(1.0, 3.0, dtype=dtype)
+    g = jax.jit(jax.vmap(jax.grad(lambda x: (Vi(x).sqdist(Vj(y)).Kmin(2, 1) * w).sum())))(xs)
+    g_ref = jax.vmap(jax.grad(lambda x: (jnp.sort(((x[:, None] - y[None]) ** 2).sum(-1), 1)[:, :2] * w).sum()))(xs)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-3 if dtype == "float32" else 1e-9, atol=1e-4 if dtype == "float32" else 1e-11)
 
 
 def test_batch_dims_and_block_sparse_ranges(x64):

@@ -77,7 +77,9 @@ def custom_call(genred, args, ranges):
     shapes = [jax.ShapeDtypeStruct(layout.lead + (c,), kind) if kind != "int64" or wide
               else jax.ShapeDtypeStruct(layout.lead + (2 * c,), jnp.int32)
               for c, kind in zip(layout.cols, layout.kinds)]
-    call = jax.ffi.ffi_call(TARGET, shapes, vmap_method="expand_dims")
+    # Under vmap, buffers without the mapped axis get one of size 1 (a broadcast batch dimension), except with
+    # ranges: the engine reads one pattern per batch from each of the six arrays, so they all get the full axis.
+    call = jax.ffi.ffi_call(TARGET, shapes, vmap_method="expand_dims" if ranges is None else "broadcast_all")
     outs = call(*bound.arrays, *words, kernel=np.int64(kernel_handle(genred, layout.dtype)))
     return [o if kind != "int64" or wide else o[..., 0::2] for o, kind in zip(outs, layout.kinds)]
 
