@@ -5,6 +5,7 @@
 void define_formulas(pybind11::module_& m);
 void define_kernels(pybind11::module_& m);
 void define_gpu(pybind11::module_& m);
+void define_jax_ffi(pybind11::module_& m);  // built with jaxlib's FFI headers (KEOPS_JAX_FFI)
 
 #include <pybind11/stl.h>
 

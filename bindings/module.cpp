@@ -22,4 +22,7 @@ PYBIND11_MODULE(_engine, m) {
   define_formulas(m);
   define_kernels(m);
   define_gpu(m);
+#ifdef KEOPS_JAX_FFI
+  define_jax_ffi(m);
+#endif
 }

@@ -217,6 +217,14 @@ def kernel_ir(
 ) -> str:
     ...
 
+def jax_ffi_handler() -> Any:
+    """The XLA FFI handler (a PyCapsule) of pykeops.jax's custom calls; only in builds that found jaxlib."""
+    ...
+
+def jax_kernel_handle(kernel: Kernel) -> int:
+    """The handle a custom call names a CPU kernel by (the kernel is then kept alive); only with jax_ffi_handler."""
+    ...
+
 def last_lookup() -> str:
     ...
 

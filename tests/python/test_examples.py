@@ -14,7 +14,10 @@ RUNS = {
     "kmeans.py": ["--n", "5000", "--k", "10", "--iters", "3", "--check", "200"],
     "rbf_interpolation.py": ["--n", "2000", "--m", "500", "--check", "100"],
     "distributed_kernel_sum.py": ["--points", "3000", "--check", "50"],
+    "jax_kernel_regression.py": ["--n", "2000", "--m", "500", "--steps", "20", "--check", "100"],
 }
+# Examples of an optional framework: skipped only where it is not installed.
+NEEDS = {"jax_kernel_regression.py": "jax"}
 # Examples started by a launcher rather than by python itself: torchrun, 2 CPU ranks on a free port.
 LAUNCHERS = {"distributed_kernel_sum.py": ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]}
 
@@ -25,6 +28,8 @@ def test_every_example_is_run():
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_example(name):
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
     command = [sys.executable, *LAUNCHERS.get(name, []), str(EXAMPLES / name), *RUNS[name]]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

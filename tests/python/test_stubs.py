@@ -33,6 +33,8 @@ def test_the_package_is_typed_and_the_stub_is_in_the_wheel_sources():
 def test_every_function_and_class_of_the_engine_is_in_the_stub_with_its_parameters():
     stub = {n.name: n for n in STUB.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     public = {name for name in dir(_engine) if not name.startswith("_")}
+    if "jax_ffi_handler" not in public:  # (built only when jaxlib's FFI headers were found: CMakeLists.txt)
+        stub = {k: v for k, v in stub.items() if not k.startswith("jax_")}
     assert public == set(stub), f"missing from the stub: {public - set(stub)}; stale: {set(stub) - public}"
     for name in public:
         obj, node = getattr(_engine, name), stub[name]

@@ -182,7 +182,7 @@ def _as_kind(lt, is_complex, where):
 def _traced_spec(formula, aliases, op, axis, opt_arg, formula2, options):
     """The custom op's description of a Genred (pykeops.torch.compiled.spec_of) from a reduction's options."""
     acc = "float64" if options.get("use_double_acc") else str(options.get("dtype_acc", "auto"))
-    return (formula, ";".join(aliases), op, axis, None if opt_arg is None else int(opt_arg), formula2, acc,
+    return (formula, ";".join(aliases), op, axis, None if opt_arg is None else int_argument(opt_arg, "K"), formula2, acc,
             str(options.get("sum_scheme", "auto")), bool(options.get("use_fast_math", True)),
             bool(options.get("enable_chunks", True)))
 

@@ -22,40 +22,11 @@ try:  # the step of torch's Function.apply that GenredFunction.apply keeps
 except ImportError:
     unwrap_dead_wrappers = None
 
-from ..common.call_cache import LruCache
+from ..common import derivatives
+from ..common.derivatives import (  # noqa: F401  (gradient and its helpers: used by compiled.py, distributed.py)
+    gradient, reduced_rows, selected_pairs, selected_terms, var)
 from ..common.genred import reduction_ops
 
-# Derived Genreds (gradients, tangents) remembered per Genred: a KMin's gradient asks for one per rank and component.
-DERIVED_PER_GENRED = 256
-
-
-def var(pos, dim, cat):
-    return f"Var({pos},{dim},{cat})"
-
-
-class Call:
-    """What a differentiable call needs besides the tensors: the Genred and its call-time options."""
-
-    def __init__(self, genred, backend, device_id, ranges):
-        self.genred, self.backend, self.device_id, self.ranges = genred, backend, device_id, ranges
-
-    def derived(self, formula, extra_aliases, reduction_op="Sum", axis=None, opt_arg=None, formula2=None):
-        """A Genred of the same class and accuracy options over the extended argument list, built once per
-        Genred and derived formula (backward and jvp ask for the same ones at every call)."""
-        g = self.genred
-        axis = g.axis if axis is None else axis
-        key = (formula, tuple(extra_aliases), reduction_op, axis, opt_arg, formula2)
-        cache = g.__dict__.get("_derived")
-        if cache is None:
-            cache = g._derived = LruCache("derived", DERIVED_PER_GENRED)
-        return cache.get(key, lambda: type(g)(
-            formula, g.aliases + extra_aliases, reduction_op=reduction_op, axis=axis, opt_arg=opt_arg,
-            formula2=formula2, dtype_acc=g.dtype_acc if reduction_ops()[reduction_op].accumulates else "auto",
-            sum_scheme=g.sum_scheme if reduction_op == "Sum" else "auto"))
-
-    def run(self, genred, args, ranges="same"):
-        return genred(*args, backend=self.backend, device_id=self.device_id,
-                      ranges=self.ranges if ranges == "same" else ranges)
 
 
 def sum_to_shape(g, shape):
@@ -67,6 +38,30 @@ def sum_to_shape(g, shape):
         g = g.sum(dim=tuple(range(lead)))
     dims = tuple(k for k, (a, b) in enumerate(zip(g.shape, shape)) if b == 1 and a != 1)
     return g.sum(dim=dims, keepdim=True) if dims else g
+
+
+class TorchOps:
+    """The array primitives of the shared derivative formulas (common/derivatives.py) on torch tensors."""
+    stop_gradient = staticmethod(torch.Tensor.detach)
+    zeros_like = staticmethod(torch.zeros_like)
+    contiguous = staticmethod(torch.Tensor.contiguous)
+
+    @staticmethod
+    def sum_rows(x):
+        return x.sum(dim=-2)
+
+    @staticmethod
+    def sum_to_shape(g, shape):
+        return sum_to_shape(g, shape)
+
+    @staticmethod
+    def selection_ranges(idx, n_red, tag):
+        return selection_ranges(idx, n_red, tag)
+
+
+class Call(derivatives.Call):
+    """What a differentiable call needs besides the tensors: the Genred and its call-time options."""
+    ops = TorchOps
 
 
 class GenredFunction(torch.autograd.Function):
@@ -147,39 +142,6 @@ def apply(genred, args, backend, device_id, ranges):
 
 # ---------------------------------------------------------------------------------------------- backward
 
-def gradient(call, args, outs, grads, k):
-    """Gradient with respect to argument k, as the input's shape."""
-    g = call.genred
-    sig = g.signature()
-    dims, cats, n = sig.arg_dims, sig.arg_cats, sig.nargs
-    kind, tag = reduction_ops()[g.reduction_op].grad, sig.tag
-    v = var(k, dims[k], cats[k])
-    if kind == "select":
-        return selected_gradient(call, args, outs, grads, k)
-    if grads[0] is None:  # always so for the "index" kind: integer outputs
-        return None
-    if kind == "sum":
-        e = var(n, sig.dim_out, tag)
-        formula, extra, extra_args = f"Grad({g.inner_formula},{v},{e})", [e], [grads[0]]
-    else:  # Max_SumShiftExpWeight: d/dv of s = sum exp(F - m) G, m held constant (see the module docstring)
-        dg = sig.dim_out - 1
-        m, e = var(n, 1, tag), var(n + 1, dg, tag)
-        h = f"Exp({g.inner_formula}-{m})" + (f"*{g.weight_formula}" if g.weight_formula else "")
-        formula, extra = f"Grad({h},{v},{e})", [m, e]
-        extra_args = [outs[0][..., :1].detach(), grads[0][..., 1:]]
-    return reduce_to_argument(call, formula, extra, list(args) + extra_args, args[k], cats[k], tag)
-
-
-def reduce_to_argument(call, formula, extra, all_args, arg, cat, tag):
-    """Sum of `formula` over the index that argument `arg` (category `cat`) is not indexed by."""
-    if cat == 2:  # a parameter: computed per output row, then summed over rows
-        out = call.run(call.derived(formula, extra, axis=1 - tag), all_args)
-        return sum_to_shape(out.sum(dim=-2), arg.shape)
-    # The 6-tuple describes both sides: the engine takes the triple of the output's side.
-    out = call.run(call.derived(formula, extra, axis=1 - cat), all_args)
-    return sum_to_shape(out, arg.shape)
-
-
 def selection_ranges(idx, n_red, tag):
     """Block-sparse ranges (KeOps order: i side, then j side) in which output row o (indexed by i if tag == 0)
     reduces over the single index idx[..., o] only (-1: over nothing), and symmetrically: reduced row r over the
@@ -205,51 +167,6 @@ def selection_ranges(idx, n_red, tag):
     slices_r = torch.cumsum(counts, -1)
     sides = tuple(a.contiguous() for a in (ranges_o, slices_o, red_o, ranges_r, slices_r, red_r))
     return sides if tag == 0 else (*sides[3:], *sides[:3])
-
-
-def reduced_rows(args, cats, tag):
-    """Rows of the reduced side (the variables of category 1 - tag; 1 when there is none, as for the kernel)."""
-    return next((a.shape[-2] for a, c in zip(args, cats) if c == 1 - tag), 1)
-
-
-def selected_pairs(call, args, outs):
-    """Values and int64 indices of a selecting reduction's forward, with K."""
-    K = call.genred.opt_arg if reduction_ops()[call.genred.reduction_op].takes_k else 1
-    return outs[0], outs[-1], K
-
-
-def selected_gradient(call, args, outs, grads, k):
-    """Gradient through the selected pairs: one restricted Sum(Grad(Elem(F, c), v, e)) per rank and component."""
-    sig = call.genred.signature()
-    cats, tag = sig.arg_cats, sig.tag
-    if grads[0] is None:
-        return None
-    n_red = reduced_rows(args, cats, tag)
-    if n_red == 0:
-        return torch.zeros_like(args[k])
-    values, idx, K = selected_pairs(call, args, outs)
-    total = None
-    for col, derived in selected_terms(call, k, K, values.shape[-1] // K):
-        ranges = selection_ranges(idx[..., col], n_red, tag)
-        out = call.run(derived, list(args) + [grads[0][..., col:col + 1].contiguous()], ranges)
-        if cats[k] == 2:
-            out = out.sum(dim=-2)
-        total = out if total is None else total + out
-    return sum_to_shape(total, args[k].shape)
-
-
-def selected_terms(call, k, K, D):
-    """(output column, derived Genred) for each selected rank r < K and component c < D: the Sum of
-    Grad(Elem(F, c), v_k, e) over the pairs the forward selected, e the column's incoming gradient (a new last arg)."""
-    g = call.genred
-    sig = g.signature()
-    dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
-    e = var(n, 1, tag)
-    axis = 1 - tag if cats[k] == 2 else 1 - cats[k]
-    for r in range(K):
-        for c in range(D):
-            f = g.inner_formula if D == 1 else f"Elem({g.inner_formula},{c})"
-            yield r * D + c, call.derived(f"Grad({f},{var(k, dims[k], cats[k])},{e})", [e], axis=axis)
 
 
 # ---------------------------------------------------------------------------------------------- forward mode
