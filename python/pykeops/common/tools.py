@@ -119,7 +119,8 @@ class ArrayTools:
 
     @staticmethod
     def contiguous(x):
-        """x as a C-contiguous, aligned array detached from any autograd graph (x itself when it already is)."""
+        """x as a C-contiguous, aligned array whose memory reads as its values (x itself when it already is): the
+        engine only reads its data address."""
         raise NotImplementedError
 
     @staticmethod

@@ -12,6 +12,9 @@ def _check_layout(x, what):
         raise TypeError(f"{what} is a {kind} tensor (layout {x.layout}); pass a dense tensor (x.to_dense())")
 
 
+_CPU = torch.device("cpu")
+
+
 class TorchTools(ArrayTools):
     name = "torch"
     array_type = torch.Tensor
@@ -82,7 +85,9 @@ class TorchTools(ArrayTools):
     @staticmethod
     def contiguous(x):
         # resolve_neg/resolve_conj copy the lazy views that the engine's raw reads would get wrong (x.conj().imag,
-        # torch._neg_view); autograd still flows through the caller's x.
+        # torch._neg_view); autograd still flows through the caller's x. (The first test is the common case, cheaply.)
+        if x.is_contiguous() and not (x.is_neg() or x.is_conj()):
+            return x
         return x.detach().resolve_neg().resolve_conj().contiguous()
 
     @staticmethod
@@ -91,7 +96,8 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def empty(shape, dtype, device):
-        return torch.empty(shape, dtype=getattr(torch, dtype), device=device)
+        # (the shape unpacked and a device object: torch parses these arguments fastest)
+        return torch.empty(*shape, dtype=getattr(torch, dtype), device=_CPU if device == "cpu" else device)
 
     @staticmethod
     def from_values(values, dtype, device):
