@@ -13,6 +13,8 @@ def _check_layout(x, what):
 
 
 _CPU = torch.device("cpu")
+# Names of the dtypes and devices met so far (str() of either costs more than the rest of a check).
+_DTYPE_NAMES, _DEVICE_NAMES = {}, {}
 
 
 class TorchTools(ArrayTools):
@@ -35,7 +37,11 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def dtype_name(x):
-        return str(x.dtype).removeprefix("torch.")
+        dtype = x.dtype
+        name = _DTYPE_NAMES.get(dtype)
+        if name is None:
+            name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+        return name
 
     @classmethod
     def check_dtype(cls, x, what):
@@ -47,7 +53,11 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def device(x):
-        return str(x.device)
+        device = x.device
+        name = _DEVICE_NAMES.get(device)
+        if name is None:
+            name = _DEVICE_NAMES[device] = str(device)
+        return name
 
     @staticmethod
     def default_dtype():
