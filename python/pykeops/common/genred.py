@@ -491,7 +491,7 @@ class GenericGenred:
         if cached:
             key = (backend, device_id, keys)
             layout = self._layouts.find(key)
-            if layout is not None:
+            if layout is not None and gpu.cpu_backend():
                 return layout, BoundArguments(kernel_arrays(args, layout.reshapes, tools), *layout.bound[1:])
         for k, a in enumerate(args):  # before the device is looked at: a meta tensor has no data on any device
             if tools.is_array(a):
@@ -521,7 +521,7 @@ class GenericGenred:
             # A layout seen before (a CPU one, see _layout): its checks passed for arguments of these types, dtypes,
             # devices and shapes; what is left is per call: contiguous arrays, fresh buffers, the launch.
             layout = self._layouts.find((backend, device_id, tuple(map(tools.layout_key, args))))
-            if layout is not None:
+            if layout is not None and gpu.cpu_backend():
                 arrays = kernel_arrays(args, layout.reshapes, tools)
                 empty = tools.empty
                 buffers = [empty(shape, kind, "cpu") for shape, kind in layout.raw]

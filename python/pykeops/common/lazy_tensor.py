@@ -40,7 +40,8 @@ def _copy(lt):
 
 
 def _is_number(x, value):
-    return isinstance(x, numbers.Number) and x == value
+    # (the LazyTensor test first: it is the common operand, and numbers.Number is an ABC, slower to test)
+    return not isinstance(x, GenericLazyTensor) and isinstance(x, numbers.Number) and x == value
 
 
 def _agree(a, b, what):
