@@ -133,3 +133,25 @@ def test_clean_pykeops_forgets_the_shared_genreds(fw):
     assert REDUCTIONS.entries
     pykeops.clean_pykeops()
     assert not REDUCTIONS.entries
+
+
+def test_a_cached_layout_still_resolves_torch_lazy_views():
+    torch = pytest.importorskip("torch")
+    from pykeops.torch import Genred
+
+    g = Genred("Exp(-SqDist(x,y))*b", ALIASES, axis=1)
+    rng = np.random.default_rng(5)
+    x, y, b = (torch.from_numpy(rng.random(s)) for s in ((7, 3), (5, 3), (5, 1)))
+    g(x, y, b)  # the layout of these shapes and dtypes, remembered
+    neg = torch._neg_view(-x)  # contiguous, its values negated by a bit that the engine's raw reads would miss
+    assert neg.is_contiguous() and neg.is_neg()
+    np.testing.assert_allclose(g(neg, y, b).numpy(), gaussian_sum(x.numpy(), y.numpy(), b.numpy()), rtol=1e-12)
+
+
+def test_repeated_lazy_tensor_operands_that_disagree_still_raise(fw):
+    x, y, b = data(fw)
+    LazyTensor = fw.module.LazyTensor
+    for _ in range(2):
+        x_i, y_j = LazyTensor(x[:, None, :]), LazyTensor(y[None, :, :])
+        with pytest.raises(ValueError, match="numbers of j-rows"):
+            (x_i - y_j) * LazyTensor(fw.array(np.ones((4, 1)))[None, :, :])

@@ -30,16 +30,26 @@ class Call:
     def derived(self, formula, extra_aliases, reduction_op="Sum", axis=None, opt_arg=None, formula2=None):
         """A Genred of the same class and accuracy options over the extended argument list, built once per
         Genred and derived formula (backward and jvp ask for the same ones at every call)."""
-        g = self.genred
-        axis = g.axis if axis is None else axis
+        axis = self.genred.axis if axis is None else axis
         key = (formula, tuple(extra_aliases), reduction_op, axis, opt_arg, formula2)
+        return self.cached(key, lambda: self.new_derived(formula, extra_aliases, reduction_op, axis, opt_arg, formula2))
+
+    def new_derived(self, formula, extra_aliases, reduction_op="Sum", axis=None, opt_arg=None, formula2=None):
+        """The Genred that derived() remembers, made anew."""
+        g = self.genred
+        return type(g)(
+            formula, g.aliases + extra_aliases, reduction_op=reduction_op, axis=g.axis if axis is None else axis,
+            opt_arg=opt_arg, formula2=formula2,
+            dtype_acc=g.dtype_acc if reduction_ops()[reduction_op].accumulates else "auto",
+            sum_scheme=g.sum_scheme if reduction_op == "Sum" else "auto")
+
+    def cached(self, key, build):
+        """The Genred's derived entry of key, made by build() on a miss (an exception caches nothing)."""
+        g = self.genred
         cache = g.__dict__.get("_derived")
         if cache is None:
             cache = g._derived = LruCache("derived", DERIVED_PER_GENRED)
-        return cache.get(key, lambda: type(g)(
-            formula, g.aliases + extra_aliases, reduction_op=reduction_op, axis=axis, opt_arg=opt_arg,
-            formula2=formula2, dtype_acc=g.dtype_acc if reduction_ops()[reduction_op].accumulates else "auto",
-            sum_scheme=g.sum_scheme if reduction_op == "Sum" else "auto"))
+        return cache.get(key, build)
 
     def run(self, genred, args, ranges="same"):
         return genred(*args, backend=self.backend, device_id=self.device_id,
@@ -50,36 +60,37 @@ class Call:
 
 def gradient(call, args, outs, grads, k):
     """Gradient with respect to argument k, as the input's shape."""
-    g = call.genred
-    sig = g.signature()
-    dims, cats, n = sig.arg_dims, sig.arg_cats, sig.nargs
-    kind, tag = reduction_ops()[g.reduction_op].grad, sig.tag
-    v = var(k, dims[k], cats[k])
+    kind = reduction_ops()[call.genred.reduction_op].grad
     if kind == "select":
         return selected_gradient(call, args, outs, grads, k)
     if grads[0] is None:  # always so for the "index" kind: integer outputs
         return None
-    if kind == "sum":
+    extra_args = [grads[0]] if kind == "sum" else [call.ops.stop_gradient(outs[0][..., :1]), grads[0][..., 1:]]
+    # (the derived Genred depends on the Genred and k only: found by them, its formula written once)
+    out = call.run(call.cached(("gradient", k), lambda: gradient_genred(call, k)), list(args) + extra_args)
+    if call.genred.signature().arg_cats[k] == 2:  # a parameter: computed per output row, then summed over rows
+        out = call.ops.sum_rows(out)
+    return call.ops.sum_to_shape(out, args[k].shape)
+
+
+def gradient_genred(call, k):
+    """The Genred of the gradient with respect to argument k of a "sum" or "logsumexp" kind reduction, over the
+    arguments followed by the incoming gradient (sum), or by the saved max m and the gradient of s (logsumexp)."""
+    g = call.genred
+    sig = g.signature()
+    dims, cats, n, tag = sig.arg_dims, sig.arg_cats, sig.nargs, sig.tag
+    v = var(k, dims[k], cats[k])
+    if reduction_ops()[g.reduction_op].grad == "sum":
         e = var(n, sig.dim_out, tag)
-        formula, extra, extra_args = f"Grad({g.inner_formula},{v},{e})", [e], [grads[0]]
+        formula, extra = f"Grad({g.inner_formula},{v},{e})", [e]
     else:  # Max_SumShiftExpWeight: d/dv of s = sum exp(F - m) G, m held constant (m + log(s) does not depend
         # on the value of m: exact at every order)
-        dg = sig.dim_out - 1
-        m, e = var(n, 1, tag), var(n + 1, dg, tag)
+        m, e = var(n, 1, tag), var(n + 1, sig.dim_out - 1, tag)
         h = f"Exp({g.inner_formula}-{m})" + (f"*{g.weight_formula}" if g.weight_formula else "")
         formula, extra = f"Grad({h},{v},{e})", [m, e]
-        extra_args = [call.ops.stop_gradient(outs[0][..., :1]), grads[0][..., 1:]]
-    return reduce_to_argument(call, formula, extra, list(args) + extra_args, args[k], cats[k], tag)
-
-
-def reduce_to_argument(call, formula, extra, all_args, arg, cat, tag):
-    """Sum of `formula` over the index that argument `arg` (category `cat`) is not indexed by."""
-    if cat == 2:  # a parameter: computed per output row, then summed over rows
-        out = call.run(call.derived(formula, extra, axis=1 - tag), all_args)
-        return call.ops.sum_to_shape(call.ops.sum_rows(out), arg.shape)
-    # The 6-tuple describes both sides: the engine takes the triple of the output's side.
-    out = call.run(call.derived(formula, extra, axis=1 - cat), all_args)
-    return call.ops.sum_to_shape(out, arg.shape)
+    # Summed over the index that argument k is not indexed by (a parameter: per output row, summed by gradient).
+    # The 6-tuple of ranges describes both sides: the engine takes the triple of the output's side.
+    return call.new_derived(formula, extra, axis=1 - tag if cats[k] == 2 else 1 - cats[k])
 
 
 def reduced_rows(args, cats, tag):

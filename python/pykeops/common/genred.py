@@ -205,8 +205,8 @@ BoundArguments = namedtuple("BoundArguments", "arrays nx ny batch arg_batch")
 # What the checks of a call conclude from its arguments' types, dtypes, devices and shapes alone (GenericGenred._layout):
 # the backend, the kernel, the bound sizes (bound.arrays: this call's), the results' columns, kinds and shapes, and
 # reshapes[k], the shape argument k is viewed as (batch dims padded with leading 1's) or None when it keeps its own;
-# nonempty: whether there is an output row; batch: the launch's batch arguments.
-CallLayout = namedtuple("CallLayout", "target dtype device kernel bound lead cols kinds shapes reshapes nonempty batch")
+# nonempty: whether there is an output row; batch: the launch's batch arguments; raw: the (shape, kind) of each raw buffer.
+CallLayout = namedtuple("CallLayout", "target dtype device kernel bound lead cols kinds shapes reshapes nonempty batch raw")
 LAYOUTS_PER_GENRED = 16  # distinct argument layouts (shapes, dtypes) remembered by one Genred
 
 
@@ -486,12 +486,12 @@ class GenericGenred:
         a repeated call only makes its arrays contiguous."""
         tools = self.tools
         keys = tuple(map(tools.layout_key, args))
-        # (host arrays run on the CPU whenever the build has its backend: see gpu.selected)
-        cached = None not in keys and isinstance(backend, str) and type(device_id) is int and gpu.cpu_backend()
+        # (only CPU layouts are remembered: host arrays run on the CPU whenever the build has its backend, gpu.selected)
+        cached = None not in keys and type(backend) is str and type(device_id) is int
         if cached:
             key = (backend, device_id, keys)
             layout = self._layouts.find(key)
-            if layout is not None:
+            if layout is not None and gpu.cpu_backend():
                 return layout, BoundArguments(kernel_arrays(args, layout.reshapes, tools), *layout.bound[1:])
         for k, a in enumerate(args):  # before the device is looked at: a meta tensor has no data on any device
             if tools.is_array(a):
@@ -507,8 +507,8 @@ class GenericGenred:
         shapes = self._post.shapes(cols, lead, self.opt_arg)
         batch = dict(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch]) if bound.batch else {}
         layout = CallLayout(target, dtype, device, kernel, bound._replace(arrays=None), lead, cols, kinds, shapes, None,
-                            math.prod(lead) > 0, batch)
-        if cached and isinstance(target, CpuBackend):  # (a GPU backend holds per-call state: device, stream)
+                            math.prod(lead) > 0, batch, [(lead + (c,), kind) for c, kind in zip(cols, kinds)])
+        if cached and isinstance(target, CpuBackend) and gpu.cpu_backend():  # (a GPU backend holds per-call state)
             reshapes = [None if tuple(b.shape) == tuple(a.shape) else tuple(b.shape) for a, b in zip(args, bound.arrays)]
             self._layouts.add(key, layout._replace(reshapes=reshapes))
         return layout, bound
@@ -517,6 +517,19 @@ class GenericGenred:
         """Checks, allocates (or adopts out=) and runs on the chosen backend (CpuBackend, gpu.GpuBackend); returns
         (raw buffers, final shapes, out arrays or None), in the caller's framework."""
         tools = self.tools
+        if ranges is None and out is None and type(backend) is str and type(device_id) is int:
+            # A layout seen before (a CPU one, see _layout): its checks passed for arguments of these types, dtypes,
+            # devices and shapes; what is left is per call: contiguous arrays, fresh buffers, the launch.
+            layout = self._layouts.find((backend, device_id, tuple(map(tools.layout_key, args))))
+            if layout is not None and gpu.cpu_backend():
+                arrays = kernel_arrays(args, layout.reshapes, tools)
+                empty = tools.empty
+                buffers = [empty(shape, kind, "cpu") for shape, kind in layout.raw]
+                if layout.nonempty:
+                    ptrs = tools.data_ptrs(arrays + buffers)
+                    n, bound = len(arrays), layout.bound
+                    layout.kernel.run(ptrs[:n], bound.nx, bound.ny, ptrs[n:], **layout.batch)
+                return buffers, layout.shapes, None
         layout, bound = self._layout(args, backend, device_id)
         target, kernel, lead, cols, kinds, shapes = layout.target, layout.kernel, layout.lead, layout.cols, layout.kinds, layout.shapes
         if ranges is not None:

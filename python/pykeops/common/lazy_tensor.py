@@ -40,7 +40,8 @@ def _copy(lt):
 
 
 def _is_number(x, value):
-    return isinstance(x, numbers.Number) and x == value
+    # (the LazyTensor test first: it is the common operand, and numbers.Number is an ABC, slower to test)
+    return not isinstance(x, GenericLazyTensor) and isinstance(x, numbers.Number) and x == value
 
 
 def _agree(a, b, what):
@@ -202,6 +203,24 @@ class GenericLazyTensor:
     __iter__ = None  # x[k] is Elem(x, k): no iteration over the inner dimension through __getitem__
     is_complex = False  # True on ComplexLazyTensor
 
+    # The attributes of an empty LazyTensor, as class defaults: an instance stores only those it sets, so that the
+    # copies every operation makes stay small. (The two dicts are never changed in place, only replaced.)
+    _template = None  # the formula, with "@key" standing for each data variable
+    _data = ()  # DataVariable tuple, in position order
+    symbolic_variables = ()  # sorted (ind, dim, cat) tuples, given at call time
+    ndim = None  # inner dimension D
+    ni = nj = None  # row counts of the i- and j-variables, None when there is none
+    axis = None  # category of a plain variable; reduction axis of a reduced LazyTensor
+    reduction_op = None
+    _dtype = _device = None  # from the arrays; None while there is none
+    _genred = None  # set on reduced LazyTensors, which are callable
+    _call_options = {}
+    _template2 = None  # weights formula of logsumexp / sumsoftmaxweight reductions
+    _fixed_args = {}  # symbolic position -> array given by the library (the right-hand side of solve)
+    batchdims = ()  # leading dims of the arrays, broadcast NumPy-style between operands
+    ranges = None  # block-sparsity 6-tuple used by the reductions when they are not given ranges=
+    backend = None  # default backend of the reductions
+
     def __new__(cls, x=None, axis=None, is_complex=False):
         """LazyTensor(x) is a ComplexLazyTensor when x is complex (array, number, list) or is_complex is set."""
         if cls.is_complex or not (is_complex or _is_complex(x) or _is_complex_array(cls.tools, x)):
@@ -211,21 +230,6 @@ class GenericLazyTensor:
         return complex_lazy_tensor_class(cls)(x, axis)
 
     def __init__(self, x=None, axis=None, is_complex=False):
-        self._template = None  # the formula, with "@key" standing for each data variable
-        self._data = ()  # DataVariable tuple, in position order
-        self.symbolic_variables = ()  # sorted (ind, dim, cat) tuples, given at call time
-        self.ndim = None  # inner dimension D
-        self.ni = self.nj = None  # row counts of the i- and j-variables, None when there is none
-        self.axis = None  # category of a plain variable; reduction axis of a reduced LazyTensor
-        self.reduction_op = None
-        self._dtype = self._device = None  # from the arrays; None while there is none
-        self._genred = None  # set on reduced LazyTensors, which are callable
-        self._call_options = {}
-        self._template2 = None  # weights formula of logsumexp / sumsoftmaxweight reductions
-        self._fixed_args = {}  # symbolic position -> array given by the library (the right-hand side of solve)
-        self.batchdims = ()  # leading dims of the arrays, broadcast NumPy-style between operands
-        self.ranges = None  # block-sparsity 6-tuple used by the reductions when they are not given ranges=
-        self.backend = None  # default backend of the reductions
         if is_complex or _is_complex(x):
             raise NotImplementedError("complex LazyTensors are not supported yet")
         if x is None:
@@ -439,15 +443,26 @@ class GenericLazyTensor:
     def _merged(self, other):
         """Copy of self that also holds other's variables; sizes, dtype and device must agree."""
         res = _copy(self)
-        res.ni = _agree(self.ni, other.ni, "numbers of i-rows (Vi variables)")
-        res.nj = _agree(self.nj, other.nj, "numbers of j-rows (Vj variables)")
-        res._dtype = _agree(self._dtype, other._dtype, "dtypes")
-        res._device = _agree(self._device, other._device, "devices")
-        res.batchdims = _broadcast_batchdims(self.batchdims, other.batchdims)
-        res.ranges = _agree_ranges(self.ranges, other.ranges)
-        res.backend = _agree(self.backend, other.backend, "backends")
-        keys = {v.key for v in self._data}
-        res._data = self._data + tuple(v for v in other._data if v.key not in keys)
+        # (each attribute is merged only where other's differs: most operands agree or leave it None)
+        if other.ni is not None and other.ni != self.ni:
+            res.ni = _agree(self.ni, other.ni, "numbers of i-rows (Vi variables)")
+        if other.nj is not None and other.nj != self.nj:
+            res.nj = _agree(self.nj, other.nj, "numbers of j-rows (Vj variables)")
+        if other._dtype is not None and other._dtype != self._dtype:
+            res._dtype = _agree(self._dtype, other._dtype, "dtypes")
+        if other._device is not None and other._device != self._device:
+            res._device = _agree(self._device, other._device, "devices")
+        if other.batchdims != self.batchdims:
+            res.batchdims = _broadcast_batchdims(self.batchdims, other.batchdims)
+        if other.ranges is not None:
+            res.ranges = _agree_ranges(self.ranges, other.ranges)
+        if other.backend is not None and other.backend != self.backend:
+            res.backend = _agree(self.backend, other.backend, "backends")
+        if not self._data:
+            res._data = other._data
+        elif other._data:
+            keys = {v.key for v in self._data}
+            res._data = self._data + tuple(v for v in other._data if v.key not in keys)
         if other.symbolic_variables:  # (self's are sorted and consistent already)
             signatures = {}
             for ind, dim, cat in self.symbolic_variables + other.symbolic_variables:
@@ -463,7 +478,7 @@ class GenericLazyTensor:
         """op(self[, params...]), of the dim the engine's operation table gives."""
         self._check_op(op)
         res = _copy(self._operand())
-        ndim = _engine_dim(op, (self.ndim,), tuple(map(str, params)), False)
+        ndim = _engine_dim(op, (self.ndim,), tuple(map(str, params)) if params else (), False)
         res._template = f"{op}({self._template}{''.join(f',{p}' for p in params)})" if params else f"{op}({self._template})"
         res.ndim, res.axis = ndim, None
         return res
@@ -472,7 +487,8 @@ class GenericLazyTensor:
         """`(a op b)` if infix else `op(a,b)`, with a = self (or other when reflected); the engine's operation table
         checks the dims and gives the result's."""
         self._check_op(op)
-        a, b = self._operand(), self._lift(other)
+        # (an operand of self's own class is of its framework and kind: _lift's tests hold)
+        a, b = self._operand(), other._operand() if type(other) is type(self) else self._lift(other)
         if reflected:
             a, b = b, a
         ndim = _engine_dim(op, (a.ndim, b.ndim), (), infix)
@@ -1267,8 +1283,13 @@ class GenericLazyTensor:
             raise ValueError(f"symbolic variables must be numbered 0, 1, 2, ... without gaps, got indices {indices}")
 
     def _default_call_options(self):
-        """Call options that come from the LazyTensor's attributes (ranges, backend)."""
-        return {k: v for k, v in (("ranges", self.ranges), ("backend", self.backend)) if v is not None}
+        """Call options that come from the LazyTensor's attributes (ranges, backend), as a new dict."""
+        options = {}
+        if self.ranges is not None:
+            options["ranges"] = self.ranges
+        if self.backend is not None:
+            options["backend"] = self.backend
+        return options
 
     def _reduce(self, op, axis, call=True, opt_arg=None, weight=None, **kwargs):
         """Reduce over i (axis nbatchdims, output indexed by j) or j (axis nbatchdims + 1, output indexed by i).
@@ -1287,10 +1308,13 @@ class GenericLazyTensor:
             w = self._lift(weight)
             lt = self._merged(w)
             lt._template, lt.ndim, lt._template2 = self._template, self.ndim, w._template
-        lt._check_symbolic_numbering()
-        compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS}
+        if lt.symbolic_variables:
+            lt._check_symbolic_numbering()
+        compile_options = {k: v for k, v in kwargs.items() if k in COMPILE_OPTIONS} if kwargs else {}
         genred = self._genred_of(lt, op, axis, opt_arg, compile_options)
-        call_options = {**lt._default_call_options(), **{k: v for k, v in kwargs.items() if k in CALL_OPTIONS}}
+        call_options = lt._default_call_options()
+        if kwargs:
+            call_options.update((k, v) for k, v in kwargs.items() if k in CALL_OPTIONS)
         res = _copy(lt)
         res._genred, res._call_options = genred, call_options
         res.reduction_op, res.axis = op, axis
@@ -1311,6 +1335,8 @@ class GenericLazyTensor:
             return self.Genred(formula, aliases, reduction_op=op, axis=axis, opt_arg=opt_arg, formula2=formula2,
                                **compile_options)
 
+        if opt_arg is None and not compile_options:  # (the common case, its key at once)
+            return REDUCTIONS.get((self.Genred, formula, tuple(aliases), formula2, op, axis, type(None), None, ()), build)
         if not all(type(v) in _PLAIN_OPTIONS for v in (opt_arg, *compile_options.values())):
             return build()  # (e.g. K given as a tensor: checked and converted by Genred, not a key)
         options = tuple(sorted((k, type(v), v) for k, v in compile_options.items()))
@@ -1321,6 +1347,8 @@ class GenericLazyTensor:
         """Run a reduced LazyTensor: args are the symbolic variables' values, in index order."""
         if self._genred is None:
             raise TypeError("only reduced LazyTensors (e.g. from .sum(dim=1, call=False)) can be called")
+        if not self.symbolic_variables and not args:  # (a reduction run at once: its arrays only)
+            return self._genred(*self._values(), **(self._call_options if not kwargs else {**self._call_options, **kwargs}))
         free = [s for s in self.symbolic_variables if s[0] not in self._fixed_args]
         if len(args) != len(free):
             names = ", ".join(f"Var{s}" for s in free) or "none"

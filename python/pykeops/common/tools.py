@@ -21,6 +21,8 @@ def as_int(x):
     element (0-d or not, e.g. torch.tensor(5), np.array([5])); None otherwise. bools (and bool arrays) and floats
     are not integers, even integral-valued ones. Every integer argument of pykeops (K, axis, dim, indices...) goes
     through it."""
+    if type(x) is int:  # (the common case, before the ABC test)
+        return x
     if isinstance(x, bool):
         return None
     if isinstance(x, numbers.Integral):  # int and the NumPy integers (np.bool_ is not registered as Integral)
@@ -119,7 +121,8 @@ class ArrayTools:
 
     @staticmethod
     def contiguous(x):
-        """x as a C-contiguous, aligned array detached from any autograd graph (x itself when it already is)."""
+        """x as a C-contiguous, aligned array whose memory reads as its values (x itself when it already is): the
+        engine only reads its data address."""
         raise NotImplementedError
 
     @staticmethod

@@ -83,18 +83,18 @@ class GenredFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         ctx.call = inputs[0]
         ctx.save_for_backward(*inputs[1:], *output)
-        ctx.save_for_forward(*inputs[1:], *output)
+        if fwAD._current_level >= 0 or _transforms_active():  # (only then may jvp be asked for, during apply)
+            ctx.save_for_forward(*inputs[1:], *output)
         ctx.n_args = len(inputs) - 1
-        ctx.mark_non_differentiable(*[o for o in output if not o.is_floating_point()])
+        indices = [o for o in output if not o.is_floating_point()]
+        if indices:
+            ctx.mark_non_differentiable(*indices)
 
     @staticmethod
     def backward(ctx, *grads):
-        saved = ctx.saved_tensors
-        args, outs = saved[: ctx.n_args], saved[ctx.n_args:]
-        result = [None]
-        for k, a in enumerate(args):
-            result.append(gradient(ctx.call, args, outs, grads, k) if ctx.needs_input_grad[k + 1] else None)
-        return tuple(result)
+        saved, n, needs = ctx.saved_tensors, ctx.n_args, ctx.needs_input_grad
+        args, outs = saved[:n], saved[n:]
+        return (None, *(gradient(ctx.call, args, outs, grads, k) if needs[k + 1] else None for k in range(n)))
 
     @staticmethod
     def jvp(ctx, _call_tangent, *tangents):
@@ -110,34 +110,38 @@ class GenredFunction(torch.autograd.Function):
         return outs, tuple(0 for _ in outs)
 
 
+_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda a: False)
+_transforms_active = torch._C._are_functorch_transforms_active
+
+
 def may_differentiate(args):
     """Whether a derivative of the call may be asked for: grad, forward mode or a torch.func transform."""
-    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda a: False)
-    return any(a.requires_grad or wrapped(a) or fwAD.unpack_dual(a).tangent is not None for a in args)
+    return any(a.requires_grad or _wrapped(a) or fwAD.unpack_dual(a).tangent is not None for a in args)
 
 
 def untracked(args):
     """Whether no autograd mode can see this call (no grad to record, no dual level, no torch.func transform, no
     left-over functorch wrapper): then the autograd Function is skipped."""
-    if torch._C._are_functorch_transforms_active() or fwAD._current_level >= 0:
+    if fwAD._current_level >= 0 or _transforms_active():
         return False
-    grad = torch.is_grad_enabled()
-    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda a: False)
-    return not any(isinstance(a, torch.Tensor) and ((grad and a.requires_grad) or wrapped(a)) for a in args)
+    Tensor, grad = torch.Tensor, torch.is_grad_enabled()
+    for a in args:
+        if isinstance(a, Tensor) and ((grad and a.requires_grad) or _wrapped(a)):
+            return False
+    return True
 
 
 def apply(genred, args, backend, device_id, ranges):
-    """The raw engine outputs of a Genred call, recorded for autograd (Min, Max, KMin also keep their indices
-    when a derivative may be asked for)."""
-    if untracked(args):
-        return genred._raw_outputs(args, backend, device_id, ranges)
+    """The raw engine outputs of a Genred call that an autograd mode sees (not untracked(args)), recorded for
+    autograd (Min, Max, KMin also keep their indices when a derivative may be asked for)."""
     # (the engine's table names, for Min, Max, KMin, the variant that also returns the selected indices)
     variant = reduction_ops()[genred.reduction_op].with_indices
-    sig = genred.signature()
-    if variant is None or not may_differentiate(args) or reduced_rows(args, sig.arg_cats, sig.tag) == 0:
+    if variant is not None and may_differentiate(args):
+        sig = genred.signature()
         # (over an empty set nothing is selected: the values are +-inf and their derivatives zero)
-        return list(GenredFunction.apply(Call(genred, backend, device_id, ranges), *args))
-    return list(GenredFunction.apply(Call(genred.twin(variant), backend, device_id, ranges), *args))[:1]
+        if reduced_rows(args, sig.arg_cats, sig.tag) != 0:
+            return list(GenredFunction.apply(Call(genred.twin(variant), backend, device_id, ranges), *args))[:1]
+    return list(GenredFunction.apply(Call(genred, backend, device_id, ranges), *args))
 
 
 # ---------------------------------------------------------------------------------------------- backward

@@ -12,6 +12,11 @@ def _check_layout(x, what):
         raise TypeError(f"{what} is a {kind} tensor (layout {x.layout}); pass a dense tensor (x.to_dense())")
 
 
+_CPU = torch.device("cpu")
+# Names of the dtypes and devices met so far (str() of either costs more than the rest of a check).
+_DTYPE_NAMES, _DEVICE_NAMES = {}, {}
+
+
 class TorchTools(ArrayTools):
     name = "torch"
     array_type = torch.Tensor
@@ -32,7 +37,11 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def dtype_name(x):
-        return str(x.dtype).removeprefix("torch.")
+        dtype = x.dtype
+        name = _DTYPE_NAMES.get(dtype)
+        if name is None:
+            name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+        return name
 
     @classmethod
     def check_dtype(cls, x, what):
@@ -44,7 +53,11 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def device(x):
-        return str(x.device)
+        device = x.device
+        name = _DEVICE_NAMES.get(device)
+        if name is None:
+            name = _DEVICE_NAMES[device] = str(device)
+        return name
 
     @staticmethod
     def default_dtype():
@@ -82,7 +95,9 @@ class TorchTools(ArrayTools):
     @staticmethod
     def contiguous(x):
         # resolve_neg/resolve_conj copy the lazy views that the engine's raw reads would get wrong (x.conj().imag,
-        # torch._neg_view); autograd still flows through the caller's x.
+        # torch._neg_view); autograd still flows through the caller's x. (The first test is the common case, cheaply.)
+        if x.is_contiguous() and not (x.is_neg() or x.is_conj()):
+            return x
         return x.detach().resolve_neg().resolve_conj().contiguous()
 
     @staticmethod
@@ -91,7 +106,8 @@ class TorchTools(ArrayTools):
 
     @staticmethod
     def empty(shape, dtype, device):
-        return torch.empty(shape, dtype=getattr(torch, dtype), device=device)
+        # (the shape unpacked and a device object: torch parses these arguments fastest)
+        return torch.empty(*shape, dtype=getattr(torch, dtype), device=_CPU if device == "cpu" else device)
 
     @staticmethod
     def from_values(values, dtype, device):
