@@ -16,13 +16,16 @@ from .lazy_tensor import GenericLazyTensor, _is_complex, _is_complex_array, _is_
 from .tools import as_int
 
 _COMPLEX_DTYPES = {"float32": "complex64", "float64": "complex128"}
+# ComplexLazyTensor class of each framework's LazyTensor class (a module dict, not an attribute of the class: Dynamo
+# stops tracing at a read of a class __dict__ it has seen change)
+_COMPLEX_CLASSES = {}
 
 
 def complex_lazy_tensor_class(lazy_tensor_class):
     """The ComplexLazyTensor class of a framework's LazyTensor class (made on first use, then cached on it)."""
     if lazy_tensor_class.is_complex:
         return lazy_tensor_class
-    cls = lazy_tensor_class.__dict__.get("_complex_class")
+    cls = _COMPLEX_CLASSES.get(lazy_tensor_class)
     if cls is None:
         package = lazy_tensor_class.__module__.rsplit(".", 1)[0]  # "pykeops.numpy" for pykeops.numpy.lazy_tensor
         cls = type(
@@ -38,7 +41,7 @@ def complex_lazy_tensor_class(lazy_tensor_class):
                 "pykeops.common.complex_lazy_tensor.ComplexGenericLazyTensor).",
             },
         )
-        lazy_tensor_class._complex_class = cls
+        _COMPLEX_CLASSES[lazy_tensor_class] = cls
     return cls
 
 
