@@ -23,6 +23,25 @@ def test_code_size_does_not_grow_with_the_dimension():
     assert gauss <= 2 * ir_lines("Sum_Reduction(Exp(-SqDist(x,y))*b,0)", ["x=Vi(16)", "y=Vj(16)", "b=Vj(3)"])
 
 
+def flat_exp_sum(n):
+    return "Sum_Reduction(" + "+".join(f"Exp(-(x-y)*{k + 1})" for k in range(n)) + ",0)", ["x=Vi(1)", "y=Vj(1)"]
+
+
+def nested_sin(n):
+    return "Sum_Reduction(" + "Sin(" * n + "x-y" + ")" * n + ",0)", ["x=Vi(1)", "y=Vj(1)"]
+
+
+@pytest.mark.parametrize("family, per_node", [(flat_exp_sum, 4), (nested_sin, 2)])
+def test_code_size_is_linear_in_the_formula(family, per_node):
+    # Past the sizes where the row tile shrinks, each extra node costs a bounded number of IR lines (a term of the
+    # flat sum: its product, the call and the add), and a math function used many times is defined once and called.
+    ir_small, ir_large = (_engine.kernel_ir(*family(n), "float32") for n in (400, 1000))
+    assert len(ir_large.splitlines()) - len(ir_small.splitlines()) <= per_node * 600
+    assert len(ir_large.splitlines()) <= 3 * len(ir_small.splitlines())
+    for ir in (ir_small, ir_large):
+        assert len(re.findall(r"^define ", ir, re.M)) == 2  # the kernel and one outlined Exp or Sin
+
+
 @pytest.mark.parametrize("formula, aliases", [
     ("Sum_Reduction(Exp(-SqDist(x,y))*b,0)", ["x=Vi(3)", "y=Vj(3)", "b=Vj(1)"]),
     ("ArgKMin_Reduction(SqDist(x,y),50,0)", ["x=Vi(3)", "y=Vj(3)"]),
