@@ -480,19 +480,25 @@ class GenericGenred:
         """The engine's raw output arrays (values and/or int64 indices), without post-processing."""
         return self._run(args, backend, device_id, ranges, None)[0]
 
+    def _remembered(self, args, backend, device_id):
+        """(key, layout): the key a CPU layout of this call is remembered under (None when the arguments have no
+        layout key), and that layout if it is remembered and the build still has its CPU backend (else None)."""
+        keys = tuple(map(self.tools.layout_key, args))
+        # (only CPU layouts are remembered: host arrays run on the CPU whenever the build has its backend, gpu.selected)
+        if None in keys or type(backend) is not str or type(device_id) is not int:
+            return None, None
+        key = (backend, device_id, keys)
+        layout = self._layouts.find(key)
+        return key, layout if layout is not None and gpu.cpu_backend() else None
+
     def _layout(self, args, backend, device_id):
         """(CallLayout, bound arguments) of a call on args: every check of the arguments, then the kernel and the
         results' shapes. CPU layouts are remembered by the arguments' layout keys (what the checks read), so that
         a repeated call only makes its arrays contiguous."""
         tools = self.tools
-        keys = tuple(map(tools.layout_key, args))
-        # (only CPU layouts are remembered: host arrays run on the CPU whenever the build has its backend, gpu.selected)
-        cached = None not in keys and type(backend) is str and type(device_id) is int
-        if cached:
-            key = (backend, device_id, keys)
-            layout = self._layouts.find(key)
-            if layout is not None and gpu.cpu_backend():
-                return layout, BoundArguments(kernel_arrays(args, layout.reshapes, tools), *layout.bound[1:])
+        key, layout = self._remembered(args, backend, device_id)
+        if layout is not None:
+            return layout, BoundArguments(kernel_arrays(args, layout.reshapes, tools), *layout.bound[1:])
         for k, a in enumerate(args):  # before the device is looked at: a meta tensor has no data on any device
             if tools.is_array(a):
                 tools.check_storage(a, f"argument {k}")
@@ -508,7 +514,7 @@ class GenericGenred:
         batch = dict(batch=list(bound.batch), arg_batch=[list(b) for b in bound.arg_batch]) if bound.batch else {}
         layout = CallLayout(target, dtype, device, kernel, bound._replace(arrays=None), lead, cols, kinds, shapes, None,
                             math.prod(lead) > 0, batch, [(lead + (c,), kind) for c, kind in zip(cols, kinds)])
-        if cached and isinstance(target, CpuBackend) and gpu.cpu_backend():  # (a GPU backend holds per-call state)
+        if key is not None and isinstance(target, CpuBackend) and gpu.cpu_backend():  # (a GPU backend: per-call state)
             reshapes = [None if tuple(b.shape) == tuple(a.shape) else tuple(b.shape) for a, b in zip(args, bound.arrays)]
             self._layouts.add(key, layout._replace(reshapes=reshapes))
         return layout, bound
@@ -517,11 +523,11 @@ class GenericGenred:
         """Checks, allocates (or adopts out=) and runs on the chosen backend (CpuBackend, gpu.GpuBackend); returns
         (raw buffers, final shapes, out arrays or None), in the caller's framework."""
         tools = self.tools
-        if ranges is None and out is None and type(backend) is str and type(device_id) is int:
+        if ranges is None and out is None:
             # A layout seen before (a CPU one, see _layout): its checks passed for arguments of these types, dtypes,
             # devices and shapes; what is left is per call: contiguous arrays, fresh buffers, the launch.
-            layout = self._layouts.find((backend, device_id, tuple(map(tools.layout_key, args))))
-            if layout is not None and gpu.cpu_backend():
+            layout = self._remembered(args, backend, device_id)[1]
+            if layout is not None:
                 arrays = kernel_arrays(args, layout.reshapes, tools)
                 empty = tools.empty
                 buffers = [empty(shape, kind, "cpu") for shape, kind in layout.raw]
